@@ -1,0 +1,185 @@
+// kexec_model: the userspace model of a live update, end to end.
+//
+// The old image creates "physical memory" (a memfd standing for [base, base+size)),
+// builds a handover in it, seals it and exec()s itself as the next image, passing the
+// memfd. The next image maps the file at another virtual address, reads the boot
+// page, attaches and validates the root, walks every structure in place and reports.
+//
+//   kexec_model [--json] [--crash-at STEP] [--base PHYS] [--size BYTES] [--memory-file F]
+//
+// With --crash-at the old image is a child process killed (SIGKILL) at STEP; the
+// parent survives as "firmware" and boots the next image over whatever was left.
+// The next image must then refuse with a named error (exit 1), never half-accept.
+#include <kho/handover.hpp>
+#include <kho/model/inspect.hpp>
+#include <kho/model/physical_memory.hpp>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace {
+
+using namespace kho;
+using source_type = bump_page_source<flat_memory>;
+
+// The steps of the old image, in order; each is a --crash-at target.
+const std::vector<std::string> steps = {
+    "root",          // allocate the handover root
+    "boot-page",     // hand the root's address to the next kernel
+    "blob",          // preserve a small blob of service state
+    "seal-began",    // sealing started: state word says SEALING
+    "seal-entries",  // entry checksums written
+    "seal-root",     // root checksum written, not yet published
+    "sealed",        // published
+};
+
+[[noreturn]] void die(const std::string& msg) {
+  std::fprintf(stderr, "kexec_model: %s\n", msg.c_str());
+  std::exit(2);
+}
+
+void check(const status& s, const char* what) {
+  if (!s) die(fmt::format("{}: {}", what, to_string(s.code())));
+}
+
+/// The old kernel: builds and seals the handover, crashing at `crash_at` if named.
+void run_old_image(model::physical_memory& pm, const std::string& crash_at, u64 generation) {
+  auto crash_point = [&](const std::string& step) {
+    if (step == crash_at) ::raise(SIGKILL);
+  };
+  flat_memory mem = pm.memory();
+  source_type pages(mem, pm.base() + page_geometry<>::size, pm.base() + pm.size());
+
+  auto root = handover_writer<source_type>::create(pages, generation);
+  if (!root) die("cannot allocate the root");
+  crash_point("root");
+
+  model::write_boot_page(pm, root->root(), generation, page_geometry<>::shift);
+  crash_point("boot-page");
+
+  auto blob = alloc_zeroed(pages, order{0}, page_geometry<>::size);
+  if (!blob) die("cannot allocate the blob");
+  const char state[] = "service state that must survive the live update";
+  std::memcpy(mem.to_virt(*blob, sizeof state), state, sizeof state);
+  check(root->add("demo-blob", "kho-blob-v1", *blob, sizeof state), "add blob");
+  crash_point("blob");
+
+  check(root->seal([&](seal_step s) {
+          switch (s) {
+            case seal_step::began: crash_point("seal-began"); break;
+            case seal_step::entries_checksummed: crash_point("seal-entries"); break;
+            case seal_step::root_checksummed: crash_point("seal-root"); break;
+            case seal_step::published: crash_point("sealed"); break;
+          }
+        }),
+        "seal");
+}
+
+/// The next kernel: maps memory elsewhere, attaches, walks, reports. Returns the exit code.
+int run_next_image(int fd, u64 base, bool json) {
+  nlohmann::json out;
+  model::boot_page boot{};
+  const bool have_boot = ::pread(fd, &boot, sizeof boot, 0) == sizeof boot &&
+                         boot.magic.get() == model::boot_magic;
+  const void* writer_virt = have_boot ? reinterpret_cast<const void*>(boot.writer_virt.get()) : nullptr;
+  auto pm = model::physical_memory::adopt_fd(fd, base, /*writable=*/true, writer_virt);
+  if (pm.virt() == writer_virt) die("the next image must map memory at a new address");
+  out["reader_base"] = model::hex(reinterpret_cast<u64>(pm.virt()));
+  if (!have_boot) {
+    out["status"] = "no handover";
+    out["error"] = {{"error", "no boot page"}};
+  } else {
+    out["writer_base"] = model::hex(boot.writer_virt.get());
+    out.update(model::inspect(pm.memory(), phys_addr{boot.root.get()}));
+    if (out["status"] == "ok" && out.value("generation", u64{0}) != boot.generation.get())
+      out["status"] = to_string(errc::stale);
+  }
+  const bool ok = out["status"] == "ok";
+  if (json) {
+    std::printf("%s\n", out.dump(2).c_str());
+  } else {
+    std::printf("next image: memory mapped at %s (the old image used %s)\n",
+                out["reader_base"].get<std::string>().c_str(),
+                out.value("writer_base", std::string("?")).c_str());
+    if (!ok) {
+      std::printf("handover REFUSED: %s\n", out["status"].get<std::string>().c_str());
+      if (out.contains("error")) std::printf("  %s\n", out["error"].dump().c_str());
+    } else {
+      std::printf("handover root %s validated, generation %llu, %zu entries\n",
+                  out["root"].get<std::string>().c_str(),
+                  static_cast<unsigned long long>(out["generation"].get<u64>()),
+                  out["entries"].size());
+      for (const auto& e : out["entries"])
+        std::printf("  %-12s %-14s at %s: %s\n", e["name"].get<std::string>().c_str(),
+                    e["compatible"].get<std::string>().c_str(),
+                    e["phys"].get<std::string>().c_str(), e.value("summary", "ok").c_str());
+    }
+  }
+  return ok ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"kho userspace kexec model"};
+  bool json = false;
+  std::string crash_at;
+  u64 base = model::default_base, size = model::default_size, generation = 1;
+  int next_fd = -1;
+  std::string memory_file;
+  app.add_flag("--json", json, "print a machine-readable summary");
+  app.add_option("--crash-at", crash_at, "kill the old image at this step")
+      ->check(CLI::IsMember(steps));
+  app.add_option("--base", base, "physical base of memory");
+  app.add_option("--size", size, "bytes of physical memory");
+  app.add_option("--memory-file", memory_file, "back physical memory by this file (kept)");
+  app.add_option("--generation", generation, "handover generation");
+  app.add_option("--next-image-fd", next_fd, "internal: run as the next image on this fd")
+      ->group("");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    if (next_fd >= 0) return run_next_image(next_fd, base, json);
+    if (base % page_geometry<>::size != 0 || size < 16 * page_geometry<>::size)
+      die("--base must be page-aligned and --size at least 16 pages");
+
+    auto pm = model::physical_memory::create(base, size, memory_file);
+    if (crash_at.empty()) {
+      run_old_image(pm, crash_at, generation);
+    } else {
+      pid_t child = ::fork();
+      if (child < 0) model::throw_errno("fork");
+      if (child == 0) {
+        run_old_image(pm, crash_at, generation);
+        std::_Exit(0);
+      }
+      int wstatus = 0;
+      ::waitpid(child, &wstatus, 0);
+      if (!json)
+        std::printf("old image %s at step %s\n",
+                    WIFSIGNALED(wstatus) ? "killed" : "exited", crash_at.c_str());
+    }
+    if (!json) std::printf("old image: memory mapped at %p, kexec...\n", pm.virt());
+    std::fflush(stdout);
+    pm.keep_across_exec();
+    const std::string fd = std::to_string(pm.fd()), b = std::to_string(base);
+    std::vector<const char*> args = {"/proc/self/exe", "--next-image-fd", fd.c_str(), "--base",
+                                     b.c_str()};
+    if (json) args.push_back("--json");
+    args.push_back(nullptr);
+    ::execv("/proc/self/exe", const_cast<char* const*>(args.data()));
+    model::throw_errno("exec");
+  } catch (const std::exception& e) {
+    die(e.what());
+  }
+}

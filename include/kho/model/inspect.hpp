@@ -1,0 +1,83 @@
+// kho/model/inspect.hpp: attach a handover and describe everything in it (hosted only).
+//
+// Shared by the next image of the kexec model and by `kho dump` / `kho verify`, so
+// both read a handover the same way. Each root entry is attached with the reader its
+// compatible string names; what it holds is reported as JSON. An entry with a format
+// this reader does not know is reported as such, never guessed at.
+#pragma once
+
+#include <kho/handover.hpp>
+#include <kho/model/physical_memory.hpp>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <map>
+#include <string>
+
+namespace kho::model {
+
+inline std::string hex(u64 v) { return fmt::format("{:#x}", v); }
+
+/// A failure as JSON: the error's name and where it happened.
+inline nlohmann::json describe_error(const error& e) {
+  return {{"error", to_string(e.code)},
+          {"structure", e.loc.structure},
+          {"at", hex(e.loc.at.value)},
+          {"depth", e.loc.depth}};
+}
+
+/// One line for people: "checksum mismatch in handover at 0x100001000 (depth 1)".
+inline std::string format_error(const error& e) {
+  return fmt::format("{} in {} at {:#x} (depth {})", to_string(e.code),
+                     e.loc.structure[0] ? e.loc.structure : "input", e.loc.at.value, e.loc.depth);
+}
+
+/// Describes one root entry's structure; sets "ok" false and "error" on failure.
+using entry_reader = std::function<nlohmann::json(const flat_memory&, const handover_entry&)>;
+
+/// Readers by compatible string; later structures register here.
+inline std::map<std::string, entry_reader>& entry_readers() {
+  static std::map<std::string, entry_reader> readers;
+  return readers;
+}
+
+/// Attaches the root at `root` and reads every entry. The result has "status" ("ok" or
+/// the error's name), "root" and "entries" (each with its own "ok").
+inline nlohmann::json inspect(const flat_memory& mem, phys_addr root) {
+  nlohmann::json out;
+  out["root"] = hex(root.value);
+  auto view = attach_handover(mem, root);
+  if (!view) {
+    out["status"] = to_string(view.code());
+    out["error"] = describe_error(view.err());
+    out["entries"] = nlohmann::json::array();
+    return out;
+  }
+  out["generation"] = view->generation();
+  bool all_ok = true;
+  nlohmann::json entries = nlohmann::json::array();
+  for (const handover_entry& e : *view) {
+    nlohmann::json j{{"name", e.name},
+                     {"compatible", e.compatible},
+                     {"phys", hex(e.phys.get())},
+                     {"size", e.size.get()},
+                     {"checksum", hex(e.checksum.get())}};
+    auto reader = entry_readers().find(e.compatible);
+    if (reader == entry_readers().end()) {
+      j["ok"] = true;
+      j["known_format"] = false;
+    } else {
+      j["known_format"] = true;
+      j.update(reader->second(mem, e));
+      if (!j.value("ok", false)) all_ok = false;
+    }
+    entries.push_back(std::move(j));
+  }
+  out["entries"] = std::move(entries);
+  out["status"] = all_ok ? "ok" : "entry failed";
+  return out;
+}
+
+}  // namespace kho::model

@@ -1,0 +1,20 @@
+cmake_minimum_required(VERSION 3.25)
+# Builds a consumer project against kho: MODE find_package (install first) or add_subdirectory.
+file(REMOVE_RECURSE ${WORK})
+file(MAKE_DIRECTORY ${WORK})
+function(run)
+  execute_process(COMMAND ${ARGV} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "failed: ${ARGV}\n${out}\n${err}")
+  endif()
+endfunction()
+if(MODE STREQUAL "find_package")
+  run(${CMAKE_COMMAND} --install ${KHO_BUILD} --prefix ${WORK}/prefix)
+  run(${CMAKE_COMMAND} -S ${KHO_SOURCE}/tests/consumer/find_package -B ${WORK}/build
+      -DCMAKE_PREFIX_PATH=${WORK}/prefix)
+else()
+  run(${CMAKE_COMMAND} -S ${KHO_SOURCE}/tests/consumer/add_subdirectory -B ${WORK}/build
+      -DKHO_SOURCE_DIR=${KHO_SOURCE})
+endif()
+run(${CMAKE_COMMAND} --build ${WORK}/build)
+run(${WORK}/build/consumer)
