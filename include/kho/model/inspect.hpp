@@ -12,9 +12,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include <functional>
-#include <map>
 #include <string>
+#include <string_view>
 
 namespace kho::model {
 
@@ -34,13 +33,25 @@ inline std::string format_error(const error& e) {
                      e.loc.structure[0] ? e.loc.structure : "input", e.loc.at.value, e.loc.depth);
 }
 
-/// Describes one root entry's structure; sets "ok" false and "error" on failure.
-using entry_reader = std::function<nlohmann::json(const flat_memory&, const handover_entry&)>;
+/// Reads one root entry's structure in place. The JSON it returns has "ok" (bool),
+/// "summary" (one line for people), "error" (describe_error) when not ok, and whatever
+/// the structure has to say. Each structure's reader lives in model/inspect_<name>.hpp.
+struct entry_reader {
+  const char* compatible;
+  nlohmann::json (*read)(const flat_memory&, const handover_entry&);
+};
 
-/// Readers by compatible string; later structures register here.
-inline std::map<std::string, entry_reader>& entry_readers() {
-  static std::map<std::string, entry_reader> readers;
-  return readers;
+/// Readers by compatible string. Reading a blob needs nothing beyond the root's checksum.
+inline const entry_reader* find_entry_reader(const char* compatible) {
+  static const entry_reader readers[] = {
+      {"kho-blob-v1",
+       [](const flat_memory&, const handover_entry& e) -> nlohmann::json {
+         return {{"ok", true}, {"summary", fmt::format("{} bytes, checksum verified", e.size.get())}};
+       }},
+  };
+  for (const entry_reader& r : readers)
+    if (std::string_view(r.compatible) == compatible) return &r;
+  return nullptr;
 }
 
 /// Attaches the root at `root` and reads every entry. The result has "status" ("ok" or
@@ -64,14 +75,14 @@ inline nlohmann::json inspect(const flat_memory& mem, phys_addr root) {
                      {"phys", hex(e.phys.get())},
                      {"size", e.size.get()},
                      {"checksum", hex(e.checksum.get())}};
-    auto reader = entry_readers().find(e.compatible);
-    if (reader == entry_readers().end()) {
+    if (const entry_reader* reader = find_entry_reader(e.compatible)) {
+      j["known_format"] = true;
+      j.update(reader->read(mem, e));
+      if (!j.value("ok", false)) all_ok = false;
+    } else {
       j["ok"] = true;
       j["known_format"] = false;
-    } else {
-      j["known_format"] = true;
-      j.update(reader->second(mem, e));
-      if (!j.value("ok", false)) all_ok = false;
+      j["summary"] = "format unknown to this reader; checksum verified";
     }
     entries.push_back(std::move(j));
   }

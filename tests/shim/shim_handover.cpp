@@ -41,7 +41,7 @@ int exercise_handover() {
 }  // namespace
 
 // Entry points with C linkage keep the instantiations from being discarded.
-extern "C" int kho_shim_check_4k() { return exercise_handover<12>(); }
-extern "C" int kho_shim_check_16k() { return exercise_handover<14>(); }
-extern "C" int kho_shim_check_64k() { return exercise_handover<16>(); }
-extern "C" const char* kho_shim_check_error_text(int e) { return to_string(static_cast<errc>(e)); }
+extern "C" int kho_shim_handover_4k() { return exercise_handover<12>(); }
+extern "C" int kho_shim_handover_16k() { return exercise_handover<14>(); }
+extern "C" int kho_shim_handover_64k() { return exercise_handover<16>(); }
+extern "C" const char* kho_shim_error_text(int e) { return to_string(static_cast<errc>(e)); }
