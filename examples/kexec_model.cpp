@@ -12,6 +12,8 @@
 // The next image must then refuse with a named error (exit 1), never half-accept.
 #include <kho/handover.hpp>
 #include <kho/model/inspect.hpp>
+#include <kho/preserve_bitmap.hpp>
+#include <kho/restore.hpp>
 #include <kho/model/physical_memory.hpp>
 
 #include <CLI/CLI.hpp>
@@ -20,6 +22,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -37,6 +40,7 @@ const std::vector<std::string> steps = {
     "root",          // allocate the handover root
     "boot-page",     // hand the root's address to the next kernel
     "blob",          // preserve a small blob of service state
+    "radix",         // preserve guest memory and the handover's own pages in the radix map
     "seal-began",    // sealing started: state word says SEALING
     "seal-entries",  // entry checksums written
     "seal-root",     // root checksum written, not yet published
@@ -74,6 +78,27 @@ void run_old_image(model::physical_memory& pm, const std::string& crash_at, u64 
   check(root->add("demo-blob", "kho-blob-v1", *blob, sizeof state), "add blob");
   crash_point("blob");
 
+  // Guest memory: scattered 4 KiB pages and 2 MiB blocks, all recorded in the radix
+  // map, which also records its own pages and those of the root and the blob.
+  auto map = preserve_bitmap<source_type>::create(pages);
+  if (!map) die("cannot create the preserved-memory map");
+  check(map->preserve(root->root(), order{0}), "preserve root page");
+  check(map->preserve(*blob, order{0}), "preserve blob page");
+  for (int i = 0; i < 8; ++i) {
+    auto huge = pages.alloc(order{9});
+    if (!huge) die("cannot allocate guest memory");
+    check(map->preserve(*huge, order{9}), "preserve 2 MiB block");
+  }
+  for (int i = 0; i < 64; ++i) {
+    auto page = pages.alloc(order{0});
+    auto gap = pages.alloc(order{0});  // left unpreserved: a hole every other page
+    if (!page || !gap) die("cannot allocate guest memory");
+    check(map->preserve(*page, order{0}), "preserve 4 KiB page");
+  }
+  check(root->add("preserved-memory-map", radix_compatible, map->root(), page_geometry<>::size),
+        "add radix map");
+  crash_point("radix");
+
   check(root->seal([&](seal_step s) {
           switch (s) {
             case seal_step::began: crash_point("seal-began"); break;
@@ -83,6 +108,33 @@ void run_old_image(model::physical_memory& pm, const std::string& crash_at, u64 
           }
         }),
         "seal");
+}
+
+/// Reserves the preserved map in a memblock model both ways; they must agree.
+nlohmann::json restore_preserved(const flat_memory& mem, const nlohmann::json& report) {
+  for (const auto& e : report["entries"]) {
+    if (e["compatible"] != radix_compatible) continue;
+    std::vector<u64> scratch(mem.size() / page_geometry<>::size);
+    auto view = attach_preserve_bitmap(mem, phys_addr{std::stoull(e["phys"].get<std::string>(), nullptr, 16)}, scratch);
+    if (!view) return {{"error", to_string(view.code())}};
+    // The memblock arrays live in the next kernel's own boot memory, not in the handover.
+    alignas(4096) static unsigned char boot_memory[4 << 20];
+    flat_memory scratch_mem(phys_addr{u64{1} << 40}, sizeof boot_memory, boot_memory);
+    bump_page_source<flat_memory> boot_pages(scratch_mem, scratch_mem.base(), scratch_mem.end());
+    auto naive = memblock_model<decltype(boot_pages)>::create(boot_pages);
+    auto linear = memblock_model<decltype(boot_pages)>::create(boot_pages);
+    if (!naive || !linear || !restore_naive(*view, *naive) || !restore_linear(*view, *linear))
+      return {{"error", "restore failed"}};
+    const bool same = std::equal(naive->begin(), naive->end(), linear->begin(), linear->end(),
+                                 [](const memblock_region& a, const memblock_region& b) {
+                                   return a.base == b.base && a.size == b.size;
+                                 });
+    return {{"regions", linear->size()},
+            {"reserved_bytes", linear->reserved_bytes()},
+            {"naive_equals_linear", same},
+            {"root_page_reserved", view->is_preserved(phys_addr{std::stoull(report["root"].get<std::string>(), nullptr, 16)})}};
+  }
+  return nlohmann::json::object();
 }
 
 /// The next kernel: maps memory elsewhere, attaches, walks, reports. Returns the exit code.
@@ -103,6 +155,7 @@ int run_next_image(int fd, u64 base, bool json) {
     out.update(model::inspect(pm.memory(), phys_addr{boot.root.get()}));
     if (out["status"] == "ok" && out.value("generation", u64{0}) != boot.generation.get())
       out["status"] = to_string(errc::stale);
+    if (out["status"] == "ok") out["restore"] = restore_preserved(pm.memory(), out);
   }
   const bool ok = out["status"] == "ok";
   if (json) {
@@ -120,9 +173,14 @@ int run_next_image(int fd, u64 base, bool json) {
                   static_cast<unsigned long long>(out["generation"].get<u64>()),
                   out["entries"].size());
       for (const auto& e : out["entries"])
-        std::printf("  %-12s %-14s at %s: %s\n", e["name"].get<std::string>().c_str(),
+        std::printf("  %-22s %-14s at %s: %s\n", e["name"].get<std::string>().c_str(),
                     e["compatible"].get<std::string>().c_str(),
                     e["phys"].get<std::string>().c_str(), e.value("summary", "ok").c_str());
+      if (out.contains("restore") && out["restore"].contains("regions"))
+        std::printf("restored into memblock: %llu regions, %llu KiB reserved (naive and linear %s)\n",
+                    static_cast<unsigned long long>(out["restore"]["regions"].get<u64>()),
+                    static_cast<unsigned long long>(out["restore"]["reserved_bytes"].get<u64>() >> 10),
+                    out["restore"]["naive_equals_linear"].get<bool>() ? "agree" : "DISAGREE");
     }
   }
   return ok ? 0 : 1;

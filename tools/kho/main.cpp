@@ -2,6 +2,7 @@
 //
 //   kho dump   --memory FILE --base PHYS [--root PHYS] [--json]
 //   kho verify --memory FILE --base PHYS [--root PHYS]
+//   kho dump   --memory FILE --base PHYS --radix-root PHYS [--json]   (a bare kho-v2 tree)
 //
 // FILE is a memory image standing for [PHYS, PHYS + file size). Without --root the
 // root's address comes from the boot page at PHYS. verify exits 0 when everything
@@ -25,12 +26,15 @@ struct image_options {
   std::string memory;
   u64 base = 0;
   std::optional<u64> root;
+  std::optional<u64> radix_root;
 };
 
 void add_image_options(CLI::App* cmd, image_options& o) {
   cmd->add_option("--memory", o.memory, "memory image file")->required()->check(CLI::ExistingFile);
   cmd->add_option("--base", o.base, "physical address of the image's first byte")->required();
   cmd->add_option("--root", o.root, "physical address of the handover root (default: boot page)");
+  cmd->add_option("--radix-root", o.radix_root,
+                  "read a bare kho-v2 preserved-memory radix tree at this address instead");
 }
 
 /// The root's address: --root, or the boot page's. Empty if neither exists.
@@ -54,8 +58,25 @@ void print_human(const nlohmann::json& j) {
   }
 }
 
+/// A bare radix tree (as a Linux kernel leaves it), no kho root around it.
+int dump_radix(const model::physical_memory& pm, phys_addr root, bool json) {
+  nlohmann::json j = model::radix_report(pm.memory(), root);
+  if (json) {
+    fmt::print("{}\n", j.dump(2));
+  } else {
+    fmt::print("radix tree {}: {}\n", model::hex(root.value), j["summary"].get<std::string>());
+    if (j.contains("orders"))
+      for (const auto& [o, n] : j["orders"].items()) fmt::print("  order {:>2}: {} blocks\n", o, n.get<u64>());
+    if (j.contains("ranges"))
+      for (const auto& r : j["ranges"])
+        fmt::print("  [{}, +{})\n", r[0].get<std::string>(), r[1].get<std::string>());
+  }
+  return j["ok"].get<bool>() ? 0 : 2;
+}
+
 int dump(const image_options& o, bool json) {
   auto pm = model::physical_memory::open(o.memory, o.base, /*writable=*/false);
+  if (o.radix_root) return dump_radix(pm, phys_addr{*o.radix_root}, json);
   auto root = find_root(pm, o);
   if (!root) {
     fmt::print(stderr, "kho: no boot page at {:#x}; pass --root\n", o.base);
@@ -71,6 +92,16 @@ int dump(const image_options& o, bool json) {
 
 int verify(const image_options& o) {
   auto pm = model::physical_memory::open(o.memory, o.base, /*writable=*/false);
+  if (o.radix_root) {
+    nlohmann::json j = model::radix_report(pm.memory(), phys_addr{*o.radix_root});
+    if (j["ok"].get<bool>()) {
+      fmt::print("ok: {}\n", j["summary"].get<std::string>());
+      return 0;
+    }
+    fmt::print("{} in {} at {}\n", j["error"]["error"].get<std::string>(),
+               j["error"]["structure"].get<std::string>(), j["error"]["at"].get<std::string>());
+    return 2;
+  }
   auto root = find_root(pm, o);
   if (!root) {
     fmt::print(stderr, "kho: no boot page at {:#x}; pass --root\n", o.base);

@@ -7,7 +7,9 @@
 #pragma once
 
 #include <kho/handover.hpp>
+#include <kho/model/inspect_radix.hpp>
 #include <kho/model/physical_memory.hpp>
+#include <kho/model/report.hpp>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -16,22 +18,6 @@
 #include <string_view>
 
 namespace kho::model {
-
-inline std::string hex(u64 v) { return fmt::format("{:#x}", v); }
-
-/// A failure as JSON: the error's name and where it happened.
-inline nlohmann::json describe_error(const error& e) {
-  return {{"error", to_string(e.code)},
-          {"structure", e.loc.structure},
-          {"at", hex(e.loc.at.value)},
-          {"depth", e.loc.depth}};
-}
-
-/// One line for people: "checksum mismatch in handover at 0x100001000 (depth 1)".
-inline std::string format_error(const error& e) {
-  return fmt::format("{} in {} at {:#x} (depth {})", to_string(e.code),
-                     e.loc.structure[0] ? e.loc.structure : "input", e.loc.at.value, e.loc.depth);
-}
 
 /// Reads one root entry's structure in place. The JSON it returns has "ok" (bool),
 /// "summary" (one line for people), "error" (describe_error) when not ok, and whatever
@@ -44,6 +30,7 @@ struct entry_reader {
 /// Readers by compatible string. Reading a blob needs nothing beyond the root's checksum.
 inline const entry_reader* find_entry_reader(const char* compatible) {
   static const entry_reader readers[] = {
+      {radix_compatible, read_radix},
       {"kho-blob-v1",
        [](const flat_memory&, const handover_entry& e) -> nlohmann::json {
          return {{"ok", true}, {"summary", fmt::format("{} bytes, checksum verified", e.size.get())}};

@@ -1,0 +1,51 @@
+// kho/model/inspect_radix.hpp: the preserved-memory map as JSON (hosted only).
+#pragma once
+
+#include <kho/handover.hpp>
+#include <kho/model/report.hpp>
+#include <kho/preserve_bitmap.hpp>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <vector>
+
+namespace kho::model {
+
+/// Attaches the radix tree at `root` (a bare kho-v2 tree or a root entry's) and
+/// reports per-order counts, the coalesced ranges as ["start", "size"] hex pairs, and
+/// the tree's own pages. One scratch slot per page of memory bounds the node count.
+inline nlohmann::json radix_report(const flat_memory& mem, phys_addr root) {
+  std::vector<u64> scratch(mem.size() / page_geometry<>::size + 1);
+  auto view = attach_preserve_bitmap(mem, root, scratch);
+  if (!view) {
+    return {{"ok", false},
+            {"error", describe_error(view.err())},
+            {"summary", fmt::format("refused: {}", format_error(view.err()))}};
+  }
+  nlohmann::json counts = nlohmann::json::object();
+  for (unsigned o = 0; o <= radix_geometry<12>::max_order; ++o)
+    if (view->count(order{o}) != 0) counts[std::to_string(o)] = view->count(order{o});
+  nlohmann::json ranges = nlohmann::json::array();
+  u64 bytes = 0;
+  view->for_each_range([&](phys_addr start, u64 size) {
+    ranges.push_back({hex(start.value), hex(size)});
+    bytes += size;
+  });
+  return {{"ok", true},
+          {"root", hex(root.value)},
+          {"blocks", view->total()},
+          {"orders", counts},
+          {"tree_pages", view->node_count()},
+          {"preserved_bytes", bytes},
+          {"ranges", ranges},
+          {"summary", fmt::format("{} blocks in {} ranges, {} MiB preserved, {} tree pages",
+                                  view->total(), ranges.size(), bytes >> 20, view->node_count())}};
+}
+
+/// Root-entry reader for compatible "kho-radix-v1".
+inline nlohmann::json read_radix(const flat_memory& mem, const handover_entry& e) {
+  return radix_report(mem, phys_addr{e.phys.get()});
+}
+
+}  // namespace kho::model

@@ -1,0 +1,29 @@
+// kho/model/report.hpp: how the hosted tools word results (hex addresses, errors as JSON).
+#pragma once
+
+#include <kho/result.hpp>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+namespace kho::model {
+
+inline std::string hex(u64 v) { return fmt::format("{:#x}", v); }
+
+/// A failure as JSON: the error's name and where it happened.
+inline nlohmann::json describe_error(const error& e) {
+  return {{"error", to_string(e.code)},
+          {"structure", e.loc.structure},
+          {"at", hex(e.loc.at.value)},
+          {"depth", e.loc.depth}};
+}
+
+/// One line for people: "checksum mismatch in handover at 0x100001000 (depth 1)".
+inline std::string format_error(const error& e) {
+  return fmt::format("{} in {} at {:#x} (depth {})", to_string(e.code),
+                     e.loc.structure[0] ? e.loc.structure : "input", e.loc.at.value, e.loc.depth);
+}
+
+}  // namespace kho::model

@@ -1,0 +1,690 @@
+// kho/preserve_bitmap.hpp: which pages, of which order, are preserved.
+//
+// Byte-compatible with Linux's KHO preserved-memory radix tree ("kho-v2" root,
+// per-component "radix-v1"). Every node is one page:
+//
+//   table  PAGE_SIZE/8 little-endian u64 physical addresses of the next level, 0 = absent
+//   leaf   PAGE_SIZE*8 bits; bit n is bit n%64 of little-endian u64 word n/64
+//
+// A block of order o at physical address pa is one bit, at the key
+//
+//   key(pa, o) = 1 << (64 - PAGE_SHIFT - o)  |  pa >> (PAGE_SHIFT + o)
+//                ^ the order bit: one per order    ^ the block's number
+//
+// The low PAGE_SHIFT+3 key bits pick the bit in a leaf; each higher group of
+// PAGE_SHIFT-3 bits picks a table entry, the root consuming the highest group:
+//
+//   4 KiB pages:  | 63..60 zero | 59..51 | 50..42 | 41..33 | 32..24 | 23..15 | 14..0 |
+//                                root      table    table    table    table    leaf
+//
+// depth = ceil((64 - PAGE_SHIFT - (PAGE_SHIFT + 3)) / (PAGE_SHIFT - 3)) + 1: 6 for 4 KiB
+// pages, 4 for 16 KiB and 64 KiB. One leaf covers 2^15 order-0 pages (128 MiB).
+//
+// Because the order bit sits above the block number, each order owns a contiguous key
+// range, and keys ascend with addresses within it: an in-order tree walk yields the
+// orders from largest to smallest, each in ascending address order. Walking memory in
+// address order is therefore a k-way merge of one cursor per order present; each
+// cursor skips absent subtrees whole and zero bitmap words 64 blocks at a time.
+//
+// Invariants the reader checks (preserve_bitmap_view::attach):
+//   - every node address is page-aligned and inside memory, and is reached once
+//     (no cycles, no shared subtrees);
+//   - no entry leads to keys the format cannot express: a key decodes to an order in
+//     [0, 63 - PAGE_SHIFT] and fits the tree's key bits (with 16 KiB pages the formula
+//     above leaves the tree 50 key bits, one short of an order-0 key: such keys are
+//     refused, never folded onto another order's);
+//   - the depth is exact: the format has no node headers, so a node's level is its
+//     distance from the root.
+// Empty nodes are valid (Linux never frees them); this writer frees a leaf when its
+// last bit clears, and then every table that empties on the path up (never the root).
+//
+// With record_own_pages (the default) the writer records the tree's own node pages as
+// order-0 blocks, so the map describes its own memory. A leaf that records node pages,
+// its own included, therefore only empties when those nodes go: such leaves are kept
+// until clear().
+#pragma once
+
+#include <kho/detail/bits.hpp>
+#include <kho/detail/endian.hpp>
+#include <kho/memory.hpp>
+#include <kho/phys.hpp>
+#include <kho/result.hpp>
+
+#include <algorithm>
+#include <cstring>
+#include <span>
+#include <type_traits>
+
+namespace kho {
+
+inline constexpr const char* radix_compatible = "kho-radix-v1";
+
+/// Key and shape arithmetic of the radix tree for one page size.
+template <unsigned PageShift>
+struct radix_geometry {
+  static constexpr unsigned page_shift = PageShift;
+  static constexpr u64 page_size = u64{1} << PageShift;
+  static constexpr unsigned leaf_bits = PageShift + 3;   // a page of bits
+  static constexpr unsigned table_bits = PageShift - 3;  // a page of u64
+  static constexpr u64 leaf_words = page_size / 8;
+  static constexpr u64 table_entries = page_size / 8;
+  static constexpr unsigned depth =
+      (64 - PageShift - leaf_bits + table_bits - 1) / table_bits + 1;
+  static constexpr unsigned tree_bits = leaf_bits + (depth - 1) * table_bits;
+  static constexpr unsigned max_order = 63 - PageShift;  // a block still fits in 64 bits
+  // Keys are below 2^(65 - PAGE_SHIFT) (order 0's bit is 64 - PAGE_SHIFT) and must fit
+  // the tree's key bits.
+  static constexpr unsigned key_bits = tree_bits < 65 - PageShift ? tree_bits : 65 - PageShift;
+  static constexpr u64 key_limit = u64{1} << key_bits;
+
+  static_assert(tree_bits <= 63, "keys fit in a u64 with room for a limit");
+
+  /// Key bits a node at `level` spans (level 0 is a leaf).
+  static constexpr unsigned span_bits(unsigned level) { return leaf_bits + level * table_bits; }
+
+  static constexpr u64 order_bit(order o) { return u64{1} << (64 - PageShift - o.value); }
+
+  /// The key of block (pa, o); false if the order is too large, pa is misaligned for
+  /// it, or the key does not fit the tree.
+  static constexpr errc encode(phys_addr pa, order o, u64& key) {
+    if (o.value > max_order) return errc::out_of_range;
+    if (!page_geometry<PageShift>::is_aligned(pa, o)) return errc::misaligned;
+    key = order_bit(o) | (pa.value >> (PageShift + o.value));
+    return key < key_limit ? errc::ok : errc::out_of_range;
+  }
+
+  /// The block a key stands for; false for keys no block has (0 and 1).
+  static constexpr bool decode(u64 key, phys_addr& pa, order& o) {
+    if (key < 2) return false;
+    const unsigned msb = 63 - static_cast<unsigned>(__builtin_clzll(key));
+    o = order{64 - PageShift - msb};
+    pa = phys_addr{(key ^ (u64{1} << msb)) << (PageShift + o.value)};
+    return true;
+  }
+};
+
+namespace detail {
+
+inline u64 load_le(const u64* p) { return to_little(*p); }
+inline void store_le(u64* p, u64 v) { *p = to_little(v); }
+
+/// Read-side walking shared by writer and view: the nodes are reached through a
+/// Memory policy, and every query is a descent or a cursor over the leaves.
+template <Memory M, unsigned PageShift>
+class radix_walker {
+ public:
+  using geo = radix_geometry<PageShift>;
+  static constexpr unsigned orders = geo::max_order + 1;
+
+  radix_walker() = default;
+  radix_walker(const M* mem, phys_addr root) : mem_(mem), root_(root) {}
+
+  u64* node(phys_addr pa) const { return static_cast<u64*>(mem_->to_virt(pa, geo::page_size)); }
+  phys_addr root() const { return root_; }
+  const M& memory() const { return *mem_; }
+  void rebind(const M* mem) { mem_ = mem; }
+
+  /// True if block (pa, o) is set.
+  bool test(phys_addr pa, order o) const {
+    u64 key = 0;
+    if (geo::encode(pa, o, key) != errc::ok) return false;
+    const u64* leaf = find_leaf_exact(key);
+    return leaf != nullptr && ((load_le(leaf + word_of(key)) >> (key & 63)) & 1);
+  }
+
+  /// The leaf holding `key`, or nullptr if a table on the way is absent.
+  u64* find_leaf_exact(u64 key) const {
+    phys_addr pa = root_;
+    for (unsigned level = geo::depth - 1; level > 0; --level) {
+      const u64 entry = load_le(node(pa) + digit(key, level));
+      if (entry == 0) return nullptr;
+      pa = phys_addr{entry};
+    }
+    return node(pa);
+  }
+
+  static constexpr u64 digit(u64 key, unsigned level) {
+    return (key >> geo::span_bits(level - 1)) & (geo::table_entries - 1);
+  }
+  static constexpr u64 word_of(u64 key) { return (key & ((u64{1} << geo::leaf_bits) - 1)) >> 6; }
+
+  struct leaf_ref {
+    const u64* words = nullptr;
+    u64 base = 0;  // key of bit 0
+  };
+
+  /// The first leaf at or after the one holding `from` whose range starts before `end`.
+  /// Complexity: O(depth + absent entries skipped).
+  bool next_leaf(u64 from, u64 end, leaf_ref& out) const {
+    return next_leaf_in(root_, geo::depth - 1, 0, from, end, out);
+  }
+
+  /// Ascending blocks of one order inside a key window: the unit of the merged walk.
+  class order_cursor {
+   public:
+    order_cursor() = default;
+    order_cursor(const radix_walker* w, order o, phys_addr from, phys_addr to) : w_(w), order_(o) {
+      const unsigned shift = PageShift + o.value;
+      const u64 first = from.value >> shift;
+      const u64 last = (to.value >> shift) + ((to.value & ((u64{1} << shift) - 1)) != 0);
+      const u64 bit = geo::order_bit(o);
+      end_ = std::min(bit + last, geo::key_limit);
+      const u64 start = bit + first;
+      if (start >= end_ || !w_->next_leaf(start, end_, leaf_)) return;
+      word_ = start > leaf_.base ? (start - leaf_.base) >> 6 : 0;
+      bits_ = load_le(leaf_.words + word_);
+      if (start > leaf_.base) bits_ &= ~u64{0} << ((start - leaf_.base) & 63);
+      live_ = advance();
+    }
+
+    bool live() const { return live_; }
+    phys_addr head() const { return head_; }
+    order block_order() const { return order_; }
+    u64 head_bytes() const { return page_geometry<PageShift>::block_bytes(order_); }
+    void next() { live_ = advance(); }
+
+   private:
+    bool advance() {
+      for (;;) {
+        if (bits_ != 0) {
+          const u64 key = leaf_.base + (word_ << 6) + static_cast<u64>(__builtin_ctzll(bits_));
+          bits_ &= bits_ - 1;
+          if (key >= end_) return false;
+          order o{};
+          geo::decode(key, head_, o);
+          return true;
+        }
+        while (++word_ < geo::leaf_words) {
+          if ((bits_ = load_le(leaf_.words + word_)) != 0) break;
+        }
+        if (word_ < geo::leaf_words) continue;
+        const u64 next = leaf_.base + (u64{1} << geo::leaf_bits);
+        if (next >= end_ || !w_->next_leaf(next, end_, leaf_)) return false;
+        word_ = 0;
+        bits_ = load_le(leaf_.words);
+      }
+    }
+
+    const radix_walker* w_ = nullptr;
+    order order_{};
+    leaf_ref leaf_{};
+    u64 end_ = 0, word_ = 0, bits_ = 0;
+    phys_addr head_{};
+    bool live_ = false;
+  };
+
+  /// Calls f(start, size) for every preserved range overlapping [from, to), clipped to
+  /// it, ascending, adjacent and overlapping blocks coalesced. f may return false to
+  /// stop. `orders_present` is a bit mask of the orders to merge.
+  /// Complexity: O(B * k + L * depth + W) for B blocks, k orders present, L leaves and
+  /// W leaf words visited.
+  template <class F>
+  void for_each_range(u64 orders_present, phys_addr from, phys_addr to, F&& f) const {
+    order_cursor cursors[orders];
+    unsigned live = 0;
+    for (unsigned o = 0; o < orders; ++o) {
+      if (!((orders_present >> o) & 1)) continue;
+      cursors[live] = order_cursor(this, order{o}, from, to);
+      if (cursors[live].live()) ++live;
+    }
+    u64 start = 0, end = 0;
+    bool pending = false;
+    while (live > 0) {
+      unsigned min = 0;
+      for (unsigned i = 1; i < live; ++i)
+        if (cursors[i].head() < cursors[min].head()) min = i;
+      order_cursor& c = cursors[min];
+      const u64 b_start = std::max(c.head().value, from.value);
+      const u64 raw_end = c.head().value + c.head_bytes();
+      const u64 b_end = (raw_end == 0 || raw_end > to.value) ? to.value : raw_end;
+      c.next();
+      if (!c.live()) c = cursors[--live];
+      if (pending && b_start <= end) {
+        end = std::max(end, b_end);
+        continue;
+      }
+      if (pending && !call(f, start, end)) return;
+      start = b_start;
+      end = b_end;
+      pending = true;
+    }
+    if (pending) call(f, start, end);
+  }
+
+  /// Calls f(pa, order) for every block in tree (key) order: largest order first,
+  /// ascending address within an order. This is the order Linux restores in.
+  template <class F>
+  void for_each_block(u64 orders_present, F&& f) const {
+    for (unsigned o = orders; o-- > 0;) {
+      if (!((orders_present >> o) & 1)) continue;
+      for (order_cursor c(this, order{o}, phys_addr{0}, phys_addr{~u64{0}}); c.live(); c.next())
+        if (!call_block(f, c.head(), order{o})) return;
+    }
+  }
+
+ private:
+  template <class F>
+  static bool call(F& f, u64 start, u64 end) {
+    if constexpr (std::is_same_v<decltype(f(phys_addr{}, u64{})), bool>)
+      return f(phys_addr{start}, end - start);
+    else
+      return f(phys_addr{start}, end - start), true;
+  }
+  template <class F>
+  static bool call_block(F& f, phys_addr pa, order o) {
+    if constexpr (std::is_same_v<decltype(f(pa, o)), bool>)
+      return f(pa, o);
+    else
+      return f(pa, o), true;
+  }
+
+  bool next_leaf_in(phys_addr table, unsigned level, u64 base, u64 from, u64 end,
+                    leaf_ref& out) const {
+    const u64* t = node(table);
+    const unsigned child_bits = geo::span_bits(level - 1);
+    u64 idx = from > base ? (from - base) >> child_bits : 0;
+    for (; idx < geo::table_entries; ++idx) {
+      const u64 child_base = base + (idx << child_bits);
+      if (child_base >= end) return false;
+      const u64 entry = load_le(t + idx);
+      if (entry == 0) continue;
+      if (level == 1) {
+        out = leaf_ref{node(phys_addr{entry}), child_base};
+        return true;
+      }
+      if (next_leaf_in(phys_addr{entry}, level - 1, child_base, std::max(from, child_base), end, out))
+        return true;
+    }
+    return false;
+  }
+
+  const M* mem_ = nullptr;
+  phys_addr root_{};
+};
+
+}  // namespace detail
+
+template <Memory M, unsigned PageShift>
+class preserve_bitmap_view;
+
+// ---- writer ------------------------------------------------------------------------
+
+/// The old kernel's side: preserve and unpreserve blocks, allocating nodes from Source.
+template <PageSource Source, unsigned PageShift = 12>
+class preserve_bitmap {
+ public:
+  using geometry = radix_geometry<PageShift>;
+  using memory_type = memory_of<Source>;
+  using walker = detail::radix_walker<memory_type, PageShift>;
+  static constexpr unsigned orders = geometry::max_order + 1;
+
+  /// An empty tree: one root table. Errors: out_of_memory.
+  static result<preserve_bitmap> create(Source& source, bool record_own_pages = true) {
+    auto root = alloc_zeroed(source, order{0}, geometry::page_size);
+    if (!root) return root.err();
+    preserve_bitmap tree(source, *root, record_own_pages);
+    tree.nodes_ = 1;
+    if (record_own_pages) {
+      tree.pending_record_[tree.records_++] = *root;
+      KHO_TRY(tree.settle());
+    }
+    return tree;
+  }
+
+  /// Continues writing a tree the previous kernel left, in place (after validation).
+  /// Nodes it allocates from now on come from `source`.
+  template <Memory M>
+  static preserve_bitmap adopt(const preserve_bitmap_view<M, PageShift>& view, Source& source,
+                               bool record_own_pages = true) {
+    preserve_bitmap tree(source, view.root(), record_own_pages);
+    for (unsigned o = 0; o < orders; ++o) tree.counts_[o] = view.count(order{o});
+    tree.nodes_ = view.node_count();
+    return tree;
+  }
+
+  /// Marks block (pa, o) preserved. Complexity: O(depth), plus node allocation.
+  /// Errors: out_of_range (order or key beyond the format), misaligned, already_exists,
+  /// out_of_memory.
+  status preserve(phys_addr pa, order o) {
+    KHO_TRY(set(pa, o));
+    return settle();
+  }
+
+  /// Clears block (pa, o), freeing nodes that empty. Complexity: O(depth * page/8).
+  /// Errors: out_of_range, misaligned, not_found.
+  status unpreserve(phys_addr pa, order o) {
+    KHO_TRY(clear_bit(pa, o));
+    return settle();
+  }
+
+  /// True if a preserved block of any order covers `pa`. Complexity: O(orders * depth).
+  bool is_preserved(phys_addr pa) const {
+    for (unsigned o = 0; o < orders; ++o) {
+      if (counts_[o] == 0) continue;
+      const u64 mask = page_geometry<PageShift>::block_bytes(order{o}) - 1;
+      if (walker_.test(phys_addr{pa.value & ~mask}, order{o})) return true;
+    }
+    return false;
+  }
+  /// True if exactly block (pa, o) is preserved. Complexity: O(depth).
+  bool contains(phys_addr pa, order o) const { return walker_.test(pa, o); }
+
+  u64 count(order o) const { return o.value < orders ? counts_[o.value] : 0; }
+  u64 total() const {
+    u64 n = 0;
+    for (u64 c : counts_) n += c;
+    return n;
+  }
+  /// Pages the tree itself occupies.
+  u64 node_count() const { return nodes_; }
+  phys_addr root() const { return root_; }
+  bool records_own_pages() const { return record_own_pages_; }
+
+  /// Every preserved range in ascending address order, coalesced; see radix_walker.
+  template <class F>
+  void for_each_range(F&& f) const {
+    walker_.for_each_range(orders_present(), phys_addr{0}, phys_addr{~u64{0}}, f);
+  }
+  template <class F>
+  void for_each_range(phys_addr from, phys_addr to, F&& f) const {
+    walker_.for_each_range(orders_present(), from, to, f);
+  }
+  /// Every block in tree order (largest order first).
+  template <class F>
+  void for_each_block(F&& f) const {
+    walker_.for_each_block(orders_present(), f);
+  }
+
+  /// Switches to another mapping of the same physical memory.
+  void rebind() { walker_ = walker(&source_->memory(), root_); }
+
+  /// Frees every node but the root and empties it. Complexity: O(nodes * page/8).
+  void clear() {
+    u64* root = walker_.node(root_);
+    free_children(root, geometry::depth - 1);
+    std::memset(root, 0, geometry::page_size);
+    for (u64& c : counts_) c = 0;
+    nodes_ = 1;
+    if (record_own_pages_) {
+      pending_record_[records_++] = root_;
+      (void)settle();
+    }
+  }
+
+ private:
+  preserve_bitmap(Source& source, phys_addr root, bool record_own_pages)
+      : source_(&source),
+        root_(root),
+        walker_(&source.memory(), root),
+        record_own_pages_(record_own_pages) {}
+
+  u64 orders_present() const {
+    u64 mask = 0;
+    for (unsigned o = 0; o < orders; ++o)
+      if (counts_[o] != 0) mask |= u64{1} << o;
+    return mask;
+  }
+
+  status set(phys_addr pa, order o) {
+    u64 key = 0;
+    if (errc e = geometry::encode(pa, o, key); e != errc::ok) return e;
+    u64* t = walker_.node(root_);
+    for (unsigned level = geometry::depth - 1; level > 0; --level) {
+      u64* slot = t + walker::digit(key, level);
+      u64 child = detail::load_le(slot);
+      if (child == 0) {
+        auto fresh = alloc_node();
+        if (!fresh) return fresh.err();
+        child = fresh->value;
+        detail::store_le(slot, child);
+      }
+      t = walker_.node(phys_addr{child});
+    }
+    u64* word = t + walker::word_of(key);
+    const u64 bit = u64{1} << (key & 63);
+    const u64 w = detail::load_le(word);
+    if (w & bit) return errc::already_exists;
+    detail::store_le(word, w | bit);
+    ++counts_[o.value];
+    return {};
+  }
+
+  status clear_bit(phys_addr pa, order o) {
+    u64 key = 0;
+    if (errc e = geometry::encode(pa, o, key); e != errc::ok) return e;
+    u64* path[geometry::depth];  // path[level] = node at that level
+    phys_addr path_pa[geometry::depth];
+    path[geometry::depth - 1] = walker_.node(root_);
+    path_pa[geometry::depth - 1] = root_;
+    for (unsigned level = geometry::depth - 1; level > 0; --level) {
+      const u64 child = detail::load_le(path[level] + walker::digit(key, level));
+      if (child == 0) return errc::not_found;
+      path_pa[level - 1] = phys_addr{child};
+      path[level - 1] = walker_.node(phys_addr{child});
+    }
+    u64* word = path[0] + walker::word_of(key);
+    const u64 bit = u64{1} << (key & 63);
+    const u64 w = detail::load_le(word);
+    if (!(w & bit)) return errc::not_found;
+    detail::store_le(word, w & ~bit);
+    --counts_[o.value];
+    for (unsigned level = 0; level + 1 < geometry::depth && is_empty(path[level]); ++level) {
+      detail::store_le(path[level + 1] + walker::digit(key, level + 1), 0);
+      free_node(path_pa[level]);
+    }
+    return {};
+  }
+
+  static bool is_empty(const u64* node) {
+    for (u64 i = 0; i < geometry::table_entries; ++i)
+      if (node[i] != 0) return false;
+    return true;
+  }
+
+  result<phys_addr> alloc_node() {
+    if (record_own_pages_ && records_ == pending_capacity) return errc::table_full;
+    auto pa = alloc_zeroed(*source_, order{0}, geometry::page_size);
+    if (!pa) return pa.err();
+    ++nodes_;
+    if (record_own_pages_) pending_record_[records_++] = *pa;
+    return *pa;
+  }
+
+  void free_node(phys_addr pa) {
+    source_->free(pa, order{0});
+    --nodes_;
+    if (record_own_pages_ && unrecords_ < pending_capacity) pending_unrecord_[unrecords_++] = pa;
+  }
+
+  void free_children(u64* table, unsigned level) {
+    for (u64 i = 0; i < geometry::table_entries; ++i) {
+      const u64 child = detail::load_le(table + i);
+      if (child == 0) continue;
+      if (level > 1) free_children(walker_.node(phys_addr{child}), level - 1);
+      source_->free(phys_addr{child}, order{0});
+    }
+  }
+
+  // Records node pages allocated and unrecords node pages freed by the last operation.
+  // Each may allocate or free further nodes; the lists drain because every node is
+  // recorded once and a record needs at most depth-1 new nodes.
+  status settle() {
+    status result{};
+    while (records_ > 0 || unrecords_ > 0) {
+      if (records_ > 0) {
+        const phys_addr pa = pending_record_[--records_];
+        if (status s = set(pa, order{0}); !s && result.ok()) result = s;
+      } else {
+        const phys_addr pa = pending_unrecord_[--unrecords_];
+        if (status s = clear_bit(pa, order{0}); !s && result.ok()) result = s;
+      }
+    }
+    return result;
+  }
+
+  // A record allocates at most depth-1 nodes and each is recorded in turn: 64 pending
+  // entries cover chains far deeper than any tree reaches.
+  static constexpr unsigned pending_capacity = 64;
+
+  Source* source_ = nullptr;
+  phys_addr root_{};
+  walker walker_{};
+  u64 counts_[orders]{};
+  u64 nodes_ = 0;
+  bool record_own_pages_ = true;
+  phys_addr pending_record_[pending_capacity]{};
+  phys_addr pending_unrecord_[pending_capacity]{};
+  unsigned records_ = 0, unrecords_ = 0;
+};
+
+// ---- reader ------------------------------------------------------------------------
+
+/// The next kernel's side: a tree validated once, then queried without further checks.
+/// The view keeps `scratch` (the sorted node list) for for_each_node.
+template <Memory M, unsigned PageShift = 12>
+class preserve_bitmap_view {
+ public:
+  using geometry = radix_geometry<PageShift>;
+  using walker = detail::radix_walker<M, PageShift>;
+  static constexpr unsigned orders = geometry::max_order + 1;
+  static constexpr const char* structure = "radix";
+
+  /// Validates the whole tree at `root`, recording each node's address in `scratch`,
+  /// which bounds the node count (one u64 per node) and must outlive the view.
+  /// Complexity: O(nodes * page/8 + nodes log nodes).
+  /// Errors: misaligned, out_of_bounds, out_of_range (entries or bits for keys the
+  /// format cannot hold), cycle (a node reached twice), budget_exceeded (more nodes
+  /// than scratch holds).
+  static result<preserve_bitmap_view> attach(const M& mem, phys_addr root, std::span<u64> scratch) {
+    preserve_bitmap_view v(mem, root, scratch);
+    u64 path[geometry::depth];
+    if (status s = v.validate(root, geometry::depth - 1, 0, path, 0); !s) return s.err();
+    std::sort(scratch.data(), scratch.data() + v.nodes_);
+    for (u64 i = 1; i < v.nodes_; ++i)
+      if (scratch[i] == scratch[i - 1]) return make_error(errc::cycle, structure, phys_addr{scratch[i]});
+    v.walker_ = walker(&v.mem_, root);
+    return v;
+  }
+
+  preserve_bitmap_view(const preserve_bitmap_view& o)
+      : mem_(o.mem_), root_(o.root_), scratch_(o.scratch_), nodes_(o.nodes_), walker_(&mem_, root_) {
+    std::memcpy(counts_, o.counts_, sizeof counts_);
+  }
+  preserve_bitmap_view& operator=(const preserve_bitmap_view&) = delete;
+
+  bool is_preserved(phys_addr pa) const {
+    for (unsigned o = 0; o < orders; ++o) {
+      if (counts_[o] == 0) continue;
+      const u64 mask = page_geometry<PageShift>::block_bytes(order{o}) - 1;
+      if (walker_.test(phys_addr{pa.value & ~mask}, order{o})) return true;
+    }
+    return false;
+  }
+  bool contains(phys_addr pa, order o) const { return walker_.test(pa, o); }
+  u64 count(order o) const { return o.value < orders ? counts_[o.value] : 0; }
+  u64 total() const {
+    u64 n = 0;
+    for (u64 c : counts_) n += c;
+    return n;
+  }
+  u64 node_count() const { return nodes_; }
+  phys_addr root() const { return root_; }
+  const M& memory() const { return mem_; }
+
+  template <class F>
+  void for_each_range(F&& f) const {
+    walker_.for_each_range(orders_present(), phys_addr{0}, phys_addr{~u64{0}}, f);
+  }
+  template <class F>
+  void for_each_range(phys_addr from, phys_addr to, F&& f) const {
+    walker_.for_each_range(orders_present(), from, to, f);
+  }
+  template <class F>
+  void for_each_block(F&& f) const {
+    walker_.for_each_block(orders_present(), f);
+  }
+  /// The tree's own pages, ascending: a reader of a Linux-written tree (which does
+  /// not record them) must treat them as busy too.
+  template <class F>
+  void for_each_node(F&& f) const {
+    for (u64 i = 0; i < nodes_; ++i) f(phys_addr{scratch_[i]});
+  }
+  std::span<const u64> nodes() const { return {scratch_.data(), nodes_}; }
+
+ private:
+  preserve_bitmap_view(const M& mem, phys_addr root, std::span<u64> scratch)
+      : mem_(mem), root_(root), scratch_(scratch) {}
+
+  u64 orders_present() const {
+    u64 mask = 0;
+    for (unsigned o = 0; o < orders; ++o)
+      if (counts_[o] != 0) mask |= u64{1} << o;
+    return mask;
+  }
+
+  status fail(errc e, phys_addr at, unsigned level) const {
+    return make_error(e, structure, at, geometry::depth - 1 - level);
+  }
+
+  // Depth-first over the tree; `path` holds the ancestors so a pointer back up is a
+  // cycle at once, before it can multiply the work.
+  status validate(phys_addr pa, unsigned level, u64 base, u64* path, unsigned depth) {
+    if (!page_geometry<PageShift>::is_aligned(pa)) return fail(errc::misaligned, pa, level);
+    const u64* node = static_cast<const u64*>(mem_.to_virt(pa, geometry::page_size));
+    if (node == nullptr) return fail(errc::out_of_bounds, pa, level);
+    for (unsigned i = 0; i < depth; ++i)
+      if (path[i] == pa.value) return fail(errc::cycle, pa, level);
+    if (nodes_ == scratch_.size()) return fail(errc::budget_exceeded, pa, level);
+    scratch_[nodes_++] = pa.value;
+    if (level == 0) return count_leaf(node, base, pa);
+    path[depth] = pa.value;
+    const unsigned child_bits = geometry::span_bits(level - 1);
+    for (u64 i = 0; i < geometry::table_entries; ++i) {
+      const u64 child = detail::load_le(node + i);
+      if (child == 0) continue;
+      const u64 child_base = base + (i << child_bits);
+      if (child_base >= geometry::key_limit) return fail(errc::out_of_range, pa, level);
+      KHO_TRY(validate(phys_addr{child}, level - 1, child_base, path, depth + 1));
+    }
+    return {};
+  }
+
+  status count_leaf(const u64* leaf, u64 base, phys_addr pa) {
+    for (u64 w = 0; w < geometry::leaf_words; ++w) {
+      u64 bits = detail::load_le(leaf + w);
+      if (bits == 0) continue;
+      const u64 word_key = base + (w << 6);
+      if (word_key == 0 && (bits & 3) != 0) return fail(errc::out_of_range, pa, 0);
+      if (word_key >= 64) {  // one order for the whole word
+        order o{};
+        phys_addr ignored{};
+        geometry::decode(word_key, ignored, o);
+        counts_[o.value] += detail::popcount64(bits);
+        continue;
+      }
+      for (; bits != 0; bits &= bits - 1) {
+        order o{};
+        phys_addr ignored{};
+        geometry::decode(word_key + static_cast<u64>(__builtin_ctzll(bits)), ignored, o);
+        ++counts_[o.value];
+      }
+    }
+    return {};
+  }
+
+  M mem_;
+  phys_addr root_;
+  std::span<u64> scratch_;
+  u64 nodes_ = 0;
+  u64 counts_[orders]{};
+  walker walker_{};
+};
+
+/// Attaches with the Memory type deduced.
+template <unsigned PageShift = 12, Memory M>
+result<preserve_bitmap_view<M, PageShift>> attach_preserve_bitmap(const M& mem, phys_addr root,
+                                                                  std::span<u64> scratch) {
+  return preserve_bitmap_view<M, PageShift>::attach(mem, root, scratch);
+}
+
+}  // namespace kho
