@@ -17,13 +17,25 @@ function(expect_rc want)
   set(last_out "${out}${err}" PARENT_SCOPE)
 endfunction()
 
-expect_rc(0 ${MODEL} --json --size 16777216 --memory-file ${image})
+expect_rc(0 ${MODEL} --json --size 67108864 --memory-file ${image})
 expect_rc(0 ${KHO} verify --memory ${image} --base ${base})
 expect_rc(0 ${KHO} dump --memory ${image} --base ${base} --json)
 if(NOT last_out MATCHES "\"status\": \"ok\"")
   message(FATAL_ERROR "dump --json: ${last_out}")
 endif()
 expect_rc(0 ${KHO} dump --memory ${image} --base ${base})
+
+# The bare radix tree, read with no kho root around it, must give the same ranges.
+expect_rc(0 ${KHO} dump --memory ${image} --base ${base} --json)
+string(JSON radix_root GET "${last_out}" entries 1 phys)
+string(JSON ranges_via_root GET "${last_out}" entries 1 ranges)
+expect_rc(0 ${KHO} dump --memory ${image} --base ${base} --radix-root ${radix_root} --json)
+string(JSON ranges_bare GET "${last_out}" ranges)
+if(NOT ranges_bare STREQUAL ranges_via_root)
+  message(FATAL_ERROR "bare radix read differs:\n${ranges_bare}\nvs\n${ranges_via_root}")
+endif()
+expect_rc(0 ${KHO} verify --memory ${image} --base ${base} --radix-root ${radix_root})
+expect_rc(2 ${KHO} verify --memory ${image} --base ${base} --radix-root 0x100000010)
 
 # Flip one bit of the root's entry table (the root is the second page).
 math(EXPR flip_offset "4096 + 64 + 3")
