@@ -17,8 +17,11 @@
 //   4 KiB pages:  | 63..60 zero | 59..51 | 50..42 | 41..33 | 32..24 | 23..15 | 14..0 |
 //                                root      table    table    table    table    leaf
 //
-// depth = ceil((64 - PAGE_SHIFT - (PAGE_SHIFT + 3)) / (PAGE_SHIFT - 3)) + 1: 6 for 4 KiB
-// pages, 4 for 16 KiB and 64 KiB. One leaf covers 2^15 order-0 pages (128 MiB).
+// An order-0 key needs 65 - PAGE_SHIFT bits (its order bit is bit 64 - PAGE_SHIFT), so
+// depth = ceil((65 - PAGE_SHIFT - (PAGE_SHIFT + 3)) / (PAGE_SHIFT - 3)) + 1: 6 for 4 KiB
+// pages, 5 for 16 KiB, 4 for 64 KiB. (The older formula with 64 - PAGE_SHIFT gives 4
+// for 16 KiB pages, one key bit short of order 0; upstream fixed it, and so does kho.)
+// One 4 KiB leaf covers 2^15 order-0 pages (128 MiB).
 //
 // Because the order bit sits above the block number, each order owns a contiguous key
 // range, and keys ascend with addresses within it: an in-order tree walk yields the
@@ -29,10 +32,9 @@
 // Invariants the reader checks (preserve_bitmap_view::attach):
 //   - every node address is page-aligned and inside memory, and is reached once
 //     (no cycles, no shared subtrees);
-//   - no entry leads to keys the format cannot express: a key decodes to an order in
-//     [0, 63 - PAGE_SHIFT] and fits the tree's key bits (with 16 KiB pages the formula
-//     above leaves the tree 50 key bits, one short of an order-0 key: such keys are
-//     refused, never folded onto another order's);
+//   - no entry leads to keys the format cannot express: every key decodes to an order
+//     in [0, 63 - PAGE_SHIFT], so a key of 65 - PAGE_SHIFT bits or more is refused
+//     (it would otherwise decode to a negative order);
 //   - the depth is exact: the format has no node headers, so a node's level is its
 //     distance from the root.
 // Empty nodes are valid (Linux never frees them); this writer frees a leaf when its
@@ -68,29 +70,25 @@ struct radix_geometry {
   static constexpr unsigned table_bits = PageShift - 3;  // a page of u64
   static constexpr u64 leaf_words = page_size / 8;
   static constexpr u64 table_entries = page_size / 8;
-  static constexpr unsigned depth =
-      (64 - PageShift - leaf_bits + table_bits - 1) / table_bits + 1;
+  static constexpr unsigned key_bits = 65 - PageShift;  // order 0's bit is 64 - PAGE_SHIFT
+  static constexpr unsigned depth = (key_bits - leaf_bits + table_bits - 1) / table_bits + 1;
   static constexpr unsigned tree_bits = leaf_bits + (depth - 1) * table_bits;
   static constexpr unsigned max_order = 63 - PageShift;  // a block still fits in 64 bits
-  // Keys are below 2^(65 - PAGE_SHIFT) (order 0's bit is 64 - PAGE_SHIFT) and must fit
-  // the tree's key bits.
-  static constexpr unsigned key_bits = tree_bits < 65 - PageShift ? tree_bits : 65 - PageShift;
   static constexpr u64 key_limit = u64{1} << key_bits;
 
-  static_assert(tree_bits <= 63, "keys fit in a u64 with room for a limit");
+  static_assert(tree_bits >= key_bits && tree_bits <= 63, "every key has a path");
 
   /// Key bits a node at `level` spans (level 0 is a leaf).
   static constexpr unsigned span_bits(unsigned level) { return leaf_bits + level * table_bits; }
 
   static constexpr u64 order_bit(order o) { return u64{1} << (64 - PageShift - o.value); }
 
-  /// The key of block (pa, o); false if the order is too large, pa is misaligned for
-  /// it, or the key does not fit the tree.
+  /// The key of block (pa, o). Errors: out_of_range (order), misaligned.
   static constexpr errc encode(phys_addr pa, order o, u64& key) {
     if (o.value > max_order) return errc::out_of_range;
     if (!page_geometry<PageShift>::is_aligned(pa, o)) return errc::misaligned;
     key = order_bit(o) | (pa.value >> (PageShift + o.value));
-    return key < key_limit ? errc::ok : errc::out_of_range;
+    return errc::ok;
   }
 
   /// The block a key stands for; false for keys no block has (0 and 1).
