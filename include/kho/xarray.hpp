@@ -1,0 +1,1495 @@
+// kho/xarray.hpp: a sparse index -> value map that stays usable across kexec.
+//
+// A preserved memfd, guest_memfd or hugetlb file needs "page index -> folio" that the
+// next kernel reads in place and keeps changing (faults after preservation). Upstream
+// today writes a flat sorted array of 16-byte records (capped near 1 GiB, frozen once
+// written); its work-in-progress KHO xarray is 6 levels of 512 u64 slots, which costs a
+// page per entry when keys are sparse. This one answers that with two leaf kinds and
+// branches whose slots may share a leaf:
+//
+//   root block ──► branch (level h) ──► branch (level 1) ──► dense leaf  [v v 0 v v ...]
+//   (128 bytes,     header | marks      header | marks        2^leaf_bits Values, nothing
+//    checksummed)   summary | slots     | dense counts          else: 0 means absent
+//                                       | side refs | slots ─► side node (marks + tails)
+//                                 └──────────────────────────► compact leaf covering a
+//                                                              RUN of 2^r aligned slots
+//                                                              [k0 k1 k2 ...][v..][o..][m..]
+//
+//   index bits (4 KiB pages, u64 values; L = 9 leaf bits, B = 8 branch bits):
+//   63 ........ 57 56 .. 49 48 .. 41 ... 16 .. 9 8 ....... 0
+//   [ level 7:7b ][level 6 ][level 5 ] ... [lvl 1][dense leaf]
+//
+// * Branch (level h >= 1): fanout = page/16 slots (256 with 4 KiB pages), each a ref:
+//   physical address | kind (bits 0-1: null, branch, compact, dense) | run (bits 2-6).
+//   Per slot it also keeps three mark-summary bits (some entry behind the slot carries
+//   the mark: find_marked skips the subtree otherwise) and, for a dense child, its
+//   entry count. Level-1 branches keep refs to side nodes, one per `side_group` slots.
+// * Dense leaf: only under a level-1 branch; one page of Values indexed by the low L
+//   bits, no header, so a dense u64 file costs 8 bytes per entry plus 1/256 for the
+//   branches. The all-zero Value is "absent" (as a NULL in the kernel's xarray); storing
+//   it is refused. Marks and multi-order entries (stored as the value repeated with a
+//   "tail" bit on every slot after the first) live in a side node, allocated only
+//   when a dense leaf has one.
+// * Compact leaf: up to compact_capacity (224) sorted records (first index, order,
+//   marks, value). It hangs off 2^run aligned slots of one branch (extendible hashing:
+//   all those slots hold the same ref) and covers their whole range; when full it splits
+//   in two halves of the run, at run 0 it bursts into a branch one level down (or, at
+//   level 1, becomes a dense leaf). Sparse keys therefore share pages: N random 64-bit
+//   keys cost about 4096 / (0.7 * 224) = 26 bytes each instead of a page each.
+// * A multi-order entry (store_range: a 2 MiB or 1 GiB folio) is one record covering an
+//   aligned block of 2^order indices, kept by a compact leaf whose range holds the
+//   block, or by a dense leaf when it is smaller than one.
+// * Height grows and shrinks with the largest index: the root covers [0, 2^cover(H))
+//   and a file of 512 pages has height 0 (one compact leaf) or 1.
+//
+// Invariants (checked by attach): every node is page-aligned and inside memory; a node's
+// header level, base and shift match its position (so no node is reachable twice) and
+// links go strictly down (no cycles); compact records are sorted, disjoint, aligned to
+// their order and inside the leaf; dense counts, compact counts and branch entry counts
+// equal what is below them; summary bits equal the marks below; side bits sit only on
+// present slots (marks on heads, tails after a head of equal value forming an aligned
+// power-of-two block); node count and the address fingerprint (sum and mixed sum of node
+// addresses: the one guard for headerless dense leaves) equal the root's.
+//
+// Complexity: load, store, erase, exchange, set/clear_mark are O(H + log compact_capacity)
+// (H <= 7 with 4 KiB pages); a store that splits a leaf adds O(page); store_range adds
+// O(entries and nodes it replaces); find/find_marked O(H * fanout) worst case, ordered
+// iteration O(1) amortised per entry; attach O(node memory).
+//
+// The writer (xarray) allocates nodes from a PageSource; pair it with
+// preserving_page_source and every node it adds after preservation is preserved too.
+// The reader (xarray_view) is a validated const view; adopt() turns one back into a
+// writer in the next kernel, reusing every node in place.
+#pragma once
+
+#include <kho/checksum.hpp>
+#include <kho/detail/endian.hpp>
+#include <kho/detail/fixed_string.hpp>
+#include <kho/detail/xarray_layout.hpp>
+#include <kho/memory.hpp>
+#include <kho/phys.hpp>
+#include <kho/result.hpp>
+
+#include <cstddef>
+#include <cstring>
+#include <type_traits>
+#include <utility>
+
+namespace kho {
+
+// ---- the root block --------------------------------------------------------------------
+
+inline constexpr u64 xarray_magic = 0x31525241584f484bULL;  // "KHOXARR1" little-endian
+inline constexpr const char* xarray_compatible = "kho-xarray-v1";
+inline constexpr u16 xarray_version_major = 1;
+inline constexpr u16 xarray_version_minor = 0;
+
+/// What a handover entry points at: the whole state of one xarray.
+struct xarray_root {
+  detail::le64 magic;
+  char compatible[16];           // "kho-xarray-v1", NUL-padded
+  detail::le16 version_major;
+  detail::le16 version_minor;
+  detail::le16 page_shift;
+  detail::le16 value_size;
+  detail::le32 height;           // the root node covers [0, 2^cover(height))
+  detail::le32 marks;            // bit m: some entry carries mark m
+  detail::le64 root;             // ref of the root node (0: empty)
+  detail::le64 count;            // entries (a multi-order entry counts once)
+  detail::le64 nodes;            // node pages, the root block excluded
+  detail::le64 address_sum;      // sum of node addresses, mod 2^64
+  detail::le64 address_mix;      // sum of xa_mix(node address), mod 2^64
+  detail::le64 checksum;         // XXH64 of these 128 bytes, this field counted as zero
+  detail::le64 reserved[5];
+};
+static_assert(sizeof(xarray_root) == 128);
+static_assert(offsetof(xarray_root, compatible) == 8);
+static_assert(offsetof(xarray_root, version_major) == 24);
+static_assert(offsetof(xarray_root, page_shift) == 28);
+static_assert(offsetof(xarray_root, value_size) == 30);
+static_assert(offsetof(xarray_root, height) == 32);
+static_assert(offsetof(xarray_root, root) == 40);
+static_assert(offsetof(xarray_root, count) == 48);
+static_assert(offsetof(xarray_root, nodes) == 56);
+static_assert(offsetof(xarray_root, address_sum) == 64);
+static_assert(offsetof(xarray_root, checksum) == 80);
+static_assert(std::has_unique_object_representations_v<xarray_root>);
+
+/// One entry: `value` at every index of [index, index + 2^span).
+template <class Value>
+struct xarray_entry {
+  u64 index = 0;
+  order span{};
+  u8 marks = 0;  // bit m: mark m
+  Value value{};
+
+  u64 last() const { return index + ((u64{1} << span.value) - 1); }
+  bool marked(xa_mark m) const { return (marks >> static_cast<unsigned>(m)) & 1; }
+};
+
+namespace detail {
+
+/// Queries shared by the writer and the view: they read nodes through any Memory.
+template <class Value, unsigned PageShift>
+struct xa_read {
+  using geo = xa_geometry<Value, PageShift>;
+  using entry = xarray_entry<Value>;
+
+  template <Memory M>
+  static unsigned char* node(const M& mem, u64 ref) {
+    return static_cast<unsigned char*>(mem.to_virt(phys_addr{ref & ~geo::page_mask}, geo::page));
+  }
+  static unsigned run_of(u64 ref) { return static_cast<unsigned>((ref >> xa_run_shift) & xa_run_mask); }
+
+  // compact leaves
+  static u64 c_key(const unsigned char* leaf, u64 i) { return get64(leaf + geo::keys_off + 8 * i); }
+  static Value c_value(const unsigned char* leaf, u64 i) {
+    Value v;
+    std::memcpy(&v, leaf + geo::values_off + geo::value_size * i, sizeof v);
+    return v;
+  }
+  static u8 c_order(const unsigned char* leaf, u64 i) { return leaf[geo::orders_off + i]; }
+  static u8 c_marks(const unsigned char* leaf, u64 i) { return leaf[geo::marks_off + i]; }
+  static u64 c_count(const unsigned char* leaf) { return header(leaf).count.get(); }
+  /// The record holding idx, or -1.
+  static long c_find(const unsigned char* leaf, u64 idx) {
+    const u64 p = c_upper_bound(leaf, idx);
+    if (p == 0) return -1;
+    return ((idx - c_key(leaf, p - 1)) >> c_order(leaf, p - 1)) == 0 ? static_cast<long>(p - 1) : -1;
+  }
+  /// Records whose first index is <= idx (binary search over the key array only).
+  static u64 c_upper_bound(const unsigned char* leaf, u64 idx) {
+    u64 first = 0, len = c_count(leaf);
+    while (len > 0) {
+      const u64 half = len / 2;
+      if (c_key(leaf, first + half) <= idx) {
+        first += half + 1;
+        len -= half + 1;
+      } else {
+        len = half;
+      }
+    }
+    return first;
+  }
+  static entry c_entry(const unsigned char* leaf, u64 i) {
+    return entry{c_key(leaf, i), order{c_order(leaf, i)}, c_marks(leaf, i), c_value(leaf, i)};
+  }
+
+  // branches
+  static u64 slot(const unsigned char* br, u64 j) { return get64(br + geo::slots_off + 8 * j); }
+  static bool summary_bit(const unsigned char* br, unsigned m, u64 j) {
+    return test_bit(br + geo::summary_off + m * geo::fanout / 8, j);
+  }
+  static u16 dense_count(const unsigned char* br, u64 j) { return get16(br + geo::dense_count_off + 2 * j); }
+  static u64 side_ref(const unsigned char* br, u64 j) {
+    return get64(br + geo::side_off + 8 * (j / geo::side_group));
+  }
+  /// The side-node section of the dense leaf in slot j, or nullptr.
+  template <Memory M>
+  static unsigned char* side_section(const M& mem, const unsigned char* br, u64 j) {
+    const u64 ref = side_ref(br, j);
+    if (ref == 0) return nullptr;
+    return node(mem, ref) + 64 + (j % geo::side_group) * geo::side_leaf_bytes;
+  }
+  static unsigned char* side_bitmap(unsigned char* sec, unsigned which) {
+    return sec + which * geo::side_bitmap_bytes;
+  }
+  static const unsigned char* side_bitmap(const unsigned char* sec, unsigned which) {
+    return sec + which * geo::side_bitmap_bytes;
+  }
+  static constexpr unsigned tail = 3;  // side bitmap 3: slot continues the entry before it
+
+  // dense leaves
+  static Value d_value(const unsigned char* leaf, u64 i) {
+    Value v;
+    std::memcpy(&v, leaf + geo::value_size * i, sizeof v);
+    return v;
+  }
+  static bool d_present(const unsigned char* leaf, u64 i) {
+    if constexpr (sizeof(Value) == 8) {
+      return get64(leaf + 8 * i) != 0;
+    } else {
+      return !is_zero_value(d_value(leaf, i));
+    }
+  }
+  /// The head slot and order of the present entry at slot i.
+  static void d_extent(const unsigned char* sec, u64 i, u64& head, unsigned& ord) {
+    head = i;
+    ord = 0;
+    if (sec == nullptr) return;
+    const unsigned char* tails = side_bitmap(sec, tail);
+    while (head > 0 && test_bit(tails, head)) --head;
+    u64 n = 1;
+    while (head + n < geo::leaf_slots && test_bit(tails, head + n)) ++n;
+    ord = static_cast<unsigned>(std::countr_zero(n));
+  }
+  static entry d_entry(const unsigned char* leaf, const unsigned char* sec, u64 base, u64 i) {
+    u64 head;
+    unsigned ord;
+    d_extent(sec, i, head, ord);
+    u8 marks = 0;
+    if (sec != nullptr)
+      for (unsigned m = 0; m < xa_mark_count; ++m)
+        marks |= static_cast<u8>(test_bit(side_bitmap(sec, m), head) << m);
+    return entry{base + head, order{ord}, marks, d_value(leaf, head)};
+  }
+
+  /// The value at idx, or nullptr. Complexity: O(H + log compact_capacity).
+  template <Memory M>
+  static const unsigned char* lookup(const M& mem, u64 ref, unsigned h, u64 idx) {
+    if (geo::cover(h) < 64 && (idx >> geo::cover(h)) != 0) return nullptr;
+    for (;;) {
+      const unsigned char* n = node(mem, ref);
+      switch (ref & xa_kind_mask) {
+        case xa_branch:
+          ref = slot(n, (idx >> geo::slot_bits(h)) & (geo::fanout - 1));
+          --h;
+          break;
+        case xa_compact: {
+          const long i = c_find(n, idx);
+          return i < 0 ? nullptr : n + geo::values_off + geo::value_size * static_cast<u64>(i);
+        }
+        case xa_dense: {
+          const u64 i = idx & (geo::leaf_slots - 1);
+          return d_present(n, i) ? n + geo::value_size * i : nullptr;
+        }
+        default:
+          return nullptr;
+      }
+    }
+  }
+
+  /// Visits entries overlapping [first, last] in ascending order, only those carrying
+  /// `mark` when mark >= 0; f(entry) returns false to stop. Returns false if stopped.
+  template <Memory M, class F>
+  static bool walk(const M& mem, u64 ref, unsigned h, u64 first, u64 last, int mark, F& f) {
+    if (ref == 0) return true;
+    if (geo::cover(h) < 64) {
+      if ((first >> geo::cover(h)) != 0) return true;
+      if ((last >> geo::cover(h)) != 0) last = geo::span_mask(geo::cover(h));
+    }
+    if ((ref & xa_kind_mask) == xa_compact) return walk_compact(node(mem, ref), first, last, mark, f);
+    return walk_branch(mem, node(mem, ref), h, 0, first, last, mark, f);
+  }
+
+  template <class F>
+  static bool walk_compact(const unsigned char* leaf, u64 first, u64 last, int mark, F& f) {
+    u64 i = c_upper_bound(leaf, first);
+    if (i > 0 && ((first - c_key(leaf, i - 1)) >> c_order(leaf, i - 1)) == 0) --i;
+    for (const u64 n = c_count(leaf); i < n && c_key(leaf, i) <= last; ++i) {
+      if (mark >= 0 && !((c_marks(leaf, i) >> mark) & 1)) continue;
+      if (!f(c_entry(leaf, i))) return false;
+    }
+    return true;
+  }
+
+  template <class F>
+  static bool walk_dense(const unsigned char* leaf, const unsigned char* sec, u64 base, u64 first,
+                         u64 last, int mark, F& f) {
+    u64 i = first > base ? first - base : 0;
+    const u64 end = last - base >= geo::leaf_slots - 1 ? geo::leaf_slots - 1 : last - base;
+    if (mark >= 0) {
+      if (sec == nullptr) return true;
+      const unsigned char* bits = side_bitmap(sec, static_cast<unsigned>(mark));
+      if (i > 0 && d_present(leaf, i) && test_bit(side_bitmap(sec, tail), i)) {
+        u64 head;
+        unsigned ord;
+        d_extent(sec, i, head, ord);
+        i = head;
+      }
+      for (u64 w = i / 64; w * 64 <= end; ++w) {
+        u64 word = get64(bits + 8 * w);
+        if (w == i / 64) word &= ~u64{0} << (i % 64);
+        while (word != 0) {
+          const u64 s = w * 64 + static_cast<u64>(std::countr_zero(word));
+          word &= word - 1;
+          if (s > end) return true;
+          if (!f(d_entry(leaf, sec, base, s))) return false;
+        }
+      }
+      return true;
+    }
+    if (sec == nullptr || !any_bits(side_bitmap(sec, tail), geo::side_bitmap_bytes)) {
+      // The common dense case: every present slot is an order-0 entry.
+      for (; i <= end; ++i) {
+        if (!d_present(leaf, i)) continue;
+        u8 marks = 0;
+        if (sec != nullptr)
+          for (unsigned m = 0; m < xa_mark_count; ++m)
+            marks |= static_cast<u8>(test_bit(side_bitmap(sec, m), i) << m);
+        if (!f(entry{base + i, order{0}, marks, d_value(leaf, i)})) return false;
+      }
+      return true;
+    }
+    for (; i <= end; ++i) {
+      if (!d_present(leaf, i)) continue;
+      const entry e = d_entry(leaf, sec, base, i);
+      if (!f(e)) return false;
+      i = e.last() - base;
+    }
+    return true;
+  }
+
+  template <Memory M, class F>
+  static bool walk_branch(const M& mem, const unsigned char* br, unsigned h, u64 base, u64 first,
+                          u64 last, int mark, F& f) {
+    const unsigned sb = geo::slot_bits(h);
+    u64 j = first > base ? (first - base) >> sb : 0;
+    const u64 usable_last = (u64{1} << geo::slot_log(h)) - 1;
+    const u64 jl = ((last - base) >> sb) < usable_last ? (last - base) >> sb : usable_last;
+    for (; j <= jl; ++j) {
+      const u64 ref = slot(br, j);
+      if (ref == 0) continue;
+      if (mark >= 0 && !summary_bit(br, static_cast<unsigned>(mark), j)) {
+        if ((ref & xa_kind_mask) == xa_compact) j |= (u64{1} << run_of(ref)) - 1;
+        continue;
+      }
+      const u64 cbase = base + (j << sb);
+      switch (ref & xa_kind_mask) {
+        case xa_branch:
+          if (!walk_branch(mem, node(mem, ref), h - 1, cbase, first, last, mark, f)) return false;
+          break;
+        case xa_compact:
+          if (!walk_compact(node(mem, ref), first, last, mark, f)) return false;
+          j |= (u64{1} << run_of(ref)) - 1;
+          break;
+        case xa_dense:
+          if (!walk_dense(node(mem, ref), side_section(mem, br, j), cbase, first, last, mark, f))
+            return false;
+          break;
+      }
+    }
+    return true;
+  }
+
+  /// The first entry overlapping [start, 2^64) (with `mark` when mark >= 0).
+  template <Memory M>
+  static result<entry> first_from(const M& mem, u64 ref, unsigned h, u64 start, int mark) {
+    entry out{};
+    bool found = false;
+    auto take = [&](const entry& e) {
+      out = e;
+      found = true;
+      return false;
+    };
+    walk(mem, ref, h, start, ~u64{0}, mark, take);
+    if (!found) return errc::not_found;
+    return out;
+  }
+};
+
+
+/// The const queries, written once for the writer and the view. Derived provides
+/// memory(), root_ref(), root_height() and count().
+template <class Derived, class Value, unsigned PageShift>
+class xa_queries {
+  using read = xa_read<Value, PageShift>;
+
+ public:
+  using entry = xarray_entry<Value>;
+
+  /// The value at `index` (a multi-order entry answers for every index it covers).
+  /// Complexity: O(H + log compact_capacity). Errors: not_found.
+  result<Value> load(u64 index) const {
+    const unsigned char* v = read::lookup(self().memory(), self().root_ref(), self().root_height(), index);
+    if (v == nullptr) return errc::not_found;
+    Value out;
+    std::memcpy(&out, v, sizeof out);
+    return out;
+  }
+
+  /// The whole entry holding `index`: its first index, order, marks and value.
+  /// Complexity: O(H + log compact_capacity). Errors: not_found.
+  result<entry> entry_at(u64 index) const {
+    entry out{};
+    bool found = false;
+    auto take = [&](const entry& e) {
+      out = e;
+      found = true;
+      return false;
+    };
+    read::walk(self().memory(), self().root_ref(), self().root_height(), index, index, -1, take);
+    if (!found) return errc::not_found;
+    return out;
+  }
+
+  /// The first entry holding an index >= `start`. Complexity: O(H * fanout) worst case,
+  /// O(H) when entries are near. Errors: not_found.
+  result<entry> find(u64 start) const {
+    return read::first_from(self().memory(), self().root_ref(), self().root_height(), start, -1);
+  }
+
+  /// The first entry that begins after `index`. Errors: not_found.
+  result<entry> find_after(u64 index) const {
+    if (index == ~u64{0}) return errc::not_found;
+    auto e = find(index + 1);
+    if (!e || e->index > index) return e;
+    if (e->last() == ~u64{0}) return errc::not_found;
+    return find(e->last() + 1);
+  }
+
+  /// The first entry holding an index >= `start` that carries `m`; subtrees whose
+  /// summary bit is clear are skipped without being read. Errors: not_found, invalid_argument.
+  result<entry> find_marked(u64 start, xa_mark m) const {
+    if (static_cast<unsigned>(m) >= xa_mark_count) return errc::invalid_argument;
+    return read::first_from(self().memory(), self().root_ref(), self().root_height(), start,
+                            static_cast<int>(m));
+  }
+
+  /// True if the entry holding `index` carries `m`. Complexity: O(H + log compact_capacity).
+  bool get_mark(u64 index, xa_mark m) const {
+    auto e = entry_at(index);
+    return e && static_cast<unsigned>(m) < xa_mark_count && e->marked(m);
+  }
+
+  /// Calls f(entry) for each entry overlapping [first, last], in ascending order; f may
+  /// return bool (false stops). Complexity: O(entries visited + nodes touched).
+  template <class F>
+  void for_each(u64 first, u64 last, F&& f) const {
+    each(first, last, -1, f);
+  }
+  /// As for_each, only entries carrying `m`, skipping unmarked subtrees.
+  template <class F>
+  void for_each_marked(u64 first, u64 last, xa_mark m, F&& f) const {
+    if (static_cast<unsigned>(m) < xa_mark_count) each(first, last, static_cast<int>(m), f);
+  }
+
+  bool empty() const { return self().count() == 0; }
+
+ private:
+  const Derived& self() const { return static_cast<const Derived&>(*this); }
+
+  template <class F>
+  void each(u64 first, u64 last, int mark, F& f) const {
+    if (first > last) return;
+    auto call = [&](const entry& e) {
+      if constexpr (std::is_same_v<decltype(f(e)), bool>) {
+        return f(e);
+      } else {
+        f(e);
+        return true;
+      }
+    };
+    read::walk(self().memory(), self().root_ref(), self().root_height(), first, last, mark, call);
+  }
+};
+
+}  // namespace detail
+
+template <class Value, unsigned PageShift, Memory M>
+class xarray_view;
+
+// ---- writer ----------------------------------------------------------------------------
+
+/// An index -> Value map in pages from `Source`, readable in place after kexec.
+template <class Value, unsigned PageShift, PageSource Source>
+class xarray : public detail::xa_queries<xarray<Value, PageShift, Source>, Value, PageShift> {
+  using geo = detail::xa_geometry<Value, PageShift>;
+  using read = detail::xa_read<Value, PageShift>;
+
+ public:
+  using entry = xarray_entry<Value>;
+  using value_type = Value;
+  static constexpr unsigned page_shift = PageShift;
+  static constexpr u64 root_size = sizeof(xarray_root);  // bytes a handover entry covers
+  static constexpr u64 compact_capacity = geo::compact_capacity;
+  static constexpr u64 leaf_slots = geo::leaf_slots;
+  static constexpr u64 fanout = geo::fanout;
+  static constexpr unsigned max_height = geo::max_height;
+
+  /// An empty map: one page for the root block. Errors: out_of_memory.
+  static result<xarray> create(Source& source) {
+    auto pa = alloc_zeroed(source, order{0}, geo::page);
+    if (!pa) return pa.err();
+    auto* r = static_cast<xarray_root*>(source.memory().to_virt(*pa, sizeof(xarray_root)));
+    r->magic.set(xarray_magic);
+    detail::store_string(r->compatible, sizeof r->compatible, xarray_compatible);
+    r->version_major.set(xarray_version_major);
+    r->version_minor.set(xarray_version_minor);
+    r->page_shift.set(PageShift);
+    r->value_size.set(sizeof(Value));
+    xarray x(source, *pa);
+    x.seal();
+    return x;
+  }
+
+  /// Turns a validated view (next kernel) back into a writer over the same nodes.
+  /// New nodes come from `source`, freed ones go to it. Complexity: O(1).
+  /// Errors: out_of_bounds (source cannot reach the root block).
+  template <Memory M>
+  static result<xarray> adopt(const xarray_view<Value, PageShift, M>& view, Source& source) {
+    if (source.memory().to_virt(view.root(), geo::page) == nullptr) return errc::out_of_bounds;
+    return xarray(source, view.root());
+  }
+
+  /// Stores `v` at `index` as an order-0 entry. Same as store_range(index, order{0}, v).
+  status store(u64 index, const Value& v) { return store_range(index, order{0}, v); }
+
+  /// Stores `v` as ONE entry covering [index, index + 2^o). Entries that overlap the
+  /// block are replaced: a larger entry holding it is removed whole, smaller ones inside
+  /// it are removed; an entry of exactly this block keeps its marks.
+  /// Complexity: O(H + log compact_capacity) plus O(page) per split, plus what it replaces.
+  /// Errors: out_of_range (o > 63), misaligned (index not a multiple of 2^o),
+  /// invalid_argument (the all-zero Value, which means absent), out_of_memory (the
+  /// replaced entries are then already gone; the map is otherwise consistent).
+  status store_range(u64 index, order o, const Value& v) {
+    if (o.value > 63) return errc::out_of_range;
+    if ((index & geo::span_mask(o.value)) != 0) return errc::misaligned;
+    if (detail::is_zero_value(v)) return errc::invalid_argument;
+    u64 lo = index, hi = index + geo::span_mask(o.value);
+    if (auto e = this->entry_at(index)) {
+      if (e->index == index && e->span == o) {
+        write_value(*e, v);
+        return {};
+      }
+      if (e->span.value > o.value) lo = e->index, hi = e->last();
+    }
+    remove_range(lo, hi);
+    status st = insert(index, o.value, v);
+    shrink();
+    return st;
+  }
+
+  /// Removes the whole entry holding `index` (all 2^order indices of a multi-order entry,
+  /// and its marks). Complexity: O(H + compact_capacity). Errors: not_found.
+  status erase(u64 index) {
+    auto e = this->entry_at(index);
+    if (!e) return errc::not_found;
+    remove_range(e->index, e->last());
+    shrink();
+    return {};
+  }
+
+  /// Replaces the value of the entry holding `index`, keeping its extent and marks, and
+  /// returns the old value. Complexity: O(H + log compact_capacity) (+ 2^order slots of a
+  /// dense leaf). Errors: not_found (nothing stored), invalid_argument (all-zero value).
+  result<Value> exchange(u64 index, const Value& v) {
+    if (detail::is_zero_value(v)) return errc::invalid_argument;
+    auto e = this->entry_at(index);
+    if (!e) return errc::not_found;
+    write_value(*e, v);
+    return e->value;
+  }
+
+  /// Sets mark `m` on the entry holding `index`. Complexity: O(H * fanout / 64).
+  /// Errors: not_found, invalid_argument (m), out_of_memory (a dense leaf's side node).
+  status set_mark(u64 index, xa_mark m) { return change_mark(index, m, true); }
+  /// Clears mark `m` on the entry holding `index`. Errors: not_found, invalid_argument.
+  status clear_mark(u64 index, xa_mark m) { return change_mark(index, m, false); }
+
+  /// Recomputes the root block's checksum: call after the last change before handover.
+  void seal() {
+    xarray_root& r = rb();
+    r.checksum.set(checksum_with_hole(&r, sizeof r, offsetof(xarray_root, checksum)));
+  }
+
+  /// Frees every node and the root block. The object must not be used afterwards.
+  void destroy() {
+    free_subtree(rb().root.get(), rb().height.get());
+    src_->free(root_pa_, order{0});
+  }
+
+  phys_addr root() const { return root_pa_; }
+  u64 count() const { return rb().count.get(); }
+  unsigned height() const { return rb().height.get(); }
+  u64 nodes() const { return rb().nodes.get(); }
+  u8 marks() const { return static_cast<u8>(rb().marks.get()); }
+  Source& source() const { return *src_; }
+
+  // for xa_queries
+  const memory_of<Source>& memory() const { return src_->memory(); }
+  u64 root_ref() const { return rb().root.get(); }
+  unsigned root_height() const { return rb().height.get(); }
+
+ private:
+  struct frame {
+    unsigned char* br;
+    unsigned h;
+    u64 base;
+    u64 j;
+  };
+
+  xarray(Source& source, phys_addr root) : src_(&source), root_pa_(root) {}
+
+  xarray_root& rb() const {
+    return *static_cast<xarray_root*>(src_->memory().to_virt(root_pa_, sizeof(xarray_root)));
+  }
+  unsigned char* node(u64 ref) const { return read::node(memory(), ref); }
+  static u64 kind(u64 ref) { return ref & detail::xa_kind_mask; }
+  static u64 ref_of(u64 pa, u64 k, unsigned run = 0) { return pa | k | (u64{run} << detail::xa_run_shift); }
+
+  // -- node pages and the fingerprint
+  result<u64> new_node() {
+    auto pa = alloc_zeroed(*src_, order{0}, geo::page);
+    if (!pa) return pa.err();
+    account(pa->value, 1);
+    return pa->value;
+  }
+  void free_node(u64 ref) {
+    const u64 pa = ref & ~geo::page_mask;
+    account(pa, ~u64{0});
+    src_->free(phys_addr{pa}, order{0});
+  }
+  void account(u64 pa, u64 sign) {  // sign: 1 or -1 (mod 2^64)
+    xarray_root& r = rb();
+    r.nodes.set(r.nodes.get() + sign);
+    r.address_sum.set(r.address_sum.get() + sign * pa);
+    r.address_mix.set(r.address_mix.get() + sign * detail::xa_mix(pa));
+  }
+  result<unsigned char*> new_header_node(u32 magic, unsigned level, u64 base, unsigned shift, u64& pa) {
+    auto p = new_node();
+    if (!p) return p.err();
+    pa = *p;
+    unsigned char* n = node(pa);
+    detail::header(n).magic.set(magic);
+    detail::header(n).level = static_cast<u8>(level);
+    detail::header(n).shift = static_cast<u8>(shift);
+    detail::header(n).base.set(base);
+    return n;
+  }
+
+  // -- branch slots and summaries
+  /// Writes `ref` into slots [js, js + n), keeping the branch's non-null slot count.
+  static void write_slots(unsigned char* br, u64 js, u64 n, u64 ref) {
+    u32 count = detail::header(br).count.get();
+    for (u64 j = js; j < js + n; ++j) {
+      count -= read::slot(br, j) != 0;
+      count += ref != 0;
+      detail::put64(br + geo::slots_off + 8 * j, ref);
+    }
+    detail::header(br).count.set(count);
+  }
+  static void set_summary(unsigned char* br, u64 js, u64 n, u8 marks) {
+    for (unsigned m = 0; m < xa_mark_count; ++m) {
+      unsigned char* bits = br + geo::summary_off + m * geo::fanout / 8;
+      const bool on = (marks >> m) & 1;
+      for (u64 j = js; j < js + n;) {
+        if (j % 64 == 0 && js + n - j >= 64) {
+          detail::put64(bits + j / 8, on ? ~u64{0} : 0);
+          j += 64;
+        } else {
+          detail::assign_bit(bits, j++, on);
+        }
+      }
+    }
+  }
+  static u8 branch_marks(const unsigned char* br) {
+    u8 marks = 0;
+    for (unsigned m = 0; m < xa_mark_count; ++m)
+      if (detail::any_bits(br + geo::summary_off + m * geo::fanout / 8, geo::fanout / 8))
+        marks |= static_cast<u8>(1u << m);
+    return marks;
+  }
+  static u8 compact_marks(const unsigned char* leaf) {
+    u8 marks = 0;
+    for (u64 i = 0, n = read::c_count(leaf); i < n; ++i) marks |= read::c_marks(leaf, i);
+    return marks;
+  }
+  /// The marks of whatever slot j of `br` holds.
+  u8 child_marks(const unsigned char* br, u64 j) const {
+    const u64 ref = read::slot(br, j);
+    if (ref == 0) return 0;
+    if (kind(ref) != detail::xa_dense) return detail::header(node(ref)).marks;
+    const unsigned char* sec = read::side_section(memory(), br, j);
+    u8 marks = 0;
+    if (sec != nullptr)
+      for (unsigned m = 0; m < xa_mark_count; ++m)
+        if (detail::any_bits(read::side_bitmap(sec, m), geo::side_bitmap_bytes)) marks |= static_cast<u8>(1u << m);
+    return marks;
+  }
+  /// Refreshes slot j's summary from its child and the branch's own marks.
+  void refresh_slot(unsigned char* br, u64 j) {
+    const u64 ref = read::slot(br, j);
+    const u64 n = kind(ref) == detail::xa_compact ? u64{1} << read::run_of(ref) : 1;
+    set_summary(br, j & ~(n - 1), n, child_marks(br, j));
+    detail::header(br).marks = branch_marks(br);
+  }
+  u8 root_marks() const {
+    const u64 ref = rb().root.get();
+    return ref == 0 ? 0 : detail::header(node(ref)).marks;
+  }
+  /// After a change below path[0..depth): entry counts by `delta`, summaries bottom-up.
+  void refresh_path(frame* path, unsigned depth, u64 delta) {
+    for (unsigned k = depth; k-- > 0;) {
+      detail::xa_node_header& h = detail::header(path[k].br);
+      h.entries.set(h.entries.get() + delta);
+      refresh_slot(path[k].br, path[k].j);
+    }
+    xarray_root& r = rb();
+    r.count.set(r.count.get() + delta);
+    r.marks.set(root_marks());
+  }
+
+  // -- compact leaves
+  static void c_move(unsigned char* dst, u64 di, const unsigned char* src, u64 si, u64 n) {
+    std::memmove(dst + geo::keys_off + 8 * di, src + geo::keys_off + 8 * si, 8 * n);
+    std::memmove(dst + geo::values_off + geo::value_size * di, src + geo::values_off + geo::value_size * si,
+                 geo::value_size * n);
+    std::memmove(dst + geo::orders_off + di, src + geo::orders_off + si, n);
+    std::memmove(dst + geo::marks_off + di, src + geo::marks_off + si, n);
+  }
+  static void c_zero(unsigned char* leaf, u64 i, u64 n) {
+    std::memset(leaf + geo::keys_off + 8 * i, 0, 8 * n);
+    std::memset(leaf + geo::values_off + geo::value_size * i, 0, geo::value_size * n);
+    std::memset(leaf + geo::orders_off + i, 0, n);
+    std::memset(leaf + geo::marks_off + i, 0, n);
+  }
+  static void c_set_count(unsigned char* leaf, u64 n) {
+    detail::header(leaf).count.set(static_cast<u32>(n));
+    detail::header(leaf).entries.set(n);
+    detail::header(leaf).marks = compact_marks(leaf);
+  }
+  /// Records with first index < idx.
+  static u64 c_lower(const unsigned char* leaf, u64 idx) { return idx == 0 ? 0 : read::c_upper_bound(leaf, idx - 1); }
+  static void c_insert(unsigned char* leaf, u64 index, unsigned o, const Value& v) {
+    const u64 n = read::c_count(leaf), p = c_lower(leaf, index);
+    c_move(leaf, p + 1, leaf, p, n - p);
+    detail::put64(leaf + geo::keys_off + 8 * p, index);
+    std::memcpy(leaf + geo::values_off + geo::value_size * p, &v, sizeof v);
+    leaf[geo::orders_off + p] = static_cast<u8>(o);
+    leaf[geo::marks_off + p] = 0;
+    c_set_count(leaf, n + 1);
+  }
+  /// Removes the records inside [lo, hi]; returns how many.
+  static u64 c_remove(unsigned char* leaf, u64 lo, u64 hi) {
+    const u64 n = read::c_count(leaf);
+    const u64 p0 = c_lower(leaf, lo), p1 = read::c_upper_bound(leaf, hi);
+    if (p1 <= p0) return 0;
+    c_move(leaf, p0, leaf, p1, n - p1);
+    c_zero(leaf, n - (p1 - p0), p1 - p0);
+    c_set_count(leaf, n - (p1 - p0));
+    return p1 - p0;
+  }
+
+  // -- dense leaves and their side nodes
+  u64 side_ref(const unsigned char* br, u64 j) const { return read::side_ref(br, j); }
+  /// The side section of slot j, allocating the side node if needed. Errors: out_of_memory.
+  result<unsigned char*> ensure_side(unsigned char* br, u64 j) {
+    if (unsigned char* sec = read::side_section(memory(), br, j)) return sec;
+    const u64 g = j / geo::side_group;
+    const u64 base = detail::header(br).base.get() + ((g * geo::side_group) << geo::slot_bits(1));
+    u64 pa = 0;
+    auto n = new_header_node(detail::xa_side_magic, 1, base,
+                             geo::slot_bits(1) + static_cast<unsigned>(std::countr_zero(geo::side_group)), pa);
+    if (!n) return n.err();
+    detail::put64(br + geo::side_off + 8 * g, pa);
+    return read::side_section(memory(), br, j);
+  }
+  /// Frees slot j's side node once none of its bits is set.
+  void drop_side_if_empty(unsigned char* br, u64 j) {
+    const u64 ref = side_ref(br, j);
+    if (ref == 0 || detail::any_bits(node(ref) + 64, geo::side_group * geo::side_leaf_bytes)) return;
+    free_node(ref);
+    detail::put64(br + geo::side_off + 8 * (j / geo::side_group), 0);
+  }
+  static void set_dense_count(unsigned char* br, u64 j, u64 n) {
+    detail::put16(br + geo::dense_count_off + 2 * j, static_cast<u16>(n));
+  }
+  /// Writes one entry of order o at slot i of a dense leaf (value repeated, tails marked).
+  static void d_write(unsigned char* leaf, unsigned char* sec, u64 i, unsigned o, const Value& v, u8 marks) {
+    for (u64 k = 0; k < (u64{1} << o); ++k) {
+      std::memcpy(leaf + geo::value_size * (i + k), &v, sizeof v);
+      if (sec != nullptr) detail::assign_bit(read::side_bitmap(sec, read::tail), i + k, k != 0);
+    }
+    if (sec != nullptr)
+      for (unsigned m = 0; m < xa_mark_count; ++m) detail::assign_bit(read::side_bitmap(sec, m), i, (marks >> m) & 1);
+  }
+  /// Removes the entries of slot j's dense leaf inside [lo, hi]; returns how many.
+  u64 d_remove(unsigned char* br, u64 j, u64 lbase, u64 lo, u64 hi) {
+    unsigned char* leaf = node(read::slot(br, j));
+    unsigned char* sec = read::side_section(memory(), br, j);
+    const u64 i0 = lo > lbase ? lo - lbase : 0;
+    const u64 i1 = hi - lbase >= geo::leaf_slots - 1 ? geo::leaf_slots - 1 : hi - lbase;
+    u64 removed = 0;
+    for (u64 i = i0; i <= i1; ++i) {
+      if (!read::d_present(leaf, i)) continue;
+      if (sec == nullptr || !detail::test_bit(read::side_bitmap(sec, read::tail), i)) ++removed;
+      std::memset(leaf + geo::value_size * i, 0, geo::value_size);
+    }
+    if (sec != nullptr)
+      for (unsigned b = 0; b < 4; ++b) detail::clear_bits(read::side_bitmap(sec, b), i0, i1);
+    set_dense_count(br, j, read::dense_count(br, j) - removed);
+    return removed;
+  }
+
+  // -- whole subtrees
+  void free_subtree(u64 ref, unsigned h) {
+    if (ref == 0) return;
+    if (kind(ref) == detail::xa_branch) {
+      unsigned char* br = node(ref);
+      for (u64 j = 0; j < geo::fanout; ++j) {
+        const u64 child = read::slot(br, j);
+        if (child == 0) continue;
+        free_subtree(child, h - 1);
+        if (kind(child) == detail::xa_compact) j |= (u64{1} << read::run_of(child)) - 1;
+      }
+      for (u64 g = 0; g < geo::side_count; ++g)
+        if (u64 s = detail::get64(br + geo::side_off + 8 * g)) free_node(s);
+    }
+    free_node(ref);
+  }
+
+  /// Removes every entry inside [lo, hi] (callers widen the range to whole entries).
+  void remove_range(u64 lo, u64 hi) {
+    xarray_root& r = rb();
+    const u64 ref = r.root.get();
+    const unsigned h = r.height.get();
+    if (ref == 0) return;
+    u64 removed = 0;
+    unsigned char* n = node(ref);
+    if (kind(ref) == detail::xa_compact) {
+      removed = c_remove(n, lo, hi);
+    } else {
+      removed = b_remove(n, h, 0, lo, hi);
+    }
+    if (detail::header(n).entries.get() == 0) {
+      free_subtree(ref, h);
+      r.root.set(0);
+    }
+    r.count.set(r.count.get() - removed);
+    r.marks.set(root_marks());
+  }
+
+  u64 b_remove(unsigned char* br, unsigned h, u64 base, u64 lo, u64 hi) {
+    const unsigned sb = geo::slot_bits(h);
+    const u64 usable_last = (u64{1} << geo::slot_log(h)) - 1;
+    const u64 j0 = lo > base ? (lo - base) >> sb : 0;
+    const u64 j1 = ((hi - base) >> sb) < usable_last ? (hi - base) >> sb : usable_last;
+    u64 removed = 0;
+    for (u64 j = j0; j <= j1; ++j) {
+      const u64 ref = read::slot(br, j);
+      if (ref == 0) continue;
+      const u64 cbase = base + (j << sb);
+      if (kind(ref) == detail::xa_compact) {
+        const u64 n = u64{1} << read::run_of(ref), js = j & ~(n - 1);
+        unsigned char* leaf = node(ref);
+        const u64 k = c_remove(leaf, lo, hi);
+        removed += k;
+        if (read::c_count(leaf) == 0) {
+          free_node(ref);
+          write_slots(br, js, n, 0);
+        }
+        if (k != 0) set_summary(br, js, n, child_marks(br, j));
+        j = js + n - 1;
+        continue;
+      }
+      if (kind(ref) == detail::xa_dense) {
+        removed += d_remove(br, j, cbase, lo, hi);
+        if (read::dense_count(br, j) == 0) {
+          free_node(ref);
+          write_slots(br, j, 1, 0);
+        }
+        drop_side_if_empty(br, j);
+      } else {
+        unsigned char* child = node(ref);
+        if (lo <= cbase && cbase + geo::span_mask(sb) <= hi) {
+          removed += detail::header(child).entries.get();
+          free_subtree(ref, h - 1);
+          write_slots(br, j, 1, 0);
+        } else {
+          removed += b_remove(child, h - 1, cbase, lo, hi);
+          if (detail::header(child).entries.get() == 0) {
+            free_subtree(ref, h - 1);
+            write_slots(br, j, 1, 0);
+          }
+        }
+      }
+      set_summary(br, j, 1, child_marks(br, j));
+    }
+    detail::xa_node_header& hd = detail::header(br);
+    hd.entries.set(hd.entries.get() - removed);
+    hd.marks = branch_marks(br);
+    return removed;
+  }
+
+  // -- height
+  /// Raises the height until the root covers index `last`. Errors: out_of_memory.
+  status grow_for(u64 last) {
+    xarray_root& r = rb();
+    const unsigned want = geo::height_for(last);
+    while (r.height.get() < want) {
+      const u64 ref = r.root.get();
+      const unsigned h = r.height.get();
+      if (ref == 0) {
+        r.height.set(want);
+      } else if (kind(ref) == detail::xa_compact) {
+        detail::header(node(ref)).level = static_cast<u8>(want);
+        detail::header(node(ref)).shift = static_cast<u8>(geo::cover(want));
+        r.height.set(want);
+      } else {
+        u64 pa = 0;
+        auto br = new_header_node(detail::xa_branch_magic, h + 1, 0, geo::cover(h + 1), pa);
+        if (!br) return br.err();
+        write_slots(*br, 0, 1, ref);
+        detail::header(*br).entries.set(r.count.get());
+        refresh_slot(*br, 0);
+        r.root.set(ref_of(pa, detail::xa_branch));
+        r.height.set(h + 1);
+      }
+    }
+    return {};
+  }
+
+  /// Lowers the height while the top branch holds one child at slot 0.
+  void shrink() {
+    xarray_root& r = rb();
+    for (;;) {
+      const u64 ref = r.root.get();
+      if (ref == 0) {
+        r.height.set(0);
+        return;
+      }
+      unsigned char* n = node(ref);
+      if (kind(ref) == detail::xa_compact) {
+        const u64 count = read::c_count(n);
+        const unsigned h = geo::height_for(read::c_entry(n, count - 1).last());
+        detail::header(n).level = static_cast<u8>(h);
+        detail::header(n).shift = static_cast<u8>(geo::cover(h));
+        detail::header(n).base.set(0);
+        r.root.set(ref & ~(detail::xa_run_mask << detail::xa_run_shift));
+        r.height.set(h);
+        return;
+      }
+      const u64 first = read::slot(n, 0);
+      const u64 used = detail::header(n).count.get();
+      const bool only_branch = kind(first) == detail::xa_branch && used == 1;
+      const bool only_leaf =
+          kind(first) == detail::xa_compact && used == (u64{1} << read::run_of(first));
+      if (!only_branch && !only_leaf) return;
+      free_node(ref);
+      r.root.set(first);
+      r.height.set(r.height.get() - 1);
+    }
+  }
+
+  // -- insertion
+  /// The largest aligned run (at least 2^need slots) of empty slots around j.
+  static unsigned free_run(const unsigned char* br, unsigned h, u64 j, unsigned need) {
+    unsigned run = need;
+    while (run < geo::slot_log(h)) {
+      const u64 n = u64{1} << (run + 1), js = j & ~(n - 1);
+      bool empty = true;
+      for (u64 k = js; k < js + n && empty; ++k) empty = read::slot(br, k) == 0;
+      if (!empty) break;
+      ++run;
+    }
+    return run;
+  }
+
+  /// Inserts a record where no entry overlaps it. Errors: out_of_memory.
+  status insert(u64 index, unsigned o, const Value& v) {
+    KHO_TRY(grow_for(index + geo::span_mask(o)));
+    for (;;) {
+      xarray_root& r = rb();
+      const u64 ref = r.root.get();
+      unsigned h = r.height.get();
+      if (ref == 0) {
+        u64 pa = 0;
+        auto leaf = new_header_node(detail::xa_compact_magic, h, 0, geo::cover(h), pa);
+        if (!leaf) return leaf.err();
+        c_insert(*leaf, index, o, v);
+        r.root.set(ref_of(pa, detail::xa_compact));
+        r.count.set(1);
+        return {};
+      }
+      if (kind(ref) == detail::xa_compact) {
+        unsigned char* leaf = node(ref);
+        if (read::c_count(leaf) == geo::compact_capacity) {
+          KHO_TRY(split_root());
+          continue;
+        }
+        c_insert(leaf, index, o, v);
+        r.count.set(r.count.get() + 1);
+        return {};
+      }
+      frame path[geo::max_height + 1];
+      unsigned depth = 0;
+      unsigned char* br = node(ref);
+      u64 base = 0;
+      bool again = false;
+      for (;;) {
+        const unsigned sb = geo::slot_bits(h);
+        const u64 j = (index - base) >> sb;
+        path[depth++] = frame{br, h, base, j};
+        const u64 child = read::slot(br, j);
+        if (child == 0) {
+          const unsigned run = free_run(br, h, j, o >= sb ? o - sb : 0);
+          const u64 js = j & ~((u64{1} << run) - 1);
+          u64 pa = 0;
+          auto leaf = new_header_node(detail::xa_compact_magic, h, base + (js << sb), sb + run, pa);
+          if (!leaf) return leaf.err();
+          c_insert(*leaf, index, o, v);
+          write_slots(br, js, u64{1} << run, ref_of(pa, detail::xa_compact, run));
+          break;
+        }
+        if (kind(child) == detail::xa_branch) {
+          base += j << sb;
+          br = node(child);
+          --h;
+          continue;
+        }
+        if (kind(child) == detail::xa_compact) {
+          unsigned char* leaf = node(child);
+          if (read::c_count(leaf) == geo::compact_capacity) {
+            KHO_TRY(split(br, h, base, j));
+            again = true;
+            break;
+          }
+          c_insert(leaf, index, o, v);
+          break;
+        }
+        unsigned char* sec = nullptr;
+        if (o > 0) {
+          auto s = ensure_side(br, j);
+          if (!s) return s.err();
+          sec = *s;
+        } else {
+          sec = read::side_section(memory(), br, j);
+        }
+        d_write(node(child), sec, index - base - (j << sb), o, v, 0);
+        set_dense_count(br, j, read::dense_count(br, j) + 1);
+        break;
+      }
+      if (again) continue;
+      refresh_path(path, depth, 1);
+      return {};
+    }
+  }
+
+  /// A full compact root becomes the only child of a new branch. Errors: out_of_memory.
+  status split_root() {
+    xarray_root& r = rb();
+    const u64 ref = r.root.get();
+    const unsigned h = r.height.get(), level = h == 0 ? 1 : h;
+    const unsigned run = h == 0 ? 0 : geo::slot_log(h);
+    u64 pa = 0;
+    auto br = new_header_node(detail::xa_branch_magic, level, 0, geo::cover(level), pa);
+    if (!br) return br.err();
+    unsigned char* leaf = node(ref);
+    detail::header(leaf).level = static_cast<u8>(level);
+    write_slots(*br, 0, u64{1} << run, ref_of(ref & ~geo::page_mask, detail::xa_compact, run));
+    detail::header(*br).entries.set(read::c_count(leaf));
+    refresh_slot(*br, 0);
+    r.root.set(ref_of(pa, detail::xa_branch));
+    r.height.set(level);
+    return {};
+  }
+
+  /// Makes room in the full compact leaf at slot j of `br`: halves its run, or bursts it
+  /// into a branch one level down, or (level 1, one slot) turns it into a dense leaf.
+  /// Errors: out_of_memory (nothing changed).
+  status split(unsigned char* br, unsigned h, u64 base, u64 j) {
+    const unsigned sb = geo::slot_bits(h);
+    const u64 ref = read::slot(br, j);
+    const u64 pa = ref & ~geo::page_mask;
+    const unsigned run = read::run_of(ref);
+    unsigned char* leaf = node(ref);
+    const u64 n = read::c_count(leaf);
+    if (run > 0) {
+      const unsigned half = run - 1;
+      const u64 js = j & ~((u64{1} << run) - 1), mid_j = js + (u64{1} << half);
+      const u64 mid = base + (mid_j << sb);
+      const u64 p = c_lower(leaf, mid);
+      u64 lower = ref_of(pa, detail::xa_compact, half), upper = 0;
+      if (p == 0) {
+        std::swap(lower, upper);
+        detail::header(leaf).base.set(mid);
+      } else if (p < n) {
+        u64 upa = 0;
+        auto up = new_header_node(detail::xa_compact_magic, h, mid, sb + half, upa);
+        if (!up) return up.err();
+        c_move(*up, 0, leaf, p, n - p);
+        c_set_count(*up, n - p);
+        c_zero(leaf, p, n - p);
+        c_set_count(leaf, p);
+        upper = ref_of(upa, detail::xa_compact, half);
+      }
+      detail::header(leaf).shift = static_cast<u8>(sb + half);
+      write_slots(br, js, u64{1} << half, lower);
+      write_slots(br, mid_j, u64{1} << half, upper);
+      set_summary(br, js, u64{1} << half, child_marks(br, js));
+      set_summary(br, mid_j, u64{1} << half, child_marks(br, mid_j));
+      return {};
+    }
+    const u64 cbase = base + (j << sb);
+    if (h >= 2) {
+      u64 bpa = 0;
+      auto nb = new_header_node(detail::xa_branch_magic, h - 1, cbase, sb, bpa);
+      if (!nb) return nb.err();
+      detail::header(leaf).level = static_cast<u8>(h - 1);
+      write_slots(*nb, 0, geo::fanout, ref_of(pa, detail::xa_compact, geo::branch_bits));
+      detail::header(*nb).entries.set(n);
+      refresh_slot(*nb, 0);
+      write_slots(br, j, 1, ref_of(bpa, detail::xa_branch));
+      return {};
+    }
+    bool needs_side = false;
+    for (u64 i = 0; i < n; ++i) needs_side |= read::c_order(leaf, i) != 0 || read::c_marks(leaf, i) != 0;
+    auto dpa = new_node();
+    if (!dpa) return dpa.err();
+    unsigned char* sec = nullptr;
+    if (needs_side) {
+      auto s = ensure_side(br, j);
+      if (!s) {
+        free_node(*dpa);
+        return s.err();
+      }
+      sec = *s;
+    }
+    unsigned char* dense = node(*dpa);
+    for (u64 i = 0; i < n; ++i)
+      d_write(dense, sec, read::c_key(leaf, i) - cbase, read::c_order(leaf, i), read::c_value(leaf, i),
+              read::c_marks(leaf, i));
+    set_dense_count(br, j, n);
+    write_slots(br, j, 1, ref_of(*dpa, detail::xa_dense));
+    free_node(ref);
+    return {};
+  }
+
+  // -- in-place changes to one entry
+  /// Walks to the leaf holding `index`; fills the path. Returns the leaf ref or 0.
+  u64 descend(u64 index, frame* path, unsigned& depth) const {
+    const xarray_root& r = rb();
+    u64 ref = r.root.get();
+    unsigned h = r.height.get();
+    u64 base = 0;
+    depth = 0;
+    while (kind(ref) == detail::xa_branch) {
+      unsigned char* br = node(ref);
+      const u64 j = (index - base) >> geo::slot_bits(h);
+      path[depth++] = frame{br, h, base, j};
+      base += j << geo::slot_bits(h);
+      ref = read::slot(br, j);
+      --h;
+    }
+    return ref;
+  }
+
+  static u64 leaf_base(const frame& f) { return f.base + (f.j << geo::slot_bits(f.h)); }
+
+  void write_value(const entry& e, const Value& v) {
+    frame path[geo::max_height + 1];
+    unsigned depth = 0;
+    const u64 ref = descend(e.index, path, depth);
+    unsigned char* n = node(ref);
+    if (kind(ref) == detail::xa_compact) {
+      const long i = read::c_find(n, e.index);
+      std::memcpy(n + geo::values_off + geo::value_size * static_cast<u64>(i), &v, sizeof v);
+      return;
+    }
+    const frame& f = path[depth - 1];
+    const u64 i = e.index - leaf_base(f);
+    for (u64 k = 0; k < (u64{1} << e.span.value); ++k) std::memcpy(n + geo::value_size * (i + k), &v, sizeof v);
+  }
+
+  status change_mark(u64 index, xa_mark m, bool on) {
+    const unsigned mi = static_cast<unsigned>(m);
+    if (mi >= xa_mark_count) return errc::invalid_argument;
+    auto e = this->entry_at(index);
+    if (!e) return errc::not_found;
+    if (e->marked(m) == on) return {};
+    frame path[geo::max_height + 1];
+    unsigned depth = 0;
+    const u64 ref = descend(e->index, path, depth);
+    unsigned char* n = node(ref);
+    if (kind(ref) == detail::xa_compact) {
+      const u64 i = static_cast<u64>(read::c_find(n, e->index));
+      n[geo::marks_off + i] = static_cast<u8>(on ? n[geo::marks_off + i] | (1u << mi) : n[geo::marks_off + i] & ~(1u << mi));
+      detail::header(n).marks = compact_marks(n);
+    } else {
+      frame& f = path[depth - 1];
+      auto sec = on ? ensure_side(f.br, f.j) : result<unsigned char*>(read::side_section(memory(), f.br, f.j));
+      if (!sec) return sec.err();
+      detail::assign_bit(read::side_bitmap(*sec, mi), e->index - leaf_base(f), on);
+      if (!on) drop_side_if_empty(f.br, f.j);
+    }
+    refresh_path(path, depth, 0);
+    return {};
+  }
+
+  Source* src_;
+  phys_addr root_pa_;
+};
+
+// ---- reader ----------------------------------------------------------------------------
+
+/// A validated, read-only view of an xarray in place (the next kernel's side).
+template <class Value, unsigned PageShift, Memory M>
+class xarray_view : public detail::xa_queries<xarray_view<Value, PageShift, M>, Value, PageShift> {
+  using geo = detail::xa_geometry<Value, PageShift>;
+  using read = detail::xa_read<Value, PageShift>;
+
+ public:
+  using entry = xarray_entry<Value>;
+  static constexpr const char* structure = "xarray";
+
+  /// Validates the root block at `root` and every node below it.
+  /// Complexity: O(node memory); at most the root's node count of pages is read.
+  /// Errors (each with the node's address and depth): misaligned, out_of_bounds,
+  /// bad_magic, bad_compatible (also another value size), bad_version,
+  /// page_size_mismatch, bad_checksum, too_deep, bad_level, cycle, bad_count,
+  /// duplicate (records out of order, or a node reached twice), out_of_range,
+  /// budget_exceeded.
+  static result<xarray_view> attach(const M& mem, phys_addr root) {
+    auto fail = [root](errc c) { return make_error(c, structure, root, 0); };
+    if (!page_geometry<PageShift>::is_aligned(root)) return fail(errc::misaligned);
+    const auto* r = static_cast<const xarray_root*>(mem.to_virt(root, geo::page));
+    if (r == nullptr) return fail(errc::out_of_bounds);
+    if (r->magic.get() != xarray_magic) return fail(errc::bad_magic);
+    if (!detail::string_equals(r->compatible, sizeof r->compatible, xarray_compatible) ||
+        !detail::is_canonical_string(r->compatible, sizeof r->compatible))
+      return fail(errc::bad_compatible);
+    if (r->version_major.get() != xarray_version_major) return fail(errc::bad_version);
+    if (r->page_shift.get() != PageShift) return fail(errc::page_size_mismatch);
+    if (r->value_size.get() != sizeof(Value)) return fail(errc::bad_compatible);
+    if (checksum_with_hole(r, sizeof *r, offsetof(xarray_root, checksum)) != r->checksum.get())
+      return fail(errc::bad_checksum);
+    const unsigned h = r->height.get();
+    if (h > geo::max_height) return fail(errc::too_deep);
+    const u64 ref = r->root.get();
+    walker w{mem, r->nodes.get()};
+    u64 entries = 0;
+    u8 marks = 0;
+    if (ref != 0) {
+      const u64 k = ref & detail::xa_kind_mask;  // the root is a branch or a compact leaf
+      if ((k != detail::xa_branch && k != detail::xa_compact) || read::run_of(ref) != 0)
+        return fail(errc::bad_level);
+      if ((ref & detail::xa_kind_mask) == detail::xa_compact) {
+        KHO_TRY(w.compact(ref, h, 0, geo::cover(h), 1, entries, marks));
+      } else {
+        if (h == 0) return fail(errc::bad_level);
+        KHO_TRY(w.branch(ref, h, 0, 1, entries, marks));
+      }
+    } else if (h != 0) {
+      return fail(errc::bad_level);
+    }
+    if (entries != r->count.get() || w.visited != r->nodes.get() || marks != r->marks.get())
+      return fail(errc::bad_count);
+    if (w.sum != r->address_sum.get() || w.mix != r->address_mix.get()) return fail(errc::duplicate);
+    return xarray_view(mem, root, r);
+  }
+
+  phys_addr root() const { return root_pa_; }
+  u64 count() const { return root_block_->count.get(); }
+  unsigned height() const { return root_block_->height.get(); }
+  u64 nodes() const { return root_block_->nodes.get(); }
+  u8 marks() const { return static_cast<u8>(root_block_->marks.get()); }
+  const xarray_root& root_block() const { return *root_block_; }
+
+  // for xa_queries
+  const M& memory() const { return mem_; }
+  u64 root_ref() const { return root_block_->root.get(); }
+  unsigned root_height() const { return root_block_->height.get(); }
+
+ private:
+  xarray_view(const M& mem, phys_addr root, const xarray_root* r) : mem_(mem), root_pa_(root), root_block_(r) {}
+
+  /// One validation walk: the pages it has read, their fingerprint, its budget.
+  struct walker {
+    const M& mem;
+    u64 budget;
+    u64 visited = 0, sum = 0, mix = 0;
+    u64 path[geo::max_height + 2] = {};  // addresses of the branches above, for cycles
+
+    /// Checks and accounts one page; nullptr with `err` set on failure.
+    const unsigned char* visit(u64 ref, u32 depth, error& err) {
+      const u64 pa = ref & ~geo::page_mask;
+      auto fail = [&](errc c) {
+        err = make_error(c, structure, phys_addr{pa}, depth);
+        return nullptr;
+      };
+      if (((ref & geo::page_mask) >> (detail::xa_run_shift + 5)) != 0) return fail(errc::misaligned);
+      if (pa == 0) return fail(errc::out_of_bounds);
+      for (u32 d = 0; d + 1 < depth && d < geo::max_height + 2; ++d)
+        if (path[d] == pa) return fail(errc::cycle);
+      if (++visited > budget) return fail(errc::budget_exceeded);
+      const auto* n = static_cast<const unsigned char*>(mem.to_virt(phys_addr{pa}, geo::page));
+      if (n == nullptr) return fail(errc::out_of_bounds);
+      sum += pa;
+      mix += detail::xa_mix(pa);
+      return n;
+    }
+
+    static bool header_is(const unsigned char* n, u32 magic, unsigned level, u64 base, unsigned shift) {
+      const detail::xa_node_header& h = detail::header(n);
+      return h.magic.get() == magic && h.level == level && h.base.get() == base && h.shift == shift;
+    }
+
+    status compact(u64 ref, unsigned level, u64 base, unsigned shift, u32 depth, u64& entries, u8& marks) {
+      error err;
+      const unsigned char* n = visit(ref, depth, err);
+      if (n == nullptr) return err;
+      const phys_addr at{ref & ~geo::page_mask};
+      auto fail = [&](errc c) { return make_error(c, structure, at, depth); };
+      if (detail::header(n).magic.get() != detail::xa_compact_magic) return fail(errc::bad_magic);
+      if (!header_is(n, detail::xa_compact_magic, level, base, shift)) return fail(errc::bad_level);
+      const u64 count = read::c_count(n);
+      if (count == 0 || count > geo::compact_capacity || detail::header(n).entries.get() != count)
+        return fail(errc::bad_count);
+      const u64 last = base + geo::span_mask(shift);
+      u8 all = 0;
+      for (u64 i = 0; i < count; ++i) {
+        const u64 key = read::c_key(n, i);
+        const unsigned o = read::c_order(n, i);
+        if (o > 63) return fail(errc::out_of_range);
+        if ((key & geo::span_mask(o)) != 0) return fail(errc::misaligned);
+        if (key < base || key + geo::span_mask(o) > last || key + geo::span_mask(o) < key)
+          return fail(errc::out_of_range);
+        if (i > 0 && read::c_entry(n, i - 1).last() >= key) return fail(errc::duplicate);
+        if (read::c_marks(n, i) >> xa_mark_count) return fail(errc::bad_count);
+        if (detail::is_zero_value(read::c_value(n, i))) return fail(errc::bad_count);
+        all |= read::c_marks(n, i);
+      }
+      if (all != detail::header(n).marks) return fail(errc::bad_count);
+      entries += count;
+      marks = all;
+      return {};
+    }
+
+    status dense(u64 ref, const unsigned char* sec, u32 depth, u64& heads, u8& marks) {
+      error err;
+      const unsigned char* n = visit(ref, depth, err);
+      if (n == nullptr) return err;
+      auto fail = [&](errc c) { return make_error(c, structure, phys_addr{ref & ~geo::page_mask}, depth); };
+      heads = 0;
+      marks = 0;
+      if (sec == nullptr) {
+        for (u64 i = 0; i < geo::leaf_slots; ++i) heads += read::d_present(n, i);
+        return {};
+      }
+      const unsigned char* tails = read::side_bitmap(sec, read::tail);
+      for (u64 i = 0; i < geo::leaf_slots;) {
+        const bool present = read::d_present(n, i);
+        if (!present || detail::test_bit(tails, i)) {
+          // absent slots and stray tails carry no bits
+          for (unsigned b = 0; b < 4; ++b)
+            if (detail::test_bit(read::side_bitmap(sec, b), i)) return fail(errc::bad_count);
+          ++i;
+          continue;
+        }
+        u64 len = 1;
+        const Value v = read::d_value(n, i);
+        while (i + len < geo::leaf_slots && detail::test_bit(tails, i + len)) {
+          if (std::memcmp(n + geo::value_size * (i + len), &v, sizeof v) != 0) return fail(errc::bad_count);
+          ++len;
+        }
+        if (!std::has_single_bit(len) || (i & (len - 1)) != 0) return fail(errc::misaligned);
+        for (unsigned m = 0; m < xa_mark_count; ++m) {
+          const unsigned char* bits = read::side_bitmap(sec, m);
+          if (detail::test_bit(bits, i)) marks |= static_cast<u8>(1u << m);
+          for (u64 k = 1; k < len; ++k)
+            if (detail::test_bit(bits, i + k)) return fail(errc::bad_count);
+        }
+        ++heads;
+        i += len;
+      }
+      return {};
+    }
+
+    status branch(u64 ref, unsigned h, u64 base, u32 depth, u64& entries, u8& marks) {
+      error err;
+      const unsigned char* br = visit(ref, depth, err);
+      if (br == nullptr) return err;
+      const phys_addr at{ref & ~geo::page_mask};
+      auto fail = [&](errc c) { return make_error(c, structure, at, depth); };
+      if (depth > geo::max_height) return fail(errc::too_deep);
+      if (detail::header(br).magic.get() != detail::xa_branch_magic) return fail(errc::bad_magic);
+      if (!header_is(br, detail::xa_branch_magic, h, base, geo::cover(h))) return fail(errc::bad_level);
+      path[depth - 1] = at.value;
+      const unsigned sb = geo::slot_bits(h);
+      const u64 usable = u64{1} << geo::slot_log(h);
+      // side nodes first: dense leaves are read through them
+      for (u64 g = 0; g < geo::side_count; ++g) {
+        const u64 s = detail::get64(br + geo::side_off + 8 * g);
+        if (s == 0) continue;
+        if (h != 1) return fail(errc::bad_level);
+        const unsigned char* side = visit(s, depth + 1, err);
+        if (side == nullptr) return err;
+        if (!header_is(side, detail::xa_side_magic, 1, base + ((g * geo::side_group) << sb),
+                       sb + static_cast<unsigned>(std::countr_zero(geo::side_group))))
+          return make_error(errc::bad_level, structure, phys_addr{s}, depth + 1);
+      }
+      u64 sum_entries = 0, used = 0;
+      u8 all = 0;
+      for (u64 j = 0; j < geo::fanout; ++j) {
+        const u64 child = read::slot(br, j);
+        const u16 dcount = read::dense_count(br, j);
+        if (j >= usable || child == 0) {
+          if (child != 0 || dcount != 0 || summary(br, j) != 0) return fail(errc::bad_count);
+          if (h == 1 && child == 0)
+            if (const unsigned char* sec = read::side_section(mem, br, j))
+              if (detail::any_bits(sec, geo::side_leaf_bytes)) return fail(errc::bad_count);
+          continue;
+        }
+        const u64 k = child & detail::xa_kind_mask;
+        const unsigned run = read::run_of(child);
+        const u64 cbase = base + (j << sb);
+        u64 below = 0;
+        u8 child_marks = 0;
+        if (k != detail::xa_compact && run != 0) return fail(errc::bad_level);
+        if (k != detail::xa_dense && dcount != 0) return fail(errc::bad_count);
+        if (k == detail::xa_compact) {
+          const u64 n = u64{1} << run;
+          if (run > geo::slot_log(h) || (j & (n - 1)) != 0) return fail(errc::bad_level);
+          for (u64 s = j + 1; s < j + n; ++s)
+            if (read::slot(br, s) != child || read::dense_count(br, s) != 0) return fail(errc::bad_level);
+          KHO_TRY(compact(child, h, cbase, sb + run, depth + 1, below, child_marks));
+          for (u64 s = j; s < j + n; ++s)
+            if (summary(br, s) != child_marks) return fail(errc::bad_count);
+          if (h == 1)
+            for (u64 s = j; s < j + n; ++s)
+              if (const unsigned char* sec = read::side_section(mem, br, s))
+                if (detail::any_bits(sec, geo::side_leaf_bytes)) return fail(errc::bad_count);
+          used += n;
+          j += n - 1;
+        } else if (k == detail::xa_branch) {
+          if (h < 2) return fail(errc::bad_level);
+          KHO_TRY(branch(child, h - 1, cbase, depth + 1, below, child_marks));
+          if (summary(br, j) != child_marks) return fail(errc::bad_count);
+          ++used;
+        } else if (k == detail::xa_dense) {
+          if (h != 1) return fail(errc::bad_level);
+          const u64 pa = child & ~geo::page_mask;
+          KHO_TRY(dense(child, read::side_section(mem, br, j), depth + 1, below, child_marks));
+          if (below == 0 || below != dcount) return make_error(errc::bad_count, structure, phys_addr{pa}, depth + 1);
+          if (summary(br, j) != child_marks) return fail(errc::bad_count);
+          ++used;
+        } else {
+          return fail(errc::bad_level);
+        }
+        sum_entries += below;
+        all |= child_marks;
+      }
+      if (used != detail::header(br).count.get() || sum_entries != detail::header(br).entries.get() ||
+          sum_entries == 0 || all != detail::header(br).marks)
+        return fail(errc::bad_count);
+      entries += sum_entries;
+      marks = all;
+      return {};
+    }
+
+    static u8 summary(const unsigned char* br, u64 j) {
+      u8 m = 0;
+      for (unsigned k = 0; k < xa_mark_count; ++k) m |= static_cast<u8>(read::summary_bit(br, k, j) << k);
+      return m;
+    }
+  };
+
+  M mem_;
+  phys_addr root_pa_;
+  const xarray_root* root_block_;
+};
+
+/// Attaches with the Memory type deduced: attach_xarray<u64>(mem, root).
+template <class Value, unsigned PageShift = 12, Memory M>
+result<xarray_view<Value, PageShift, M>> attach_xarray(const M& mem, phys_addr root) {
+  return xarray_view<Value, PageShift, M>::attach(mem, root);
+}
+
+/// Creates with the source type deduced: make_xarray<u64>(pages).
+template <class Value, unsigned PageShift = 12, PageSource Source>
+result<xarray<Value, PageShift, Source>> make_xarray(Source& source) {
+  return xarray<Value, PageShift, Source>::create(source);
+}
+
+}  // namespace kho
