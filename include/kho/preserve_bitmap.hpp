@@ -188,8 +188,7 @@ class radix_walker {
           const u64 key = leaf_.base + (word_ << 6) + static_cast<u64>(__builtin_ctzll(bits_));
           bits_ &= bits_ - 1;
           if (key >= end_) return false;
-          order o{};
-          geo::decode(key, head_, o);
+          head_ = phys_addr{(key ^ geo::order_bit(order_)) << (PageShift + order_.value)};
           return true;
         }
         while (++word_ < geo::leaf_words) {
@@ -227,24 +226,34 @@ class radix_walker {
     }
     u64 start = 0, end = 0;
     bool pending = false;
-    while (live > 0) {
+    auto emit = [&](u64 b_start, u64 b_end) {
+      if (pending && b_start <= end) {
+        end = std::max(end, b_end);
+        return true;
+      }
+      if (pending && !call(f, start, end)) return false;
+      start = b_start;
+      end = b_end;
+      pending = true;
+      return true;
+    };
+    auto clip_end = [&](const order_cursor& c) {
+      const u64 raw_end = c.head().value + c.head_bytes();
+      return (raw_end == 0 || raw_end > to.value) ? to.value : raw_end;
+    };
+    // Most trees hold one or two orders; with one left the merge is a plain scan.
+    while (live > 1) {
       unsigned min = 0;
       for (unsigned i = 1; i < live; ++i)
         if (cursors[i].head() < cursors[min].head()) min = i;
       order_cursor& c = cursors[min];
-      const u64 b_start = std::max(c.head().value, from.value);
-      const u64 raw_end = c.head().value + c.head_bytes();
-      const u64 b_end = (raw_end == 0 || raw_end > to.value) ? to.value : raw_end;
+      if (!emit(std::max(c.head().value, from.value), clip_end(c))) return;
       c.next();
       if (!c.live()) c = cursors[--live];
-      if (pending && b_start <= end) {
-        end = std::max(end, b_end);
-        continue;
-      }
-      if (pending && !call(f, start, end)) return;
-      start = b_start;
-      end = b_end;
-      pending = true;
+    }
+    if (live == 1) {
+      for (order_cursor& c = cursors[0]; c.live(); c.next())
+        if (!emit(std::max(c.head().value, from.value), clip_end(c))) return;
     }
     if (pending) call(f, start, end);
   }

@@ -48,7 +48,7 @@ class memblock_model {
   }
 
   memblock_model(memblock_model&& o) noexcept
-      : source_(o.source_), array_(o.array_), order_(o.order_), capacity_(o.capacity_),
+      : source_(o.source_), array_(o.array_), array_virt_(o.array_virt_), order_(o.order_), capacity_(o.capacity_),
         count_(o.count_), doublings_(o.doublings_) {
     o.array_ = phys_addr{};
   }
@@ -93,7 +93,7 @@ class memblock_model {
     if (size == 0) return {};
     if (!checked_add(base.value, size, end)) return errc::invalid_argument;
     if (count_ > 0) {
-      memblock_region& last = regions()[count_ - 1];
+      memblock_region& last = array_virt_[count_ - 1];
       if (base.value < last.base) return reserve(base, size);
       if (base.value <= last.end()) {
         if (end > last.end()) last.size = end - last.base;
@@ -101,7 +101,7 @@ class memblock_model {
       }
     }
     if (count_ == capacity_) KHO_TRY(grow(capacity_ * 2));
-    regions()[count_++] = memblock_region{base.value, size};
+    array_virt_[count_++] = memblock_region{base.value, size};
     return {};
   }
 
@@ -122,10 +122,7 @@ class memblock_model {
  private:
   explicit memblock_model(Source& source) : source_(&source) {}
 
-  memblock_region* regions() const {
-    return static_cast<memblock_region*>(
-        source_->memory().to_virt(array_, capacity_ * sizeof(memblock_region)));
-  }
+  memblock_region* regions() const { return array_virt_; }
 
   // memblock_double_array(): a new array twice the size, the old one copied and freed.
   status grow(u64 capacity) {
@@ -142,6 +139,7 @@ class memblock_model {
       ++doublings_;
     }
     array_ = *fresh;
+    array_virt_ = static_cast<memblock_region*>(to);
     order_ = order{o};
     capacity_ = capacity;
     return {};
@@ -174,6 +172,7 @@ class memblock_model {
 
   Source* source_;
   phys_addr array_{};
+  memblock_region* array_virt_ = nullptr;  // where array_ is mapped; it never moves
   order order_{};
   u64 capacity_ = 0;
   u64 count_ = 0;
@@ -201,14 +200,14 @@ status restore_linear(const View& tree, Memblock& memblock) {
   const auto nodes = tree.nodes();
   u64 next_node = 0;
   constexpr u64 page = View::geometry::page_size;
-  status st{};
+  errc failed = errc::ok;  // a code, not a status: this closure runs once per range
   tree.for_each_range([&](phys_addr start, u64 size) {
     for (; next_node < nodes.size() && nodes[next_node] < start.value; ++next_node)
-      if (st = memblock.append(phys_addr{nodes[next_node]}, page); !st) return false;
-    st = memblock.append(start, size);
-    return st.ok();
+      if ((failed = memblock.append(phys_addr{nodes[next_node]}, page).code()) != errc::ok) return false;
+    failed = memblock.append(start, size).code();
+    return failed == errc::ok;
   });
-  KHO_TRY(st);
+  if (failed != errc::ok) return failed;
   for (; next_node < nodes.size(); ++next_node)
     KHO_TRY(memblock.append(phys_addr{nodes[next_node]}, page));
   return {};
