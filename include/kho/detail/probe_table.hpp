@@ -55,9 +55,10 @@ class probe_table {
   static constexpr u64 unlimited_probes = ~u64{0};
 
   /// Makes room for `n` entries in total, so that inserts up to then cannot fail.
-  /// Complexity: O(capacity) when it grows. Errors: out_of_memory, out_of_range.
+  /// Complexity: O(capacity) when it grows. Errors: out_of_memory (also for sizes no
+  /// page source could hold).
   status reserve(Source& src, u64 n) {
-    if (n > (u64{1} << 58) / sizeof(Slot)) return errc::out_of_range;
+    if (n > (u64{1} << 58) / sizeof(Slot)) return errc::out_of_memory;
     if (n * 2 <= capacity()) return {};
     u64 cap = capacity() ? capacity() : min_capacity;
     while (cap < n * 2) cap *= 2;
