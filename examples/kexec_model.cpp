@@ -155,7 +155,10 @@ int run_next_image(int fd, u64 base, bool json) {
     out.update(model::inspect(pm.memory(), phys_addr{boot.root.get()}));
     if (out["status"] == "ok" && out.value("generation", u64{0}) != boot.generation.get())
       out["status"] = to_string(errc::stale);
-    if (out["status"] == "ok") out["restore"] = restore_preserved(pm.memory(), out);
+    if (out["status"] == "ok") {
+      out["restore"] = restore_preserved(pm.memory(), out);
+      if (!out["restore"].value("naive_equals_linear", false)) out["status"] = "restore failed";
+    }
   }
   const bool ok = out["status"] == "ok";
   if (json) {
