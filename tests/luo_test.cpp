@@ -2,6 +2,8 @@
 // symmetric FLB reference counts, the way through the handover root, and scale.
 #include <kho/handover.hpp>
 #include <kho/luo.hpp>
+#include <kho/model/demo_luo.hpp>
+#include <kho/model/inspect_luo.hpp>
 
 #include "test_arena.hpp"
 
@@ -241,6 +243,49 @@ TEST(Luo, EmptyStateRoundTrips) {
   EXPECT_EQ(v->session_count(), 0u);
   EXPECT_EQ(v->sessions().begin(), v->sessions().end());
   EXPECT_EQ(v->for_each_unreclaimed([](const luo_unreclaimed&) {}), 0u);
+}
+
+TEST(LuoModelHelpers, DemoStateReadsBackAndReclaims) {
+  machine m;
+  auto root = handover_writer<source>::create(m.mem.pages());
+  ASSERT_TRUE(root);
+  ASSERT_TRUE(model::build_demo_luo(m.mem.pages(), *root, 3));
+  ASSERT_TRUE(root->seal());
+  const flat_memory next = m.mem.remap();
+  auto h = attach_handover(next, root->root());
+  ASSERT_TRUE(h);
+  auto e = h->find(luo_entry_name);
+  ASSERT_TRUE(e);
+  EXPECT_STREQ((*e)->compatible, model::luo_compatible);
+  const nlohmann::json dump = model::read_luo(next, **e);
+  ASSERT_TRUE(dump["ok"].get<bool>()) << dump.dump();
+  EXPECT_EQ(dump["liveupdate_number"], 3);
+  ASSERT_EQ(dump["sessions"].size(), 3u);
+  EXPECT_EQ(dump["sessions"][0]["name"], "vm-alpha");
+  EXPECT_EQ(dump["sessions"][0]["files"][1]["flb"], "iommufd:0");
+  EXPECT_EQ(dump["sessions"][2]["files"][0]["flb"], nullptr);
+  ASSERT_EQ(dump["flbs"].size(), 1u);
+  EXPECT_EQ(dump["flbs"][0]["refs"], 2);
+  const std::string data = dump["sessions"][1]["files"][0]["data"];
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(m.mem.bytes(phys_addr{std::stoull(data, nullptr, 16)}))),
+            "guest RAM, 2 GiB");
+
+  const nlohmann::json after = model::reclaim_demo_luo(next, **e);
+  ASSERT_TRUE(after["ok"].get<bool>()) << after.dump();
+  EXPECT_EQ(after["retrieved"].size(), 3u);
+  EXPECT_TRUE(after["retrieved"][1]["flb_first"].get<bool>());
+  ASSERT_EQ(after["unreclaimed"].size(), 3u);  // database/2 and both of vm-beta
+  EXPECT_EQ(after["flbs"][0]["retrieved"], 1);
+  EXPECT_EQ(after["flbs"][0]["remaining"], 1);  // vm-beta's device still holds it
+
+  // Damage after sealing: the reader says what and where.
+  auto* r = reinterpret_cast<luo_root*>(m.mem.bytes(phys_addr{(*e)->phys.get()}));
+  r->session_count.set(4);
+  const nlohmann::json bad = model::read_luo(next, **e);
+  EXPECT_FALSE(bad["ok"].get<bool>());
+  EXPECT_EQ(bad["error"]["error"], to_string(errc::bad_checksum));
+  EXPECT_EQ(bad["error"]["structure"], "luo");
+  EXPECT_FALSE(model::reclaim_demo_luo(next, **e)["ok"].get<bool>());
 }
 
 // Scale: far past upstream's former caps (about 1000 sessions, 128 files a session).
