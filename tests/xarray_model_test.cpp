@@ -1,0 +1,349 @@
+// Xarray, model-based: random store/store_range/erase/exchange/marks/find sequences
+// against a std::map oracle of whole entries, with Reattach (map the arena elsewhere,
+// validate, compare everything through the view) and Adopt (continue writing through a
+// writer adopted from the view). u64 and 16-byte values; 4 KiB and 64 KiB pages.
+#include <kho/xarray.hpp>
+
+#include "test_arena.hpp"
+
+#include <rapidcheck.h>
+#include <rapidcheck/gtest.h>
+#include <rapidcheck/state.h>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <vector>
+
+namespace kho::test {
+namespace {
+
+struct wide {
+  u64 lo, hi;
+  bool operator==(const wide&) const = default;
+};
+
+template <class V>
+V make_value(u64 seed) {
+  if constexpr (std::is_same_v<V, u64>) {
+    return seed | 1;  // never the all-zero "absent" value
+  } else {
+    return V{seed | 1, ~seed};
+  }
+}
+
+struct model_entry {
+  unsigned order;
+  u64 seed;
+  u8 marks;
+};
+
+/// Whole entries keyed by first index: what the xarray must hold.
+struct xa_model {
+  std::map<u64, model_entry> entries;
+
+  static u64 last_of(u64 first, unsigned o) { return first + ((u64{1} << o) - 1); }
+  template <class Map>
+  static auto holding_in(Map& map, u64 index) {
+    auto it = map.upper_bound(index);
+    if (it == map.begin()) return map.end();
+    --it;
+    return last_of(it->first, it->second.order) >= index ? it : map.end();
+  }
+  auto holding(u64 index) { return holding_in(entries, index); }
+  auto holding(u64 index) const { return holding_in(entries, index); }
+  bool holds(u64 index) const { return holding(index) != entries.end(); }
+  void store(u64 index, unsigned o, u64 seed) {
+    auto it = holding(index);
+    if (it != entries.end() && it->first == index && it->second.order == o) {
+      it->second.seed = seed;
+      return;
+    }
+    if (it != entries.end() && it->second.order > o) entries.erase(it);
+    entries.erase(entries.lower_bound(index), entries.upper_bound(last_of(index, o)));
+    entries[index] = model_entry{o, seed, 0};
+  }
+  /// The first entry holding an index >= start (with mark m when m >= 0).
+  std::optional<std::pair<u64, model_entry>> find(u64 start, int m = -1) const {
+    auto it = holding(start);
+    if (it == entries.end()) it = entries.lower_bound(start);
+    for (; it != entries.end(); ++it)
+      if (m < 0 || ((it->second.marks >> m) & 1)) return *it;
+    return std::nullopt;
+  }
+};
+
+template <class V, unsigned Shift>
+struct xa_sut {
+  using source_type = typename arena<Shift>::source_type;
+  using writer_type = xarray<V, Shift, source_type>;
+  arena<Shift> mem{u64{96} << 20};
+  std::unique_ptr<writer_type> x;
+
+  xa_sut() {
+    auto w = writer_type::create(mem.pages());
+    RC_ASSERT(w.has_value());
+    x = std::make_unique<writer_type>(std::move(*w));
+  }
+};
+
+template <class V, unsigned Shift>
+using command = rc::state::Command<xa_model, xa_sut<V, Shift>>;
+
+/// Indices that make structure: the edges of the index space, a dense window, clusters
+/// at far-apart bases, and anything at all.
+rc::Gen<u64> index_gen() {
+  return rc::gen::oneOf(
+      rc::gen::element<u64>(0, 1, u64{1} << 63, (u64{1} << 63) + 1, ~u64{0}, ~u64{0} - 1),
+      rc::gen::inRange<u64>(0, 1500),
+      rc::gen::map(rc::gen::pair(rc::gen::element<u64>(u64{1} << 21, u64{3} << 40, u64{5} << 56),
+                                 rc::gen::inRange<u64>(0, 1u << 20)),
+                   [](std::pair<u64, u64> p) { return p.first + p.second; }),
+      rc::gen::arbitrary<u64>());
+}
+
+template <class V, unsigned Shift>
+void check_entry(const xarray_entry<V>& got, u64 first, const model_entry& want) {
+  RC_ASSERT(got.index == first);
+  RC_ASSERT(got.span.value == want.order);
+  RC_ASSERT(got.marks == want.marks);
+  RC_ASSERT(got.value == make_value<V>(want.seed));
+}
+
+/// Everything the model holds, through any reader (writer or view).
+template <class V, unsigned Shift, class Reader>
+void check_all(const xa_model& m, const Reader& r) {
+  RC_ASSERT(r.count() == m.entries.size());
+  auto it = m.entries.begin();
+  r.for_each(0, ~u64{0}, [&](const xarray_entry<V>& e) {
+    RC_ASSERT(it != m.entries.end());
+    check_entry<V, Shift>(e, it->first, it->second);
+    ++it;
+  });
+  RC_ASSERT(it == m.entries.end());
+  for (const auto& [first, e] : m.entries) {
+    const u64 last = xa_model::last_of(first, e.order);
+    for (u64 probe : {first, last, first + (last - first) / 2}) {
+      auto v = r.load(probe);
+      RC_ASSERT(v.has_value());
+      RC_ASSERT(*v == make_value<V>(e.seed));
+    }
+    if (first > 0) RC_ASSERT(r.load(first - 1).has_value() == m.holds(first - 1));
+  }
+}
+
+template <class V, unsigned Shift>
+struct store_cmd : command<V, Shift> {
+  u64 index = *index_gen();
+  u64 seed = *rc::gen::arbitrary<u64>();
+  void apply(xa_model& m) const override { m.store(index, 0, seed); }
+  void run(const xa_model&, xa_sut<V, Shift>& s) const override {
+    RC_ASSERT(s.x->store(index, make_value<V>(seed)).ok());
+    RC_ASSERT(*s.x->load(index) == make_value<V>(seed));
+  }
+  void show(std::ostream& os) const override { os << "store " << index; }
+};
+
+template <class V, unsigned Shift>
+struct store_range_cmd : command<V, Shift> {
+  unsigned o = *rc::gen::oneOf(rc::gen::inRange(1u, 12u), rc::gen::element(18u, 30u, 62u, 63u));
+  u64 index = *index_gen() & ~((u64{1} << o) - 1);
+  u64 seed = *rc::gen::arbitrary<u64>();
+  void apply(xa_model& m) const override { m.store(index, o, seed); }
+  void run(const xa_model&, xa_sut<V, Shift>& s) const override {
+    RC_ASSERT(s.x->store_range(index, order{o}, make_value<V>(seed)).ok());
+    RC_ASSERT(s.x->store_range(index + 1, order{o}, make_value<V>(seed)).code() == errc::misaligned);
+    auto e = s.x->entry_at(index + ((u64{1} << o) - 1));
+    RC_ASSERT(e.has_value());
+    RC_ASSERT(e->index == index);
+    RC_ASSERT(e->span.value == o);
+  }
+  void show(std::ostream& os) const override { os << "store_range " << index << " order " << o; }
+};
+
+/// Enough keys in one leaf's window to turn compact leaves dense (and back on erase).
+template <class V, unsigned Shift>
+struct fill_cmd : command<V, Shift> {
+  static constexpr u64 window = page_geometry<Shift>::size / sizeof(V);
+  u64 base = *rc::gen::element<u64>(0, window * 3, u64{7} << 33) ;
+  u64 stride = *rc::gen::element<u64>(1, 1, 2, 3);
+  u64 n = *rc::gen::inRange<u64>(window / 3, window / 2 + 8);
+  u64 seed = *rc::gen::arbitrary<u64>();
+  void apply(xa_model& m) const override {
+    for (u64 i = 0; i < n; ++i) m.store(base + (i * stride) % window, 0, seed + i);
+  }
+  void run(const xa_model&, xa_sut<V, Shift>& s) const override {
+    for (u64 i = 0; i < n; ++i) RC_ASSERT(s.x->store(base + (i * stride) % window, make_value<V>(seed + i)).ok());
+  }
+  void show(std::ostream& os) const override { os << "fill " << n << " at " << base << " stride " << stride; }
+};
+
+template <class V, unsigned Shift>
+struct erase_cmd : command<V, Shift> {
+  u64 index = *index_gen();
+  void apply(xa_model& m) const override {
+    if (auto it = m.holding(index); it != m.entries.end()) m.entries.erase(it);
+  }
+  void run(const xa_model& m, xa_sut<V, Shift>& s) const override {
+    const bool present = m.holds(index);
+    RC_ASSERT(s.x->erase(index).code() == (present ? errc::ok : errc::not_found));
+    RC_ASSERT(s.x->load(index).code() == errc::not_found);
+  }
+  void show(std::ostream& os) const override { os << "erase " << index; }
+};
+
+/// Erases a run of the dense window, so leaves empty, shrink and come back compact.
+template <class V, unsigned Shift>
+struct erase_window_cmd : command<V, Shift> {
+  u64 first = *rc::gen::inRange<u64>(0, 4 * fill_cmd<V, Shift>::window);
+  u64 n = *rc::gen::inRange<u64>(1, fill_cmd<V, Shift>::window);
+  void apply(xa_model& m) const override {
+    for (u64 i = first; i < first + n; ++i)
+      if (auto it = m.holding(i); it != m.entries.end()) m.entries.erase(it);
+  }
+  void run(const xa_model&, xa_sut<V, Shift>& s) const override {
+    for (u64 i = first; i < first + n; ++i) (void)s.x->erase(i);
+  }
+  void show(std::ostream& os) const override { os << "erase " << n << " from " << first; }
+};
+
+template <class V, unsigned Shift>
+struct exchange_cmd : command<V, Shift> {
+  u64 index = *index_gen();
+  u64 seed = *rc::gen::arbitrary<u64>();
+  void apply(xa_model& m) const override {
+    if (auto it = m.holding(index); it != m.entries.end()) it->second.seed = seed;
+  }
+  void run(const xa_model& m, xa_sut<V, Shift>& s) const override {
+    auto it = m.holding(index);
+    auto old = s.x->exchange(index, make_value<V>(seed));
+    if (it == m.entries.end()) {
+      RC_ASSERT(old.code() == errc::not_found);
+    } else {
+      RC_ASSERT(old.has_value());
+      RC_ASSERT(*old == make_value<V>(it->second.seed));
+    }
+  }
+  void show(std::ostream& os) const override { os << "exchange " << index; }
+};
+
+template <class V, unsigned Shift>
+struct mark_cmd : command<V, Shift> {
+  u64 index = *index_gen();
+  unsigned mark = *rc::gen::inRange(0u, 3u);
+  bool set = *rc::gen::arbitrary<bool>();
+  void apply(xa_model& m) const override {
+    if (auto it = m.holding(index); it != m.entries.end())
+      it->second.marks = static_cast<u8>(set ? it->second.marks | (1u << mark) : it->second.marks & ~(1u << mark));
+  }
+  void run(const xa_model& m, xa_sut<V, Shift>& s) const override {
+    const bool present = m.holds(index);
+    const auto mk = static_cast<xa_mark>(mark);
+    const status st = set ? s.x->set_mark(index, mk) : s.x->clear_mark(index, mk);
+    RC_ASSERT(st.code() == (present ? errc::ok : errc::not_found));
+    RC_ASSERT(s.x->get_mark(index, mk) == (present && set));
+  }
+  void show(std::ostream& os) const override { os << (set ? "set" : "clear") << " mark " << mark << " at " << index; }
+};
+
+/// Marks many entries of the dense window (side nodes of dense leaves).
+template <class V, unsigned Shift>
+struct mark_window_cmd : command<V, Shift> {
+  u64 first = *rc::gen::inRange<u64>(0, 4 * fill_cmd<V, Shift>::window);
+  u64 n = *rc::gen::inRange<u64>(1, 300);
+  unsigned mark = *rc::gen::inRange(0u, 3u);
+  bool set = *rc::gen::arbitrary<bool>();
+  void apply(xa_model& m) const override {
+    for (u64 i = first; i < first + n; ++i)
+      if (auto it = m.holding(i); it != m.entries.end())
+        it->second.marks = static_cast<u8>(set ? it->second.marks | (1u << mark) : it->second.marks & ~(1u << mark));
+  }
+  void run(const xa_model&, xa_sut<V, Shift>& s) const override {
+    for (u64 i = first; i < first + n; ++i)
+      (void)(set ? s.x->set_mark(i, static_cast<xa_mark>(mark)) : s.x->clear_mark(i, static_cast<xa_mark>(mark)));
+  }
+  void show(std::ostream& os) const override { os << "mark window " << mark << " " << first << "+" << n; }
+};
+
+template <class V, unsigned Shift>
+struct find_cmd : command<V, Shift> {
+  u64 start = *index_gen();
+  int mark = *rc::gen::inRange(-1, 3);
+  void run(const xa_model& m, xa_sut<V, Shift>& s) const override {
+    auto want = m.find(start, mark);
+    auto got = mark < 0 ? s.x->find(start) : s.x->find_marked(start, static_cast<xa_mark>(mark));
+    RC_ASSERT(got.has_value() == want.has_value());
+    if (want) check_entry<V, Shift>(*got, want->first, want->second);
+    auto after = s.x->find_after(start);
+    auto want_after = m.entries.upper_bound(start);
+    RC_ASSERT(after.has_value() == (want_after != m.entries.end()));
+    if (after) check_entry<V, Shift>(*after, want_after->first, want_after->second);
+  }
+  void show(std::ostream& os) const override { os << "find " << start << " mark " << mark; }
+};
+
+template <class V, unsigned Shift>
+struct for_each_cmd : command<V, Shift> {
+  u64 first = *index_gen();
+  u64 len = *rc::gen::inRange<u64>(0, 5000);
+  void run(const xa_model& m, xa_sut<V, Shift>& s) const override {
+    const u64 last = first + len < first ? ~u64{0} : first + len;
+    std::vector<u64> want;
+    auto it = m.holding(first);
+    if (it == m.entries.end()) it = m.entries.lower_bound(first);
+    for (; it != m.entries.end() && it->first <= last; ++it) want.push_back(it->first);
+    std::vector<u64> got;
+    s.x->for_each(first, last, [&](const xarray_entry<V>& e) { got.push_back(e.index); });
+    RC_ASSERT(got == want);
+  }
+  void show(std::ostream& os) const override { os << "for_each " << first << "+" << len; }
+};
+
+template <class V, unsigned Shift>
+struct reattach_cmd : command<V, Shift> {
+  void run(const xa_model& m, xa_sut<V, Shift>& s) const override {
+    s.x->seal();
+    auto v = xarray_view<V, Shift, flat_memory>::attach(s.mem.remap(), s.x->root());
+    RC_ASSERT(v.has_value());
+    RC_ASSERT(v->height() == s.x->height());
+    check_all<V, Shift>(m, *v);
+    const u64 pages = s.mem.pages().pages_in_use();
+    RC_ASSERT(pages == s.x->nodes() + 1);  // the writer's pages are exactly its nodes
+  }
+  void show(std::ostream& os) const override { os << "reattach"; }
+};
+
+template <class V, unsigned Shift>
+struct adopt_cmd : command<V, Shift> {
+  void run(const xa_model& m, xa_sut<V, Shift>& s) const override {
+    s.x->seal();
+    auto v = xarray_view<V, Shift, flat_memory>::attach(s.mem.remap(), s.x->root());
+    RC_ASSERT(v.has_value());
+    auto w = xa_sut<V, Shift>::writer_type::adopt(*v, s.mem.pages());
+    RC_ASSERT(w.has_value());
+    s.x = std::make_unique<typename xa_sut<V, Shift>::writer_type>(std::move(*w));
+    check_all<V, Shift>(m, *s.x);
+  }
+  void show(std::ostream& os) const override { os << "adopt"; }
+};
+
+template <class V, unsigned Shift>
+void check_xarray_model() {
+  xa_model m;
+  xa_sut<V, Shift> s;
+  rc::state::check(
+      m, s,
+      rc::state::gen::execOneOfWithArgs<
+          store_cmd<V, Shift>, store_cmd<V, Shift>, store_cmd<V, Shift>, store_range_cmd<V, Shift>,
+          fill_cmd<V, Shift>, erase_cmd<V, Shift>, erase_cmd<V, Shift>, erase_window_cmd<V, Shift>,
+          exchange_cmd<V, Shift>, mark_cmd<V, Shift>, mark_cmd<V, Shift>, mark_window_cmd<V, Shift>,
+          find_cmd<V, Shift>, for_each_cmd<V, Shift>, reattach_cmd<V, Shift>, adopt_cmd<V, Shift>>());
+}
+
+RC_GTEST_PROP(XarrayModel, U64Pages4K, ()) { check_xarray_model<u64, 12>(); }
+RC_GTEST_PROP(XarrayModel, U64Pages64K, ()) { check_xarray_model<u64, 16>(); }
+RC_GTEST_PROP(XarrayModel, Wide16BytePages4K, ()) { check_xarray_model<wide, 12>(); }
+RC_GTEST_PROP(XarrayModel, Wide16BytePages64K, ()) { check_xarray_model<wide, 16>(); }
+
+}  // namespace
+}  // namespace kho::test

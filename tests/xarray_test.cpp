@@ -1,0 +1,251 @@
+// Xarray: edges of the writer and the view: empty, the ends of the index space, the
+// largest orders, erase and store inside a multi-order entry, marks and their summaries,
+// the height growing and shrinking, compact leaves turning dense and back.
+#include <kho/xarray.hpp>
+
+#include "test_arena.hpp"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+namespace kho::test {
+namespace {
+
+using source = arena<12>::source_type;
+using xa = xarray<u64, 12, source>;
+constexpr u64 top = ~u64{0};
+constexpr u64 half = u64{1} << 63;
+
+struct XarrayTest : ::testing::Test {
+  arena<12> mem{u64{64} << 20};
+  xa x = std::move(*xa::create(mem.pages()));
+
+  auto view() {
+    x.seal();
+    auto v = attach_xarray<u64>(mem.remap(), x.root());
+    EXPECT_TRUE(v.has_value()) << to_string(v.code()) << " at " << v.err().loc.at.value;
+    return v;
+  }
+  std::vector<u64> indices() const {
+    std::vector<u64> out;
+    x.for_each(0, top, [&](const xarray_entry<u64>& e) { out.push_back(e.index); });
+    return out;
+  }
+};
+
+TEST_F(XarrayTest, EmptyMapAnswersNotFoundEverywhere) {
+  EXPECT_EQ(x.count(), 0u);
+  EXPECT_EQ(x.height(), 0u);
+  for (u64 i : {u64{0}, half, top}) {
+    EXPECT_EQ(x.load(i).code(), errc::not_found);
+    EXPECT_EQ(x.erase(i).code(), errc::not_found);
+    EXPECT_EQ(x.exchange(i, 5).code(), errc::not_found);
+    EXPECT_EQ(x.set_mark(i, xa_mark::mark0).code(), errc::not_found);
+  }
+  EXPECT_EQ(x.find(0).code(), errc::not_found);
+  EXPECT_EQ(x.find_marked(0, xa_mark::mark1).code(), errc::not_found);
+  auto v = view();
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->count(), 0u);
+  EXPECT_EQ(v->find(0).code(), errc::not_found);
+}
+
+TEST_F(XarrayTest, ExtremeIndicesRoundTripAndDriveTheHeight) {
+  ASSERT_TRUE(x.store(0, 10));
+  EXPECT_EQ(x.height(), 0u);
+  ASSERT_TRUE(x.store(half, 20));
+  ASSERT_TRUE(x.store(top, 30));
+  EXPECT_EQ(x.height(), xa::max_height);
+  EXPECT_EQ(*x.load(0), 10u);
+  EXPECT_EQ(*x.load(half), 20u);
+  EXPECT_EQ(*x.load(top), 30u);
+  EXPECT_EQ(x.load(top - 1).code(), errc::not_found);
+  EXPECT_EQ(indices(), (std::vector<u64>{0, half, top}));
+  EXPECT_EQ(x.find_after(half)->index, top);
+  EXPECT_EQ(x.find_after(top).code(), errc::not_found);
+  auto v = view();
+  ASSERT_TRUE(v);
+  EXPECT_EQ(*v->load(top), 30u);
+  ASSERT_TRUE(x.erase(top));
+  ASSERT_TRUE(x.erase(half));
+  EXPECT_EQ(x.height(), 0u) << "the height follows the largest index back down";
+  ASSERT_TRUE(x.erase(0));
+  EXPECT_EQ(x.count(), 0u);
+  EXPECT_EQ(x.nodes(), 0u);
+  EXPECT_EQ(mem.pages().pages_in_use(), 1u) << "only the root block is left";
+}
+
+TEST_F(XarrayTest, ZeroValueAndBadArgumentsAreRefused) {
+  EXPECT_EQ(x.store(3, 0).code(), errc::invalid_argument);
+  EXPECT_EQ(x.store_range(3, order{1}, 7).code(), errc::misaligned);
+  EXPECT_EQ(x.store_range(0, order{64}, 7).code(), errc::out_of_range);
+  ASSERT_TRUE(x.store(3, 1));
+  EXPECT_EQ(x.exchange(3, 0).code(), errc::invalid_argument);
+  EXPECT_EQ(x.set_mark(3, static_cast<xa_mark>(3)).code(), errc::invalid_argument);
+  EXPECT_EQ(x.count(), 1u);
+}
+
+TEST_F(XarrayTest, LargestOrdersAreOneEntryEach) {
+  ASSERT_TRUE(x.store_range(0, order{63}, 1));
+  ASSERT_TRUE(x.store_range(half, order{63}, 2));
+  EXPECT_EQ(x.count(), 2u);
+  EXPECT_EQ(*x.load(half - 1), 1u);
+  EXPECT_EQ(*x.load(top), 2u);
+  auto e = x.entry_at(top);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->index, half);
+  EXPECT_EQ(e->span.value, 63u);
+  EXPECT_EQ(x.nodes(), 1u) << "two order-63 entries fit one compact leaf";
+  auto v = view();
+  ASSERT_TRUE(v);
+  EXPECT_EQ(*v->load(12345), 1u);
+}
+
+TEST_F(XarrayTest, EraseInsideARangeRemovesTheWholeEntry) {
+  ASSERT_TRUE(x.store_range(u64{1} << 30, order{18}, 9));  // a 1 GiB folio of 4 KiB pages
+  ASSERT_TRUE(x.store(5, 1));
+  EXPECT_EQ(x.count(), 2u);
+  ASSERT_TRUE(x.erase((u64{1} << 30) + 4097));
+  EXPECT_EQ(x.count(), 1u);
+  EXPECT_EQ(x.load(u64{1} << 30).code(), errc::not_found);
+  EXPECT_EQ(x.load((u64{1} << 30) + (u64{1} << 18) - 1).code(), errc::not_found);
+  EXPECT_EQ(*x.load(5), 1u);
+}
+
+TEST_F(XarrayTest, StoreInsideARangeReplacesItAndARangeSwallowsWhatItCovers) {
+  ASSERT_TRUE(x.store_range(512, order{9}, 7));
+  ASSERT_TRUE(x.set_mark(600, xa_mark::mark1));
+  ASSERT_TRUE(x.store(700, 8));  // splits nothing: the order-9 entry is replaced
+  EXPECT_EQ(x.count(), 1u);
+  EXPECT_EQ(x.load(600).code(), errc::not_found);
+  for (u64 i = 1024; i < 1024 + 300; ++i) ASSERT_TRUE(x.store(i, i));
+  ASSERT_TRUE(x.store_range(1024, order{10}, 3));
+  EXPECT_EQ(x.count(), 2u);
+  EXPECT_EQ(*x.load(2047), 3u);
+  // the same block again keeps marks, and exchange keeps the extent
+  ASSERT_TRUE(x.set_mark(1024, xa_mark::mark2));
+  ASSERT_TRUE(x.store_range(1024, order{10}, 4));
+  EXPECT_TRUE(x.get_mark(1500, xa_mark::mark2));
+  EXPECT_EQ(*x.exchange(2000, 5), 4u);
+  EXPECT_EQ(x.entry_at(1024)->span.value, 10u);
+  EXPECT_EQ(*x.load(1024), 5u);
+  ASSERT_TRUE(view());
+}
+
+TEST_F(XarrayTest, DenseLeavesHoldRangesAndMarksInSideNodes) {
+  // 512 consecutive indices overflow a compact leaf: the slot turns dense
+  for (u64 i = 0; i < 4096; ++i)
+    if (i % 64 != 8) ASSERT_TRUE(x.store(i, i + 1));
+  ASSERT_TRUE(x.store_range(4096 + 64, order{5}, 99));
+  for (u64 i = 4096; i < 4096 + 400; ++i)
+    if (i < 4096 + 64 || i >= 4096 + 96) ASSERT_TRUE(x.store(i, i + 1));
+  const u64 n = x.count();
+  ASSERT_TRUE(x.set_mark(4096 + 70, xa_mark::mark0));
+  ASSERT_TRUE(x.set_mark(300, xa_mark::mark0));
+  auto m = x.find_marked(0, xa_mark::mark0);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->index, 300u);
+  auto m2 = x.find_marked(301, xa_mark::mark0);
+  ASSERT_TRUE(m2);
+  EXPECT_EQ(m2->index, 4096u + 64);
+  EXPECT_EQ(m2->span.value, 5u);
+  EXPECT_EQ(x.find_marked(4096 + 65, xa_mark::mark1).code(), errc::not_found);
+  auto v = view();
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->count(), n);
+  EXPECT_EQ(v->find_marked(4096 + 65, xa_mark::mark0)->index, 4096u + 64);
+  EXPECT_EQ(*v->load(4096 + 95), 99u);
+  ASSERT_TRUE(x.erase(4096 + 80));
+  EXPECT_EQ(x.load(4096 + 64).code(), errc::not_found);
+  ASSERT_TRUE(x.clear_mark(300, xa_mark::mark0));
+  EXPECT_EQ(x.find_marked(0, xa_mark::mark0).code(), errc::not_found);
+  EXPECT_EQ(x.marks(), 0u);
+  ASSERT_TRUE(view());
+}
+
+TEST_F(XarrayTest, DenseU64FileCostsAtMost8AndAHalfBytesPerEntry) {
+  constexpr u64 n = 1 << 16;
+  for (u64 i = 0; i < n; ++i) ASSERT_TRUE(x.store(i, (i << 12) | 3));
+  const double bytes = static_cast<double>(x.nodes() * 4096) / static_cast<double>(n);
+  EXPECT_LE(bytes, 8.5);
+  EXPECT_GE(bytes, 8.0);
+  EXPECT_EQ(x.height(), 1u);
+  u64 seen = 0;
+  x.for_each(0, top, [&](const xarray_entry<u64>& e) { seen += e.index == seen; });
+  EXPECT_EQ(seen, n);
+}
+
+TEST_F(XarrayTest, EmptyingEverythingFreesEveryNode) {
+  std::vector<u64> keys;
+  for (u64 i = 0; i < 3000; ++i) keys.push_back(i * 0x9e3779b97f4a7c15ULL);
+  for (u64 i = 0; i < 2000; ++i) keys.push_back(i);
+  for (u64 k : keys) ASSERT_TRUE(x.store(k, k | 1));
+  ASSERT_TRUE(x.set_mark(17, xa_mark::mark2));
+  EXPECT_GT(x.nodes(), 10u);
+  ASSERT_TRUE(view());
+  for (u64 k : keys) (void)x.erase(k);
+  EXPECT_EQ(x.count(), 0u);
+  EXPECT_EQ(x.nodes(), 0u);
+  EXPECT_EQ(x.height(), 0u);
+  EXPECT_EQ(mem.pages().pages_in_use(), 1u);
+  ASSERT_TRUE(view());
+}
+
+TEST_F(XarrayTest, SparseKeysShareCompactLeaves) {
+  u64 k = 1;
+  for (int i = 0; i < 20000; ++i) {
+    k = k * 6364136223846793005ULL + 1442695040888963407ULL;
+    ASSERT_TRUE(x.store(k, k | 1));
+  }
+  const double bytes = static_cast<double>(x.nodes() * 4096) / static_cast<double>(x.count());
+  EXPECT_LT(bytes, 64.0) << "a page per entry is what this format exists to avoid";
+  auto v = view();
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->count(), x.count());
+}
+
+TEST_F(XarrayTest, AdoptedWriterKeepsGrowingInPlace) {
+  for (u64 i = 0; i < 1000; ++i) ASSERT_TRUE(x.store(i * 3, i + 1));
+  auto v = view();
+  ASSERT_TRUE(v);
+  auto w = xa::adopt(*v, mem.pages());
+  ASSERT_TRUE(w);
+  EXPECT_EQ(w->root(), x.root());
+  for (u64 i = 0; i < 1000; ++i) ASSERT_TRUE(w->store(i * 3 + 1, i + 7));
+  EXPECT_EQ(w->count(), 2000u);
+  w->seal();
+  auto v2 = attach_xarray<u64>(mem.remap(), w->root());
+  ASSERT_TRUE(v2);
+  EXPECT_EQ(*v2->load(2998), 1006u);
+}
+
+TEST_F(XarrayTest, UnsealedChangesAreRefused) {
+  ASSERT_TRUE(x.store(1, 1));
+  x.seal();
+  ASSERT_TRUE(x.store(2, 2));
+  EXPECT_EQ(attach_xarray<u64>(mem.memory(), x.root()).code(), errc::bad_checksum);
+  EXPECT_EQ((attach_xarray<u64, 16>(mem.memory(), x.root()).code()), errc::page_size_mismatch);
+}
+
+TEST(XarrayWide, SixteenByteValuesAndSixtyFourKPages) {
+  struct folio {
+    u64 pfn_flags, index;
+    bool operator==(const folio&) const = default;
+  };
+  arena<16> mem{u64{64} << 20};
+  auto x = make_xarray<folio, 16>(mem.pages());
+  ASSERT_TRUE(x);
+  for (u64 i = 0; i < 10000; ++i) ASSERT_TRUE(x->store(i, folio{i + 1, i}));
+  ASSERT_TRUE(x->store_range(u64{1} << 40, order{18}, folio{5, 6}));
+  x->seal();
+  auto v = attach_xarray<folio, 16>(mem.remap(), x->root());
+  ASSERT_TRUE(v) << to_string(v.code());
+  EXPECT_EQ(v->count(), 10001u);
+  EXPECT_EQ(v->load(9999)->index, 9999u);
+  EXPECT_EQ(v->load((u64{1} << 40) + 77)->pfn_flags, 5u);
+  EXPECT_EQ((attach_xarray<u64, 16>(mem.memory(), x->root()).code()), errc::bad_compatible);
+}
+
+}  // namespace
+}  // namespace kho::test
