@@ -1373,7 +1373,7 @@ class xarray_view : public detail::xa_queries<xarray_view<Value, PageShift, M>, 
           if (std::memcmp(n + geo::value_size * (i + len), &v, sizeof v) != 0) return fail(errc::bad_count);
           ++len;
         }
-        if (!std::has_single_bit(len) || (i & (len - 1)) != 0) return fail(errc::misaligned);
+        if ((len & (len - 1)) != 0 || (i & (len - 1)) != 0) return fail(errc::misaligned);
         for (unsigned m = 0; m < xa_mark_count; ++m) {
           const unsigned char* bits = read::side_bitmap(sec, m);
           if (detail::test_bit(bits, i)) marks |= static_cast<u8>(1u << m);
