@@ -157,7 +157,8 @@ class radix_walker {
     return next_leaf_in(root_, geo::depth - 1, 0, from, end, out);
   }
 
-  /// Ascending blocks of one order inside a key window: the unit of the merged walk.
+  /// Ascending runs of consecutive set bits of one order inside a key window: the unit
+  /// of the merged walk. A full bitmap word is one run, not 64 steps.
   class order_cursor {
    public:
     order_cursor() = default;
@@ -176,18 +177,26 @@ class radix_walker {
     }
 
     bool live() const { return live_; }
+    /// The first block of the current run.
     phys_addr head() const { return head_; }
     order block_order() const { return order_; }
-    u64 head_bytes() const { return page_geometry<PageShift>::block_bytes(order_); }
+    /// Blocks in the current run (1 to 64).
+    u64 run_blocks() const { return run_; }
+    /// Bytes of the current run; 0 if it reaches the top of the address space.
+    u64 run_bytes() const { return run_ << (PageShift + order_.value); }
     void next() { live_ = advance(); }
 
    private:
     bool advance() {
       for (;;) {
         if (bits_ != 0) {
-          const u64 key = leaf_.base + (word_ << 6) + static_cast<u64>(__builtin_ctzll(bits_));
-          bits_ &= bits_ - 1;
+          const unsigned low = static_cast<unsigned>(__builtin_ctzll(bits_));
+          const u64 ones = ~(bits_ >> low);  // zero where the run continues
+          const unsigned len = ones == 0 ? 64 - low : static_cast<unsigned>(__builtin_ctzll(ones));
+          bits_ = len + low >= 64 ? 0 : bits_ & (~u64{0} << (low + len));
+          const u64 key = leaf_.base + (word_ << 6) + low;
           if (key >= end_) return false;
+          run_ = std::min<u64>(len, end_ - key);
           head_ = phys_addr{(key ^ geo::order_bit(order_)) << (PageShift + order_.value)};
           return true;
         }
@@ -205,7 +214,7 @@ class radix_walker {
     const radix_walker* w_ = nullptr;
     order order_{};
     leaf_ref leaf_{};
-    u64 end_ = 0, word_ = 0, bits_ = 0;
+    u64 end_ = 0, word_ = 0, bits_ = 0, run_ = 0;
     phys_addr head_{};
     bool live_ = false;
   };
@@ -213,8 +222,8 @@ class radix_walker {
   /// Calls f(start, size) for every preserved range overlapping [from, to), clipped to
   /// it, ascending, adjacent and overlapping blocks coalesced. f may return false to
   /// stop. `orders_present` is a bit mask of the orders to merge.
-  /// Complexity: O(B * k + L * depth + W) for B blocks, k orders present, L leaves and
-  /// W leaf words visited.
+  /// Complexity: O(R * k + L * depth + W) for R runs of consecutive blocks, k orders
+  /// present, L leaves and W leaf words visited.
   template <class F>
   void for_each_range(u64 orders_present, phys_addr from, phys_addr to, F&& f) const {
     order_cursor cursors[orders];
@@ -238,7 +247,7 @@ class radix_walker {
       return true;
     };
     auto clip_end = [&](const order_cursor& c) {
-      const u64 raw_end = c.head().value + c.head_bytes();
+      const u64 raw_end = c.head().value + c.run_bytes();
       return (raw_end == 0 || raw_end > to.value) ? to.value : raw_end;
     };
     // Most trees hold one or two orders; with one left the merge is a plain scan.
@@ -264,8 +273,10 @@ class radix_walker {
   void for_each_block(u64 orders_present, F&& f) const {
     for (unsigned o = orders; o-- > 0;) {
       if (!((orders_present >> o) & 1)) continue;
+      const u64 bytes = page_geometry<PageShift>::block_bytes(order{o});
       for (order_cursor c(this, order{o}, phys_addr{0}, phys_addr{~u64{0}}); c.live(); c.next())
-        if (!call_block(f, c.head(), order{o})) return;
+        for (u64 i = 0; i < c.run_blocks(); ++i)
+          if (!call_block(f, c.head() + i * bytes, order{o})) return;
     }
   }
 

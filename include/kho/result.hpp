@@ -113,8 +113,20 @@ class [[nodiscard]] result {
   result(result&& o) noexcept : err_(o.err_), ok_(o.ok_) {
     if (ok_) ::new (&value_) T(std::move(o.value_));
   }
-  result& operator=(const result&) = delete;
-  result& operator=(result&&) = delete;
+  result& operator=(const result& o) {
+    if (this != &o) {
+      this->~result();
+      ::new (this) result(o);
+    }
+    return *this;
+  }
+  result& operator=(result&& o) noexcept {
+    if (this != &o) {
+      this->~result();
+      ::new (this) result(std::move(o));
+    }
+    return *this;
+  }
   ~result() {
     if (ok_) value_.~T();
   }

@@ -1,0 +1,11 @@
+/* Compiled as C11 with -Wall -Werror: the C header must stand on its own. */
+#include <kho/c/kho_abi.h>
+
+#include <stddef.h>
+
+_Static_assert(offsetof(struct kho_handover_header, state) == 32, "state at 32");
+_Static_assert(offsetof(struct kho_handover_entry, phys) == 80, "phys at 80");
+_Static_assert(KHO_HANDOVER_CAPACITY(12) == 31, "31 entries per 4 KiB root");
+_Static_assert(KHO_RADIX_KEY(12, 0x1000, 0) == UINT64_C(0x0010000000000001), "golden key");
+
+int kho_c_abi_check(void) { return (int)sizeof(struct kho_handover_entry); }
