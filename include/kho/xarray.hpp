@@ -537,14 +537,14 @@ class xarray : public detail::xa_queries<xarray<Value, PageShift, Source>, Value
     if ((index & geo::span_mask(o.value)) != 0) return errc::misaligned;
     if (detail::is_zero_value(v)) return errc::invalid_argument;
     u64 lo = index, hi = index + geo::span_mask(o.value);
-    if (auto e = this->entry_at(index)) {
+    if (auto e = this->find(index); e && e->index <= hi) {  // something overlaps the block
       if (e->index == index && e->span == o) {
         write_value(*e, v);
         return {};
       }
-      if (e->span.value > o.value) lo = e->index, hi = e->last();
+      if (e->index < index || e->span.value > o.value) lo = e->index, hi = e->last();
+      remove_range(lo, hi);
     }
-    remove_range(lo, hi);
     status st = insert(index, o.value, v);
     shrink();
     return st;
