@@ -97,6 +97,7 @@ void run_old_image(model::physical_memory& pm, const std::string& crash_at, u64 
   }
   check(root->add("preserved-memory-map", radix_compatible, map->root(), page_geometry<>::size),
         "add radix map");
+  check(root->set_deep_checksum("preserved-memory-map", map->deep_checksum()), "checksum radix map");
   crash_point("radix");
 
   check(root->seal([&](seal_step s) {

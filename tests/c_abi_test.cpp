@@ -34,9 +34,11 @@ KHO_SAME_FIELD(kho_handover_entry, kho::handover_entry, phys);
 KHO_SAME_FIELD(kho_handover_entry, kho::handover_entry, size);
 KHO_SAME_FIELD(kho_handover_entry, kho::handover_entry, checksum);
 KHO_SAME_FIELD(kho_handover_entry, kho::handover_entry, flags);
+KHO_SAME_FIELD(kho_handover_entry, kho::handover_entry, deep_checksum);
 KHO_SAME_FIELD(kho_handover_entry, kho::handover_entry, reserved);
 
 static_assert(KHO_HANDOVER_MAGIC == kho::handover_magic);
+static_assert(KHO_ENTRY_DEEP_CHECKSUM == kho::entry_deep_checksum);
 static_assert(KHO_HANDOVER_VERSION_MAJOR == kho::handover_version_major);
 static_assert(KHO_HANDOVER_STATE_SEALED == static_cast<kho::u32>(kho::handover_state::sealed));
 static_assert(KHO_HANDOVER_STATE_SEALING == static_cast<kho::u32>(kho::handover_state::sealing));

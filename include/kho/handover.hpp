@@ -7,7 +7,8 @@
 //   offset  size  field
 //   0       64    handover_header  magic, "kho-root-v1", version, page shift,
 //                                  state, entry count, generation, checksum
-//   64      128   handover_entry[0]  name, compatible, phys, size, checksum
+//   64      128   handover_entry[0]  name, compatible, phys, size, checksum,
+//                                    flags, deep checksum
 //   192     128   handover_entry[1]
 //   ...           (page_size - 64) / 128 entries: 31 with 4 KiB pages
 //
@@ -73,8 +74,18 @@ struct handover_entry {
   detail::le64 phys;                         // the structure's root block
   detail::le64 size;                         // bytes of it covered by `checksum`
   detail::le64 checksum;                     // XXH64 of [phys, phys + size)
-  detail::le64 flags;                        // reserved, zero
-  detail::le64 reserved[2];
+  detail::le64 flags;                        // entry_flags
+  detail::le64 deep_checksum;                // with entry_flags::deep_checksum: the
+                                             // structure's checksum of all it reaches
+  detail::le64 reserved;
+};
+
+/// Bits of handover_entry::flags. A reader refuses bits it does not know.
+enum entry_flags : u64 {
+  // deep_checksum holds a checksum the structure defines over everything reachable
+  // from its root block (e.g. every node of a radix tree); its reader verifies it.
+  entry_deep_checksum = 1,
+  entry_known_flags = entry_deep_checksum,
 };
 
 static_assert(sizeof(handover_header) == 64);
@@ -90,6 +101,8 @@ static_assert(offsetof(handover_entry, compatible) == 32);
 static_assert(offsetof(handover_entry, phys) == 80);
 static_assert(offsetof(handover_entry, size) == 88);
 static_assert(offsetof(handover_entry, checksum) == 96);
+static_assert(offsetof(handover_entry, flags) == 104);
+static_assert(offsetof(handover_entry, deep_checksum) == 112);
 static_assert(std::has_unique_object_representations_v<handover_header>);
 static_assert(std::has_unique_object_representations_v<handover_entry>);
 
@@ -180,7 +193,8 @@ class handover_writer {
     return {};
   }
 
-  /// Re-points an entry (a structure whose root block moved). Errors: not_found, out_of_bounds.
+  /// Re-points an entry (a structure whose root block moved); drops its deep checksum.
+  /// Errors: not_found, out_of_bounds.
   status update(const char* name, phys_addr phys, u64 size) {
     const int i = find_index(name);
     if (i < 0) return errc::not_found;
@@ -188,6 +202,20 @@ class handover_writer {
     reopen();
     page().entries[i].phys.set(phys.value);
     page().entries[i].size.set(size);
+    page().entries[i].flags.set(page().entries[i].flags.get() & ~u64{entry_deep_checksum});
+    page().entries[i].deep_checksum.set(0);
+    return {};
+  }
+
+  /// Records a structure-defined checksum of everything the entry reaches, for its
+  /// reader to verify (call after the structure's last change, before seal()).
+  /// Errors: not_found.
+  status set_deep_checksum(const char* name, u64 sum) {
+    const int i = find_index(name);
+    if (i < 0) return errc::not_found;
+    reopen();
+    page().entries[i].flags.set(page().entries[i].flags.get() | entry_deep_checksum);
+    page().entries[i].deep_checksum.set(sum);
     return {};
   }
 
@@ -333,6 +361,7 @@ class handover_view {
     if (!detail::is_canonical_string(e.name, handover_name_len) ||
         !detail::is_canonical_string(e.compatible, handover_compatible_len))
       return errc::bad_string;
+    if ((e.flags.get() & ~u64{entry_known_flags}) != 0) return errc::bad_version;
     for (u32 j = 0; j < i; ++j)
       if (std::memcmp(page.entries[j].name, e.name, handover_name_len) == 0) return errc::duplicate;
     const void* block = mem.to_virt(phys_addr{e.phys.get()}, e.size.get());

@@ -46,6 +46,7 @@
 // until clear().
 #pragma once
 
+#include <kho/checksum.hpp>
 #include <kho/detail/bits.hpp>
 #include <kho/detail/endian.hpp>
 #include <kho/memory.hpp>
@@ -139,6 +140,16 @@ class radix_walker {
       pa = phys_addr{entry};
     }
     return node(pa);
+  }
+
+  /// XXH64 over every node page in pre-order (root first, children by index): what a
+  /// handover entry's deep checksum holds for the tree. Call on validated trees only.
+  /// Complexity: O(nodes * page).
+  u64 deep_checksum() const {
+    XXH64_state_t state;
+    XXH64_reset(&state, 0);
+    hash_subtree(state, root_, geo::depth - 1);
+    return XXH64_digest(&state);
   }
 
   static constexpr u64 digit(u64 key, unsigned level) {
@@ -296,6 +307,14 @@ class radix_walker {
       return f(pa, o), true;
   }
 
+  void hash_subtree(XXH64_state_t& state, phys_addr pa, unsigned level) const {
+    const u64* n = node(pa);
+    XXH64_update(&state, n, geo::page_size);
+    if (level == 0) return;
+    for (u64 i = 0; i < geo::table_entries; ++i)
+      if (const u64 child = load_le(n + i)) hash_subtree(state, phys_addr{child}, level - 1);
+  }
+
   bool next_leaf_in(phys_addr table, unsigned level, u64 base, u64 from, u64 end,
                     leaf_ref& out) const {
     const u64* t = node(table);
@@ -412,6 +431,10 @@ class preserve_bitmap {
   void for_each_block(F&& f) const {
     walker_.for_each_block(orders_present(), f);
   }
+
+  /// XXH64 of every node page, for handover_writer::set_deep_checksum.
+  /// Complexity: O(nodes * page).
+  u64 deep_checksum() const { return walker_.deep_checksum(); }
 
   /// Switches to another mapping of the same physical memory.
   void rebind() { walker_ = walker(&source_->memory(), root_); }
@@ -628,6 +651,8 @@ class preserve_bitmap_view {
     for (u64 i = 0; i < nodes_; ++i) f(phys_addr{scratch_[i]});
   }
   std::span<const u64> nodes() const { return {scratch_.data(), nodes_}; }
+  /// The checksum a handover entry's deep checksum must equal. Complexity: O(nodes * page).
+  u64 deep_checksum() const { return walker_.deep_checksum(); }
 
  private:
   preserve_bitmap_view(const M& mem, phys_addr root, std::span<u64> scratch)

@@ -53,9 +53,11 @@ struct kho_handover_entry {
   uint64_t phys;
   uint64_t size;
   uint64_t checksum; /* XXH64 of [phys, phys + size) */
-  uint64_t flags;
-  uint64_t reserved[2];
+  uint64_t flags;    /* KHO_ENTRY_DEEP_CHECKSUM; other bits are refused */
+  uint64_t deep_checksum;
+  uint64_t reserved;
 };
+#define KHO_ENTRY_DEEP_CHECKSUM UINT64_C(1)
 
 KHO_ABI_STATIC_ASSERT(sizeof(struct kho_handover_header) == 64, "kho_handover_header is 64 bytes");
 KHO_ABI_STATIC_ASSERT(sizeof(struct kho_handover_entry) == 128, "kho_handover_entry is 128 bytes");

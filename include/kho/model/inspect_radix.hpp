@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <vector>
 
 namespace kho::model {
@@ -15,14 +16,18 @@ namespace kho::model {
 /// Attaches the radix tree at `root` (a bare kho-v2 tree or a root entry's) and
 /// reports per-order counts, the coalesced ranges as ["start", "size"] hex pairs, and
 /// the tree's own pages. One scratch slot per page of memory bounds the node count.
-inline nlohmann::json radix_report(const flat_memory& mem, phys_addr root) {
+/// With `deep_checksum`, every node's bytes must also hash to it.
+inline nlohmann::json radix_report(const flat_memory& mem, phys_addr root,
+                                   std::optional<u64> deep_checksum = std::nullopt) {
   std::vector<u64> scratch(mem.size() / page_geometry<>::size + 1);
   auto view = attach_preserve_bitmap(mem, root, scratch);
-  if (!view) {
-    return {{"ok", false},
-            {"error", describe_error(view.err())},
-            {"summary", fmt::format("refused: {}", format_error(view.err()))}};
-  }
+  auto refuse = [](const error& e) -> nlohmann::json {
+    return {{"ok", false}, {"error", describe_error(e)},
+            {"summary", fmt::format("refused: {}", format_error(e))}};
+  };
+  if (!view) return refuse(view.err());
+  if (deep_checksum && view->deep_checksum() != *deep_checksum)
+    return refuse(make_error(errc::bad_checksum, "radix", root));
   nlohmann::json counts = nlohmann::json::object();
   for (unsigned o = 0; o <= radix_geometry<12>::max_order; ++o)
     if (view->count(order{o}) != 0) counts[std::to_string(o)] = view->count(order{o});
@@ -45,7 +50,9 @@ inline nlohmann::json radix_report(const flat_memory& mem, phys_addr root) {
 
 /// Root-entry reader for compatible "kho-radix-v1".
 inline nlohmann::json read_radix(const flat_memory& mem, const handover_entry& e) {
-  return radix_report(mem, phys_addr{e.phys.get()});
+  std::optional<u64> deep;
+  if (e.flags.get() & entry_deep_checksum) deep = e.deep_checksum.get();
+  return radix_report(mem, phys_addr{e.phys.get()}, deep);
 }
 
 }  // namespace kho::model
