@@ -5,11 +5,14 @@
 // memfd. The next image maps the file at another virtual address, reads the boot
 // page, attaches and validates the root, walks every structure in place and reports.
 //
-//   kexec_model [--json] [--crash-at STEP] [--base PHYS] [--size BYTES] [--memory-file F]
+//   kexec_model [--json] [--crash-at STEP | --stale-byte SEED] [--base PHYS] [--size BYTES]
+//               [--memory-file F]
 //
 // With --crash-at the old image is a child process killed (SIGKILL) at STEP; the
 // parent survives as "firmware" and boots the next image over whatever was left.
 // The next image must then refuse with a named error (exit 1), never half-accept.
+// With --stale-byte one byte the seal covers keeps an old random value (a torn
+// write after sealing): a changed byte must be refused, an unchanged one accepted.
 #include <kho/handover.hpp>
 #include <kho/model/inspect.hpp>
 #include <kho/preserve_bitmap.hpp>
@@ -24,6 +27,8 @@
 #include <cstdio>
 #include <algorithm>
 #include <cstring>
+#include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -56,8 +61,12 @@ void check(const status& s, const char* what) {
   if (!s) die(fmt::format("{}: {}", what, to_string(s.code())));
 }
 
+/// Bytes of the sealed handover that its checksums cover: [phys, phys + size).
+using covered_spans = std::vector<std::pair<phys_addr, u64>>;
+
 /// The old kernel: builds and seals the handover, crashing at `crash_at` if named.
-void run_old_image(model::physical_memory& pm, const std::string& crash_at, u64 generation) {
+/// Returns the spans the seal covers (for the stale-byte experiment).
+covered_spans run_old_image(model::physical_memory& pm, const std::string& crash_at, u64 generation) {
   auto crash_point = [&](const std::string& step) {
     if (step == crash_at) ::raise(SIGKILL);
   };
@@ -109,6 +118,36 @@ void run_old_image(model::physical_memory& pm, const std::string& crash_at, u64 
           }
         }),
         "seal");
+
+  covered_spans covered = {{root->root(), page_geometry<>::size}, {*blob, sizeof state}};
+  std::vector<u64> scratch(map->node_count());
+  auto nodes = attach_preserve_bitmap(mem, map->root(), scratch);
+  if (!nodes) die("the map does not validate in the old image");
+  for (u64 n : nodes->nodes()) covered.emplace_back(phys_addr{n}, page_geometry<>::size);
+  return covered;
+}
+
+/// A torn write: one byte of the sealed handover never reached memory and still holds
+/// whatever the page held before (a random old value). Returns "PHYS:CHANGED" for the
+/// next image to report.
+std::string leave_stale_byte(model::physical_memory& pm, const covered_spans& covered, u64 seed) {
+  u64 total = 0;
+  for (const auto& span : covered) total += span.second;
+  std::mt19937_64 rng(seed);
+  u64 pick = rng() % total;
+  phys_addr at{};
+  for (const auto& [start, size] : covered) {
+    if (pick < size) {
+      at = start + pick;
+      break;
+    }
+    pick -= size;
+  }
+  auto* byte = static_cast<unsigned char*>(pm.memory().to_virt(at, 1));
+  const auto old = static_cast<unsigned char>(rng());
+  const bool changed = *byte != old;
+  *byte = old;
+  return fmt::format("{:#x}:{}", at.value, changed ? 1 : 0);
 }
 
 /// Reserves the preserved map in a memblock model both ways; they must agree.
@@ -139,8 +178,13 @@ nlohmann::json restore_preserved(const flat_memory& mem, const nlohmann::json& r
 }
 
 /// The next kernel: maps memory elsewhere, attaches, walks, reports. Returns the exit code.
-int run_next_image(int fd, u64 base, bool json) {
+int run_next_image(int fd, u64 base, bool json, const std::string& stale_report) {
   nlohmann::json out;
+  if (!stale_report.empty()) {
+    const auto colon = stale_report.find(':');
+    out["stale_byte"] = {{"phys", stale_report.substr(0, colon)},
+                         {"changed", stale_report.substr(colon + 1) == "1"}};
+  }
   model::boot_page boot{};
   const bool have_boot = ::pread(fd, &boot, sizeof boot, 0) == sizeof boot &&
                          boot.magic.get() == model::boot_magic;
@@ -198,7 +242,8 @@ int main(int argc, char** argv) {
   std::string crash_at;
   u64 base = model::default_base, size = model::default_size, generation = 1;
   int next_fd = -1;
-  std::string memory_file;
+  std::string memory_file, stale_report;
+  std::optional<u64> stale_seed;
   app.add_flag("--json", json, "print a machine-readable summary");
   app.add_option("--crash-at", crash_at, "kill the old image at this step")
       ->check(CLI::IsMember(steps));
@@ -206,18 +251,22 @@ int main(int argc, char** argv) {
   app.add_option("--size", size, "bytes of physical memory");
   app.add_option("--memory-file", memory_file, "back physical memory by this file (kept)");
   app.add_option("--generation", generation, "handover generation");
+  app.add_option("--stale-byte", stale_seed,
+                 "after sealing, leave one covered byte stale, chosen by this seed (a torn write)");
   app.add_option("--next-image-fd", next_fd, "internal: run as the next image on this fd")
       ->group("");
+  app.add_option("--stale-report", stale_report, "internal: which byte went stale")->group("");
   CLI11_PARSE(app, argc, argv);
 
   try {
-    if (next_fd >= 0) return run_next_image(next_fd, base, json);
+    if (next_fd >= 0) return run_next_image(next_fd, base, json, stale_report);
     if (base % page_geometry<>::size != 0 || size < 16 * page_geometry<>::size)
       die("--base must be page-aligned and --size at least 16 pages");
 
     auto pm = model::physical_memory::create(base, size, memory_file);
     if (crash_at.empty()) {
-      run_old_image(pm, crash_at, generation);
+      const covered_spans covered = run_old_image(pm, crash_at, generation);
+      if (stale_seed) stale_report = leave_stale_byte(pm, covered, *stale_seed);
     } else {
       pid_t child = ::fork();
       if (child < 0) model::throw_errno("fork");
@@ -238,6 +287,10 @@ int main(int argc, char** argv) {
     std::vector<const char*> args = {"/proc/self/exe", "--next-image-fd", fd.c_str(), "--base",
                                      b.c_str()};
     if (json) args.push_back("--json");
+    if (!stale_report.empty()) {
+      args.push_back("--stale-report");
+      args.push_back(stale_report.c_str());
+    }
     args.push_back(nullptr);
     ::execv("/proc/self/exe", const_cast<char* const*>(args.data()));
     model::throw_errno("exec");
