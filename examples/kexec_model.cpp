@@ -14,7 +14,9 @@
 // With --stale-byte one byte the seal covers keeps an old random value (a torn
 // write after sealing): a changed byte must be refused, an unchanged one accepted.
 #include <kho/handover.hpp>
+#include <kho/model/demo_luo.hpp>
 #include <kho/model/inspect.hpp>
+#include <kho/preserving_page_source.hpp>
 #include <kho/preserve_bitmap.hpp>
 #include <kho/restore.hpp>
 #include <kho/model/physical_memory.hpp>
@@ -39,12 +41,15 @@ namespace {
 
 using namespace kho;
 using source_type = bump_page_source<flat_memory>;
+using map_type = preserve_bitmap<source_type>;
+using tracked_source = preserving_page_source<source_type, map_type>;
 
 // The steps of the old image, in order; each is a --crash-at target.
 const std::vector<std::string> steps = {
     "root",          // allocate the handover root
     "boot-page",     // hand the root's address to the next kernel
     "blob",          // preserve a small blob of service state
+    "luo",           // LUO sessions, files and a shared object on block lists
     "radix",         // preserve guest memory and the handover's own pages in the radix map
     "seal-began",    // sealing started: state word says SEALING
     "seal-entries",  // entry checksums written
@@ -73,36 +78,36 @@ covered_spans run_old_image(model::physical_memory& pm, const std::string& crash
   flat_memory mem = pm.memory();
   source_type pages(mem, pm.base() + page_geometry<>::size, pm.base() + pm.size());
 
-  auto root = handover_writer<source_type>::create(pages, generation);
+  // The preserved-memory map comes first: every page the handover takes from now on
+  // comes through `tracked`, which records it in the map as it is handed out (the map
+  // records its own pages too).
+  auto map = preserve_bitmap<source_type>::create(pages);
+  if (!map) die("cannot create the preserved-memory map");
+  tracked_source tracked(pages, *map);
+
+  auto root = handover_writer<tracked_source>::create(tracked, generation);
   if (!root) die("cannot allocate the root");
   crash_point("root");
 
   model::write_boot_page(pm, root->root(), generation, page_geometry<>::shift);
   crash_point("boot-page");
 
-  auto blob = alloc_zeroed(pages, order{0}, page_geometry<>::size);
+  auto blob = alloc_zeroed(tracked, order{0}, page_geometry<>::size);
   if (!blob) die("cannot allocate the blob");
   const char state[] = "service state that must survive the live update";
   std::memcpy(mem.to_virt(*blob, sizeof state), state, sizeof state);
   check(root->add("demo-blob", "kho-blob-v1", *blob, sizeof state), "add blob");
   crash_point("blob");
 
-  // Guest memory: scattered 4 KiB pages and 2 MiB blocks, all recorded in the radix
-  // map, which also records its own pages and those of the root and the blob.
-  auto map = preserve_bitmap<source_type>::create(pages);
-  if (!map) die("cannot create the preserved-memory map");
-  check(map->preserve(root->root(), order{0}), "preserve root page");
-  check(map->preserve(*blob, order{0}), "preserve blob page");
-  for (int i = 0; i < 8; ++i) {
-    auto huge = pages.alloc(order{9});
-    if (!huge) die("cannot allocate guest memory");
-    check(map->preserve(*huge, order{9}), "preserve 2 MiB block");
-  }
+  check(model::build_demo_luo(tracked, *root), "LUO sessions");
+  crash_point("luo");
+
+  // Guest memory: 2 MiB blocks and scattered 4 KiB pages, with a hole after each page.
+  for (int i = 0; i < 8; ++i)
+    if (!tracked.alloc(order{9})) die("cannot allocate guest memory");
   for (int i = 0; i < 64; ++i) {
-    auto page = pages.alloc(order{0});
-    auto gap = pages.alloc(order{0});  // left unpreserved: a hole every other page
-    if (!page || !gap) die("cannot allocate guest memory");
-    check(map->preserve(*page, order{0}), "preserve 4 KiB page");
+    if (!tracked.alloc(order{0})) die("cannot allocate guest memory");
+    if (!pages.alloc(order{0})) die("cannot allocate guest memory");  // left unpreserved
   }
   check(root->add("preserved-memory-map", radix_compatible, map->root(), page_geometry<>::size),
         "add radix map");
@@ -201,6 +206,9 @@ int run_next_image(int fd, u64 base, bool json, const std::string& stale_report)
     if (out["status"] == "ok" && out.value("generation", u64{0}) != boot.generation.get())
       out["status"] = to_string(errc::stale);
     if (out["status"] == "ok") {
+      for (const auto& e : out["entries"])
+        if (e["compatible"] == luo_compatible)
+          out["luo"] = model::reclaim_demo_luo(pm.memory(), phys_addr{std::stoull(e["phys"].get<std::string>(), nullptr, 16)});
       out["restore"] = restore_preserved(pm.memory(), out);
       if (!out["restore"].value("naive_equals_linear", false)) out["status"] = "restore failed";
     }
@@ -224,6 +232,15 @@ int run_next_image(int fd, u64 base, bool json, const std::string& stale_report)
         std::printf("  %-22s %-14s at %s: %s\n", e["name"].get<std::string>().c_str(),
                     e["compatible"].get<std::string>().c_str(),
                     e["phys"].get<std::string>().c_str(), e.value("summary", "ok").c_str());
+      if (out.contains("luo") && out["luo"].value("ok", false)) {
+        const auto& luo = out["luo"];
+        std::printf("LUO: retrieved %zu files, finished %zu sessions; never reclaimed:",
+                    luo["retrieved"].size(), luo["finished"].size());
+        for (const auto& u : luo["unreclaimed"])
+          std::printf(" %s/%llu", u["session"].get<std::string>().c_str(),
+                      static_cast<unsigned long long>(u["token"].get<u64>()));
+        std::printf("\n");
+      }
       if (out.contains("restore") && out["restore"].contains("regions"))
         std::printf("restored into memblock: %llu regions, %llu KiB reserved (naive and linear %s)\n",
                     static_cast<unsigned long long>(out["restore"]["regions"].get<u64>()),

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <kho/handover.hpp>
+#include <kho/model/inspect_luo.hpp>
 #include <kho/model/inspect_radix.hpp>
 #include <kho/model/physical_memory.hpp>
 #include <kho/model/report.hpp>
@@ -31,6 +32,7 @@ struct entry_reader {
 inline const entry_reader* find_entry_reader(const char* compatible) {
   static const entry_reader readers[] = {
       {radix_compatible, read_radix},
+      {luo_compatible, read_luo},
       {"kho-blob-v1",
        [](const flat_memory&, const handover_entry& e) -> nlohmann::json {
          return {{"ok", true}, {"summary", fmt::format("{} bytes, checksum verified", e.size.get())}};
