@@ -15,7 +15,7 @@
 #ifdef __cplusplus
 #define KHO_ABI_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
 #else
-#define KHO_ABI_STATIC_ASSERT(cond, msg) KHO_ABI_STATIC_ASSERT(cond, msg)
+#define KHO_ABI_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
 #endif
 
 /* ---- handover root ("kho-root-v1") -------------------------------------------- */
