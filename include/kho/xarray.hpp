@@ -362,9 +362,9 @@ struct xa_read {
     return true;
   }
 
-  /// The first entry overlapping [start, 2^64) (with `mark` when mark >= 0).
+  /// The first entry overlapping [first, last] (with `mark` when mark >= 0).
   template <Memory M>
-  static result<entry> first_from(const M& mem, u64 ref, unsigned h, u64 start, int mark) {
+  static result<entry> first_in(const M& mem, u64 ref, unsigned h, u64 first, u64 last, int mark) {
     entry out{};
     bool found = false;
     auto take = [&](const entry& e) {
@@ -372,9 +372,13 @@ struct xa_read {
       found = true;
       return false;
     };
-    walk(mem, ref, h, start, ~u64{0}, mark, take);
+    walk(mem, ref, h, first, last, mark, take);
     if (!found) return errc::not_found;
     return out;
+  }
+  template <Memory M>
+  static result<entry> first_from(const M& mem, u64 ref, unsigned h, u64 start, int mark) {
+    return first_in(mem, ref, h, start, ~u64{0}, mark);
   }
 };
 
@@ -401,16 +405,7 @@ class xa_queries {
   /// The whole entry holding `index`: its first index, order, marks and value.
   /// Complexity: O(H + log compact_capacity). Errors: not_found.
   result<entry> entry_at(u64 index) const {
-    entry out{};
-    bool found = false;
-    auto take = [&](const entry& e) {
-      out = e;
-      found = true;
-      return false;
-    };
-    read::walk(self().memory(), self().root_ref(), self().root_height(), index, index, -1, take);
-    if (!found) return errc::not_found;
-    return out;
+    return read::first_in(self().memory(), self().root_ref(), self().root_height(), index, index, -1);
   }
 
   /// The first entry holding an index >= `start`. Complexity: O(H * fanout) worst case,
@@ -537,7 +532,7 @@ class xarray : public detail::xa_queries<xarray<Value, PageShift, Source>, Value
     if ((index & geo::span_mask(o.value)) != 0) return errc::misaligned;
     if (detail::is_zero_value(v)) return errc::invalid_argument;
     u64 lo = index, hi = index + geo::span_mask(o.value);
-    if (auto e = this->find(index); e && e->index <= hi) {  // something overlaps the block
+    if (auto e = overlapping(index, hi)) {
       if (e->index == index && e->span == o) {
         write_value(*e, v);
         return {};
@@ -748,7 +743,8 @@ class xarray : public detail::xa_queries<xarray<Value, PageShift, Source>, Value
     std::memcpy(leaf + geo::values_off + geo::value_size * p, &v, sizeof v);
     leaf[geo::orders_off + p] = static_cast<u8>(o);
     leaf[geo::marks_off + p] = 0;
-    c_set_count(leaf, n + 1);
+    detail::header(leaf).count.set(static_cast<u32>(n + 1));  // an unmarked record: marks stay
+    detail::header(leaf).entries.set(n + 1);
   }
   /// Removes the records inside [lo, hi]; returns how many.
   static u64 c_remove(unsigned char* leaf, u64 lo, u64 hi) {
@@ -1144,6 +1140,11 @@ class xarray : public detail::xa_queries<xarray<Value, PageShift, Source>, Value
     write_slots(br, j, 1, ref_of(*dpa, detail::xa_dense));
     free_node(ref);
     return {};
+  }
+
+  /// The first entry overlapping [first, last]. Complexity: O(H + entries in the range).
+  result<entry> overlapping(u64 first, u64 last) const {
+    return read::first_in(memory(), root_ref(), root_height(), first, last, -1);
   }
 
   // -- in-place changes to one entry
