@@ -147,6 +147,12 @@ class hole_finder {
   /// What the last query read.
   const hole_stats& stats() const { return stats_; }
 
+  /// last_fit's first chunk, rounded up to a page (at least one). The default, one
+  /// leaf's order-0 span, suits trees; smaller chunks read fewer ranges per chunk but
+  /// set up more walks. Complexity: O(1).
+  void set_last_fit_chunk(u64 bytes) { first_chunk_ = std::max(round_up(bytes), geometry::size); }
+  u64 last_fit_chunk() const { return first_chunk_; }
+
   /// Calls f(start, size) for every hole of at least `min_size` bytes inside `window`,
   /// ascending. f may return false to stop.
   /// Complexity: one sweep of the window, up to where f stops it.
@@ -220,7 +226,7 @@ class hole_finder {
   /// top-down placement memblock uses.
   ///
   /// The walk only ascends, so last_fit sweeps chunks from the top of the window down:
-  /// the first is max(size, one leaf's order-0 span) bytes, each next one twice the
+  /// the first is max(size, last_fit_chunk()) bytes, each next one twice the
   /// last, and chunks are disjoint so no range is read twice. Within a chunk the highest
   /// fitting hole is the answer for the whole window (a fit's start only grows with its
   /// hole's end); a hole cut by a chunk boundary is carried down and joined with its
@@ -234,7 +240,7 @@ class hole_finder {
     KHO_TRY(check_fit(size, align, window, w));
     const u64 lo = w.start.value;
     u64 top = w.end.value;
-    u64 chunk = std::max(round_up(size), first_chunk);
+    u64 chunk = std::max(round_up(size), first_chunk_);
     u64 carry_end = 0;  // end of the hole that began at the last chunk's bottom; 0: none
     while (top > lo) {
       const u64 bottom = top - lo > chunk ? top - chunk : lo;
@@ -308,10 +314,6 @@ class hole_finder {
   }
 
  private:
-  // A first last_fit chunk of one leaf's order-0 span (128 MiB with 4 KiB pages): a
-  // smaller chunk would re-descend to the same leaf for little gain.
-  static constexpr u64 first_chunk = geometry::size << (Map::geometry::page_shift + 3);
-
   hole_finder(const Map& map, std::span<const phys_range> ram, std::span<const phys_range> reserved,
               u64 ram_bytes)
       : map_(&map), ram_(ram), reserved_(reserved), ram_bytes_(ram_bytes) {}
@@ -425,6 +427,9 @@ class hole_finder {
   std::span<const phys_range> ram_;
   std::span<const phys_range> reserved_;
   u64 ram_bytes_ = 0;
+  // One leaf's order-0 span (128 MiB with 4 KiB pages): a smaller first chunk would
+  // descend to the same leaf again for the next chunk, for little gain.
+  u64 first_chunk_ = geometry::size << (Map::geometry::page_shift + 3);
   mutable hole_stats stats_{};
 };
 
