@@ -136,10 +136,14 @@ TEST_F(XarrayTest, StoreInsideARangeReplacesItAndARangeSwallowsWhatItCovers) {
 TEST_F(XarrayTest, DenseLeavesHoldRangesAndMarksInSideNodes) {
   // 512 consecutive indices overflow a compact leaf: the slot turns dense
   for (u64 i = 0; i < 4096; ++i)
-    if (i % 64 != 8) ASSERT_TRUE(x.store(i, i + 1));
+    if (i % 64 != 8) {
+      ASSERT_TRUE(x.store(i, i + 1));
+    }
   ASSERT_TRUE(x.store_range(4096 + 64, order{5}, 99));
   for (u64 i = 4096; i < 4096 + 400; ++i)
-    if (i < 4096 + 64 || i >= 4096 + 96) ASSERT_TRUE(x.store(i, i + 1));
+    if (i < 4096 + 64 || i >= 4096 + 96) {
+      ASSERT_TRUE(x.store(i, i + 1));
+    }
   const u64 n = x.count();
   ASSERT_TRUE(x.set_mark(4096 + 70, xa_mark::mark0));
   ASSERT_TRUE(x.set_mark(300, xa_mark::mark0));
