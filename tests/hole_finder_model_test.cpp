@@ -187,22 +187,25 @@ template <unsigned S, class Finder>
 void check_queries(const Finder& f, const oracle<S>& o) {
   constexpr u64 P = page_geometry<S>::size;
   const u64 span = o.pages * P;
-  const auto window_gen = rc::gen::oneOf(
-      rc::gen::just(f.ram_window()),
-      rc::gen::map(rc::gen::pair(rc::gen::inRange<u64>(0, span + 2 * P), rc::gen::inRange<u64>(0, span + 2 * P)),
-                   [](std::pair<u64, u64> p) {  // unaligned bytes, sometimes inverted
-                     return phys_range{phys_addr{base - P + p.first}, phys_addr{base - P + p.second}};
-                   }),
-      rc::gen::map(rc::gen::pair(rc::gen::inRange<u64>(0, o.pages), rc::gen::inRange<u64>(1, o.pages + 1)),
-                   [](std::pair<u64, u64> p) {  // whole pages, in order
-                     const u64 a = std::min(p.first, p.second), b = std::max(p.first + 1, p.second);
-                     return phys_range{phys_addr{base + a * P}, phys_addr{base + b * P}};
-                   }));
-  const auto size_gen = rc::gen::oneOf(rc::gen::map(rc::gen::inRange<u64>(1, 40), [](u64 n) { return n * P; }),
-                                       rc::gen::inRange<u64>(0, 8 * P), rc::gen::just(o.ram_bytes),
-                                       rc::gen::just(o.ram_bytes + 1));
-  const auto align_gen = rc::gen::oneOf(rc::gen::map(rc::gen::inRange(0u, S + 7), [](unsigned b) { return u64{1} << b; }),
-                                        rc::gen::element<u64>(0, 3, 3 * P, P + P / 2, u64{1} << 63));
+  const auto window_gen = rc::gen::weightedOneOf<phys_range>({
+      {2, rc::gen::just(f.ram_window())},
+      {1, rc::gen::map(rc::gen::pair(rc::gen::inRange<u64>(0, span + 2 * P), rc::gen::inRange<u64>(0, span + 2 * P)),
+                       [](std::pair<u64, u64> p) {  // unaligned bytes, sometimes inverted
+                         return phys_range{phys_addr{base - P + p.first}, phys_addr{base - P + p.second}};
+                       })},
+      {2, rc::gen::map(rc::gen::pair(rc::gen::inRange<u64>(0, o.pages), rc::gen::inRange<u64>(1, o.pages + 1)),
+                       [](std::pair<u64, u64> p) {  // whole pages, in order
+                         const u64 a = std::min(p.first, p.second), b = std::max(p.first + 1, p.second);
+                         return phys_range{phys_addr{base + a * P}, phys_addr{base + b * P}};
+                       })}});
+  const auto size_gen = rc::gen::weightedOneOf<u64>({
+      {4, rc::gen::map(rc::gen::inRange<u64>(1, 9), [](u64 n) { return n * P; })},
+      {2, rc::gen::map(rc::gen::inRange<u64>(9, 64), [](u64 n) { return n * P; })},
+      {2, rc::gen::inRange<u64>(0, 3 * P)},
+      {1, rc::gen::element(o.ram_bytes, o.ram_bytes + 1)}});
+  const auto align_gen = rc::gen::weightedOneOf<u64>({
+      {6, rc::gen::map(rc::gen::inRange(0u, S + 7), [](unsigned b) { return u64{1} << b; })},
+      {1, rc::gen::element<u64>(0, 3, 3 * P, P + P / 2, u64{1} << 63)}});
 
   for (int q = 0; q < 4; ++q) {
     const phys_range w = *window_gen;
@@ -260,7 +263,8 @@ void check_against_oracle() {
   // Preservations of mixed orders anywhere in memory (some past its end), with the
   // page source skipping pages now and then so the tree's pages spread out.
   const auto blocks = *rc::gen::container<std::vector<std::tuple<u64, unsigned, u64>>>(
-      rc::gen::tuple(rc::gen::inRange<u64>(0, n + 16), rc::gen::element(0u, 0u, 1u, 2u, 3u, 6u),
+      *rc::gen::inRange<size_t>(0, n / 8),
+      rc::gen::tuple(rc::gen::inRange<u64>(0, n + 16), rc::gen::element(0u, 0u, 0u, 0u, 1u, 1u, 2u, 3u, 6u),
                      rc::gen::oneOf(rc::gen::just(u64{0}), rc::gen::inRange<u64>(0, 3))));
   u64 skipped = 0;
   for (auto [page, ord, skip] : blocks) {
@@ -272,7 +276,7 @@ void check_against_oracle() {
   }
 
   // RAM: ranges between sorted cut points, some touching, some absent.
-  auto cuts = *rc::gen::container<std::vector<u64>>(rc::gen::inRange<u64>(0, n + 1));
+  auto cuts = *rc::gen::container<std::vector<u64>>(*rc::gen::inRange<size_t>(0, 8), rc::gen::inRange<u64>(0, n + 1));
   cuts.push_back(*rc::gen::inRange<u64>(0, n));
   cuts.push_back(n);
   std::sort(cuts.begin(), cuts.end());
@@ -282,7 +286,7 @@ void check_against_oracle() {
 
   // Reserved: byte ranges sorted by start, overlapping and empty ones allowed.
   for (auto [start, len] : *rc::gen::container<std::vector<std::pair<u64, u64>>>(
-           rc::gen::pair(rc::gen::inRange<u64>(0, n * P), rc::gen::oneOf(rc::gen::just(u64{0}), rc::gen::inRange<u64>(1, 4 * P)))))
+           *rc::gen::inRange<size_t>(0, 5), rc::gen::pair(rc::gen::inRange<u64>(0, n * P), rc::gen::oneOf(rc::gen::just(u64{0}), rc::gen::inRange<u64>(1, 4 * P)))))
     m.reserved.push_back({phys_addr{base + start}, phys_addr{base + start + len}});
   std::sort(m.reserved.begin(), m.reserved.end(), [](auto a, auto b) { return a.start < b.start; });
 

@@ -373,10 +373,13 @@ class hole_finder {
     const phys_range* res = reserved_.data();
     const phys_range* const res_end = reserved_.data() + reserved_.size();
     bool open = cursor < to;
+    // Counted in locals, stored once: a store per range to a member would make the
+    // compiler reload the walk's cursors, which are u64 too.
+    u64 ranges = 0, holes = 0;
 
     auto busy = [&](u64 s, u64 e) {
       if (s > cursor) {
-        ++stats_.holes;
+        ++holes;
         if (!sink(cursor, std::min(s, to))) return open = false;
         cursor = s;
       }
@@ -412,15 +415,27 @@ class hole_finder {
       return open;
     };
 
-    if (!open) return;
-    map_->for_each_range(phys_addr{cursor}, phys_addr{to}, [&](phys_addr s, u64 n) {
-      ++stats_.ranges;
-      return drain(s.value) && busy(s.value, s.value + n);
-    });
-    if (drain(to) && cursor < to) {
-      ++stats_.holes;
-      sink(cursor, to);
+    if (open) {
+      // Preserved ranges ascend, do not touch and end by `to`; only a pulled range can
+      // have moved the cursor past one's start.
+      map_->for_each_range(phys_addr{cursor}, phys_addr{to}, [&](phys_addr s, u64 n) {
+        ++ranges;
+        const u64 start = s.value, end = start + n;
+        if (head < start && !drain(start)) return false;
+        if (start > cursor) {
+          ++holes;
+          if (!sink(cursor, start)) return open = false;
+        }
+        if (end > cursor) cursor = end;
+        return true;
+      });
+      if (open && drain(to) && cursor < to) {
+        ++holes;
+        sink(cursor, to);
+      }
     }
+    stats_.ranges += ranges;
+    stats_.holes += holes;
   }
 
   const Map* map_;
