@@ -1,6 +1,8 @@
 // Hole finder: edges of every query, bad input, tree pages, early exit; page shifts
 // 12, 14 and 16. Addresses are written in pages (P) so one test reads for all three.
 #include <kho/hole_finder.hpp>
+#include <kho/model/demo_holes.hpp>
+#include <kho/model/inspect_holes.hpp>
 #include <kho/preserve_bitmap.hpp>
 
 #include "test_arena.hpp"
@@ -359,6 +361,43 @@ TYPED_TEST(HoleFinder, GrowScratchTakesTheLargestHolesFirst) {
   phys_range four[4];
   EXPECT_EQ(f->grow_scratch(25 * P, four)->pieces, 4u);
   EXPECT_EQ(f->grow_scratch(26 * P, four).code(), errc::no_hole);  // more than all holes
+}
+
+// The hosted reports: `kho dump --holes` and the kexec demo's grow_scratch step.
+TEST(HoleFinderReports, DumpSummaryAndGrowScratchStep) {
+  constexpr u64 KiB = 1024, MiB = 1024 * KiB;
+  arena<12> mem(16 * MiB, u64{4} << 30);
+  const u64 base = mem.memory().base().value;
+  auto tree = preserve_bitmap<arena<12>::source_type>::create(mem.pages(), false);  // as Linux
+  ASSERT_TRUE(tree.has_value());
+  ASSERT_TRUE(tree->preserve(phys_addr{base + 4 * MiB}, order{9}).ok());
+  ASSERT_TRUE(tree->preserve(phys_addr{base + 10 * MiB}, order{0}).ok());
+  // The tree's pages sit at the arena's start: holes [nodes, 4M), [6M, 10M), [10M+4K, 16M).
+  const u64 nodes = tree->node_count();
+
+  const nlohmann::json dump = model::holes_report(mem.memory(), tree->root());
+  ASSERT_TRUE(dump["ok"].get<bool>()) << dump.dump();
+  EXPECT_EQ(dump["largest_hole"], nlohmann::json::array({model::hex(base + 10 * MiB + 4 * KiB), model::hex(6 * MiB - 4 * KiB)}));
+  EXPECT_EQ(dump["holes_over_2mib"].get<u64>(), 3u);
+  EXPECT_EQ(dump["holes"].get<u64>(), 3u);
+  EXPECT_EQ(dump["free_bytes"].get<u64>(), 16 * MiB - nodes * 4 * KiB - 2 * MiB - 4 * KiB);
+  const nlohmann::json bad = model::holes_report(mem.memory(), phys_addr{base + 123});
+  EXPECT_FALSE(bad["ok"].get<bool>());
+  EXPECT_EQ(bad["error"]["error"], to_string(errc::misaligned));
+
+  std::vector<u64> scratch(64);
+  auto view = attach_preserve_bitmap(mem.memory(), tree->root(), scratch);
+  ASSERT_TRUE(view.has_value());
+  const phys_range ram[] = {{mem.memory().base(), mem.memory().end()}};
+  const nlohmann::json grown = model::grow_scratch_report(*view, ram, 8 * MiB);
+  ASSERT_TRUE(grown["ok"].get<bool>()) << grown.dump();
+  EXPECT_EQ(grown["piece_count"].get<u64>(), 2u);
+  EXPECT_EQ(grown["bytes"].get<u64>(), 8 * MiB);
+  EXPECT_EQ(grown["pieces"][0], nlohmann::json::array({model::hex(base + 10 * MiB + 4 * KiB), model::hex(6 * MiB - 4 * KiB)}));
+  EXPECT_EQ(grown["pieces"][1], nlohmann::json::array({model::hex(base + 6 * MiB), model::hex(2 * MiB + 4 * KiB)}));
+  const nlohmann::json short_of = model::grow_scratch_report(*view, ram, 8 * MiB, {}, 1);
+  EXPECT_FALSE(short_of["ok"].get<bool>());
+  EXPECT_EQ(short_of["error"]["error"], to_string(errc::no_hole));
 }
 
 }  // namespace
