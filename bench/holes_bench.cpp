@@ -138,12 +138,46 @@ void BM_LargestHoleFirst4GiB(benchmark::State& state) {
   common_counters(state, m);
 }
 
-// A small first fit: returns after the first occupied leaves. ranges_read shows it.
+// A small first fit: returns after the first occupied leaves. ranges_read shows it;
+// answer_MiB says how far up it had to read (the first GiB holds a 1 GiB block, and
+// coalescing it means reading the order-0 leaves beneath it).
+constexpr u64 small_fit = u64{64} << 10;
+
 void BM_FirstFitSmall(benchmark::State& state) {
   const machine& m = machine_for(static_cast<u64>(state.range(0)));
   auto f = m.finder();
-  for (auto _ : state) benchmark::DoNotOptimize(f.first_fit(u64{64} << 10, 4096)->start);
+  for (auto _ : state) benchmark::DoNotOptimize(f.first_fit(small_fit, 4096)->start);
   state.counters["ranges_read"] = static_cast<double>(f.stats().ranges);
+  state.counters["answer_MiB"] = static_cast<double>(f.first_fit(small_fit, 4096)->start.value >> 20);
+  common_counters(state, m);
+}
+
+// (b) for the above: the walk alone up to the answer's end, read in full.
+void BM_WalkToFirstFit(benchmark::State& state) {
+  const machine& m = machine_for(static_cast<u64>(state.range(0)));
+  const phys_addr end = m.finder().first_fit(small_fit, 4096)->end;
+  for (auto _ : state) {
+    u64 sum = 0;
+    m.view->for_each_range(phys_addr{0}, end, [&](phys_addr s, u64 size) {
+      sum += s.value ^ size;
+      return true;
+    });
+    benchmark::DoNotOptimize(sum);
+  }
+  common_counters(state, m);
+}
+
+// (a) for the above: every page's bit from 0 until 16 free pages in a row.
+void BM_NaiveFirstFitSmallPerPage(benchmark::State& state) {
+  const machine& m = machine_for(static_cast<u64>(state.range(0)));
+  u64 pages = 0;
+  for (auto _ : state) {
+    u64 run = 0, pa = 0;
+    for (; pa < tib && run < small_fit / 4096; pa += 4096) run = m.view->is_preserved(phys_addr{pa}) ? 0 : run + 1;
+    pages = pa >> 12;
+    benchmark::DoNotOptimize(pa);
+  }
+  state.counters["pages"] = static_cast<double>(pages);
   common_counters(state, m);
 }
 
@@ -163,7 +197,7 @@ void BM_FirstFitNone(benchmark::State& state) {
 void BM_LastFitSmall(benchmark::State& state) {
   const machine& m = machine_for(static_cast<u64>(state.range(0)));
   auto f = m.finder();
-  for (auto _ : state) benchmark::DoNotOptimize(f.last_fit(u64{64} << 10, 4096)->start);
+  for (auto _ : state) benchmark::DoNotOptimize(f.last_fit(small_fit, 4096)->start);
   state.counters["ranges_read"] = static_cast<double>(f.stats().ranges);
   state.counters["walks"] = static_cast<double>(f.stats().walks);
   common_counters(state, m);
@@ -195,6 +229,8 @@ BENCHMARK(BM_LargestHole)->Apply(sizes)->Complexity(benchmark::oN);
 BENCHMARK(BM_GrowScratch)->Apply(sizes)->Complexity(benchmark::oN);
 BENCHMARK(BM_FirstFitNone)->Apply(sizes)->Complexity(benchmark::oN);
 BENCHMARK(BM_FirstFitSmall)->Apply(sizes)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_WalkToFirstFit)->Apply(sizes)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_NaiveFirstFitSmallPerPage)->Apply(sizes)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_LastFitSmall)->Apply(sizes)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_LargestHoleFirst4GiB)->Apply(sizes);
 BENCHMARK(BM_NaiveLargestPerPage)->Apply(sizes)->Iterations(1);
