@@ -15,6 +15,7 @@
 // write after sealing): a changed byte must be refused, an unchanged one accepted.
 #include <kho/handover.hpp>
 #include <kho/model/demo_luo.hpp>
+#include <kho/model/demo_xarray.hpp>
 #include <kho/model/inspect.hpp>
 #include <kho/preserving_page_source.hpp>
 #include <kho/preserve_bitmap.hpp>
@@ -50,6 +51,7 @@ const std::vector<std::string> steps = {
     "boot-page",     // hand the root's address to the next kernel
     "blob",          // preserve a small blob of service state
     "luo",           // LUO sessions, files and a shared object on block lists
+    "memfd",         // a sparse memfd-shaped xarray of mixed-order folios with marks
     "radix",         // preserve guest memory and the handover's own pages in the radix map
     "seal-began",    // sealing started: state word says SEALING
     "seal-entries",  // entry checksums written
@@ -101,6 +103,9 @@ covered_spans run_old_image(model::physical_memory& pm, const std::string& crash
 
   check(model::build_demo_luo(tracked, *root), "LUO sessions");
   crash_point("luo");
+
+  check(model::build_demo_memfd(tracked, *root), "memfd xarray");
+  crash_point("memfd");
 
   // Guest memory: 2 MiB blocks and scattered 4 KiB pages, with a hole after each page.
   for (int i = 0; i < 8; ++i)
@@ -155,6 +160,20 @@ std::string leave_stale_byte(model::physical_memory& pm, const covered_spans& co
   return fmt::format("{:#x}:{}", at.value, changed ? 1 : 0);
 }
 
+/// The services' side of the next kernel: LUO files are retrieved and sessions finished;
+/// the memfd's xarray is adopted and keeps taking page faults, with new pages from
+/// memory the old image never used (the upper half of the model's memory).
+void reclaim_services(model::physical_memory& pm, phys_addr root, nlohmann::json& out) {
+  auto view = attach_handover(pm.memory(), root);
+  if (!view) return;
+  if (auto luo = view->find_compatible(luo_compatible))
+    out["luo"] = model::reclaim_demo_luo(pm.memory(), **luo);
+  if (auto memfd = view->find_compatible(xarray_compatible)) {
+    source_type fresh(pm.memory(), pm.base() + pm.size() / 2, pm.base() + pm.size());
+    out["memfd"] = model::reclaim_demo_memfd(fresh, **memfd);
+  }
+}
+
 /// Reserves the preserved map in a memblock model both ways; they must agree.
 nlohmann::json restore_preserved(const flat_memory& mem, const nlohmann::json& report) {
   for (const auto& e : report["entries"]) {
@@ -206,9 +225,7 @@ int run_next_image(int fd, u64 base, bool json, const std::string& stale_report)
     if (out["status"] == "ok" && out.value("generation", u64{0}) != boot.generation.get())
       out["status"] = to_string(errc::stale);
     if (out["status"] == "ok") {
-      for (const auto& e : out["entries"])
-        if (e["compatible"] == luo_compatible)
-          out["luo"] = model::reclaim_demo_luo(pm.memory(), phys_addr{std::stoull(e["phys"].get<std::string>(), nullptr, 16)});
+      reclaim_services(pm, phys_addr{boot.root.get()}, out);
       out["restore"] = restore_preserved(pm.memory(), out);
       if (!out["restore"].value("naive_equals_linear", false)) out["status"] = "restore failed";
     }
@@ -241,6 +258,7 @@ int run_next_image(int fd, u64 base, bool json, const std::string& stale_report)
                       static_cast<unsigned long long>(u["token"].get<u64>()));
         std::printf("\n");
       }
+      if (out.contains("memfd")) std::printf("memfd: %s\n", out["memfd"].value("summary", out["memfd"].dump()).c_str());
       if (out.contains("restore") && out["restore"].contains("regions"))
         std::printf("restored into memblock: %llu regions, %llu KiB reserved (naive and linear %s)\n",
                     static_cast<unsigned long long>(out["restore"]["regions"].get<u64>()),

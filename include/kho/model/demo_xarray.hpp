@@ -95,8 +95,10 @@ nlohmann::json reclaim_demo_memfd(Source& fresh, const handover_entry& entry, u6
   if (!file) return error_json(file.err());
   if (status s = file->clear_mark(1536, memfd_mark_dirty); !s && s.code() != errc::not_found)
     return error_json(s.err());
-  auto last = file->find(100);
-  const u64 next = last ? last->last() + 1 : 100;
+  // Faults land past the file's last entry: a page index a folio already covers would
+  // replace that folio.
+  u64 next = 0;
+  file->for_each(0, ~u64{0}, [&](const auto& e) { next = e.last() + 1; });
   for (u64 i = 0; i < faults; ++i)
     if (status s = add_demo_folio(*file, fresh, next + i, order{0}, memfd_flag_dirty | memfd_flag_uptodate); !s)
       return error_json(s.err());

@@ -9,6 +9,7 @@
 #include <kho/handover.hpp>
 #include <kho/model/inspect_luo.hpp>
 #include <kho/model/inspect_radix.hpp>
+#include <kho/model/inspect_xarray.hpp>
 #include <kho/model/physical_memory.hpp>
 #include <kho/model/report.hpp>
 
@@ -33,6 +34,7 @@ inline const entry_reader* find_entry_reader(const char* compatible) {
   static const entry_reader readers[] = {
       {radix_compatible, read_radix},
       {luo_compatible, read_luo},
+      {xarray_compatible, read_xarray},
       {"kho-blob-v1",
        [](const flat_memory&, const handover_entry& e) -> nlohmann::json {
          return {{"ok", true}, {"summary", fmt::format("{} bytes, checksum verified", e.size.get())}};

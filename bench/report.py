@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Draws docs/bench/*.svg from Google Benchmark JSON files with gnuplot.
+
+Usage: bench/report.py JSON_DIR OUT_DIR. Each chart names the benchmarks it plots by
+regular expression; the x value comes from the name (a trailing /N or n:N), the y
+value is CPU time (or a per-item figure derived from it).
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+UNIT = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def load(path):
+    with open(path) as f:
+        runs = json.load(f)["benchmarks"]
+    return [r for r in runs if r.get("run_type", "iteration") == "iteration"]
+
+
+def seconds(run):
+    return run["cpu_time"] * UNIT[run.get("time_unit", "ns")]
+
+
+def x_of(name):
+    m = re.search(r"n:(\d+)", name) or re.search(r"/(\d+)$", name)
+    return int(m.group(1)) if m else None
+
+
+def series(runs, pattern):
+    pts = [(x_of(r["name"]), r) for r in runs if re.fullmatch(pattern, r["name"])]
+    return sorted((x, r) for x, r in pts if x is not None)
+
+
+def plot_lines(out, title, ylabel, lines, per_item=False, logy=True):
+    """lines: [(label, [(x, run)])]; y = seconds (or seconds per x when per_item)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        plots = []
+        for i, (label, pts) in enumerate(lines):
+            if not pts:
+                continue
+            data = os.path.join(tmp, f"{i}.dat")
+            with open(data, "w") as f:
+                for x, r in pts:
+                    y = seconds(r) / x * 1e9 if per_item else seconds(r) * 1e3
+                    f.write(f"{x} {y}\n")
+            plots.append(f"'{data}' using 1:2 with linespoints title '{label}'")
+        if not plots:
+            return False
+        script = "\n".join([
+            "set terminal svg size 820,500 dynamic font 'sans,12'",
+            f"set output '{out}'",
+            f"set title '{title}'",
+            "set logscale x 2", "set format x '2^{%L}'",
+            "set logscale y" if logy else "",
+            "set xlabel 'N'", f"set ylabel '{ylabel}'",
+            "set key top left", "set grid",
+            "plot " + ", ".join(plots),
+        ])
+        subprocess.run(["gnuplot"], input=script, text=True, check=True)
+    return True
+
+
+def plot_bars(out, title, ylabel, groups, labels):
+    """groups: [(group_label, {label: run})]: clustered bars of seconds, log scale."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data = os.path.join(tmp, "bars.dat")
+        with open(data, "w") as f:
+            f.write("group " + " ".join(f'"{l}"' for l in labels) + "\n")
+            for g, runs in groups:
+                vals = [str(seconds(runs[l]) * 1e3) if l in runs else "NaN" for l in labels]
+                f.write(f'"{g}" ' + " ".join(vals) + "\n")
+        cols = ", ".join(f"'' using {i + 2} title columnhead" if i else f"'{data}' using 2:xtic(1) title columnhead"
+                         for i in range(len(labels)))
+        script = "\n".join([
+            "set terminal svg size 820,500 dynamic font 'sans,12'",
+            f"set output '{out}'", f"set title '{title}'",
+            "set style data histograms", "set style histogram clustered gap 1",
+            "set style fill solid 0.8 border -1", "set logscale y", "set grid y",
+            f"set ylabel '{ylabel}'", "set key top left",
+            "plot " + cols,
+        ])
+        subprocess.run(["gnuplot"], input=script, text=True, check=True)
+    return True
+
+
+def main():
+    src, out = sys.argv[1], sys.argv[2]
+    os.makedirs(out, exist_ok=True)
+    made = []
+
+    def path(name):
+        return os.path.join(src, name)
+
+    if os.path.exists(path("restore.json")):
+        runs = load(path("restore.json"))
+        fam = "scattered_1TiB"
+        if plot_lines(os.path.join(out, "restore.svg"),
+                      "Restore of N scattered 4 KiB pages over 1 TiB", "CPU time (ms)",
+                      [("naive (reserve per block, today)", series(runs, rf"RestoreNaive/{fam}/.*")),
+                       ("linear (merged walk, appended)", series(runs, rf"RestoreLinear/{fam}/.*")),
+                       ("merged walk alone", series(runs, rf"Walk/{fam}/.*")),
+                       ("bound: read every leaf word once", series(runs, rf"LeafReadBound/{fam}/.*"))]):
+            made.append("restore.svg")
+    if os.path.exists(path("block_list.json")):
+        runs = load(path("block_list.json"))
+        lines = []
+        for b in (16, 64, 256):
+            lines.append((f"block list attach+validate+iterate, {b} B",
+                          series(runs, rf"attach_iterate_block_list<entry<{b}>>/\d+")))
+            lines.append((f"std::vector iterate, {b} B", series(runs, rf"iterate_vector<entry<{b}>>/\d+")))
+        if plot_lines(os.path.join(out, "block_list.svg"), "Block list vs std::vector",
+                      "ns per entry", lines, per_item=True, logy=False):
+            made.append("block_list.svg")
+    if os.path.exists(path("xarray.json")):
+        runs = load(path("xarray.json"))
+        names = {0: "dense 16M", 1: "sparse", 2: "clustered", 3: "hugepage"}
+        labels = ["Xarray", "FlatSorted", "StdMap", "UnorderedMap"]
+        groups = []
+        for p, g in names.items():
+            row = {l: r for l in labels for r in runs if r["name"] == f"BM_Load_{l}/pattern:{p}"}
+            if row:
+                groups.append((g, row))
+        if groups and plot_bars(os.path.join(out, "xarray_load.svg"),
+                                "Random load: xarray vs baselines (per batch)", "CPU time (ms)",
+                                groups, labels):
+            made.append("xarray_load.svg")
+    if os.path.exists(path("holes.json")):
+        runs = load(path("holes.json"))
+        lines = []
+        for pattern, label in HOLE_SERIES:
+            lines.append((label, series(runs, pattern)))
+        if plot_lines(os.path.join(out, "holes.svg"), "Hole finder over 1 TiB of RAM",
+                      "CPU time (ms)", lines):
+            made.append("holes.svg")
+    print("charts:", ", ".join(made) if made else "none")
+
+
+# Filled in by the hole finder's benchmark names.
+HOLE_SERIES = []
+
+if __name__ == "__main__":
+    main()
