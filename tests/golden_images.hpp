@@ -5,7 +5,10 @@
 #pragma once
 
 #include <kho/handover.hpp>
+#include <kho/block_list.hpp>
 #include <kho/model/demo_luo.hpp>
+#include <kho/model/demo_xarray.hpp>
+#include <kho/xarray.hpp>
 #include <kho/preserve_bitmap.hpp>
 #include <kho/preserving_page_source.hpp>
 
@@ -104,10 +107,32 @@ inline image full_handover() {
   std::memcpy(a.memory().to_virt(*blob, 5), "hello", 5);
   must(w->add("demo-blob", "kho-blob-v1", *blob, 5), "blob");
   must(model::build_demo_luo(pages, *w), "luo");
+  // A memfd-shaped xarray: the folios' values are recorded, not allocated, to keep the
+  // image small (the format is what is golden here).
+  auto file = make_xarray<u64, 12>(pages);
+  if (!file) throw std::runtime_error("xarray");
+  for (u64 i = 0; i < 100; ++i) must(file->store(i, model::memfd_value(phys_addr{0x200000000 + i * 4096}, 2)), "store");
+  must(file->store_range(1024, order{9}, model::memfd_value(phys_addr{0x240000000}, 3)), "range");
+  must(file->set_mark(1024, model::memfd_mark_dirty), "mark");
+  must(file->store(u64{1000000000}, model::memfd_value(phys_addr{0x280000000}, 2)), "sparse");
+  file->seal();
+  must(w->add(model::memfd_entry_name, xarray_compatible, file->root(), file->root_size), "memfd");
   must(w->add("preserved-memory-map", radix_compatible, map->root(), 4096), "map");
   must(w->set_deep_checksum("preserved-memory-map", map->deep_checksum()), "deep");
   must(w->seal(), "seal");
   return a.take(w->root());
+}
+
+/// A bare block list of 600 16-byte records: three 4 KiB blocks (255 per block).
+inline image block_list_records() {
+  struct record {
+    u64 a, b;
+  };
+  arena_buffer a(u64{1} << 20);
+  block_list<record, bump_page_source<flat_memory>> list(a.pages());
+  for (u64 i = 0; i < 600; ++i)
+    if (!list.push_back(record{i, i * i})) throw std::runtime_error("push_back");
+  return a.take(list.head());
 }
 
 struct golden_image {
@@ -124,6 +149,7 @@ inline std::vector<golden_image> all() {
       {"radix-mixed-orders", [] { return radix_tree(1); }},
       {"radix-edges", [] { return radix_tree(2); }},
       {"handover-full", [] { return full_handover(); }},
+      {"block-list-600", [] { return block_list_records(); }},
   };
 }
 

@@ -101,12 +101,14 @@ TEST(Golden, RadixTreesReadAsWritten) {
 TEST(Golden, FullHandoverReadsAsWritten) {
   const auto full = inspect_file(load("handover-full"));
   ASSERT_EQ(full["status"], "ok") << full.dump(2);
-  ASSERT_EQ(full["entries"].size(), 3u);
+  ASSERT_EQ(full["entries"].size(), 4u);
   EXPECT_EQ(full["entries"][0]["name"], "demo-blob");
   EXPECT_EQ(full["entries"][1]["compatible"], "kho-luo-v1");
   EXPECT_EQ(full["entries"][1]["liveupdate_number"], 1);
   EXPECT_EQ(full["entries"][1]["sessions"].size(), 3u);
-  EXPECT_EQ(full["entries"][2]["compatible"], "kho-radix-v1");
+  EXPECT_EQ(full["entries"][2]["compatible"], "kho-xarray-v1");
+  EXPECT_EQ(full["entries"][2]["count"], 102);
+  EXPECT_EQ(full["entries"][3]["compatible"], "kho-radix-v1");
   EXPECT_EQ(full["generation"], 7);
 }
 

@@ -40,6 +40,24 @@ std::vector<unsigned char> fuzz_input(const golden::image& img) {
   return out;
 }
 
+/// The full handover's structures, each as its own reader's seed: the same image
+/// with the root offset moved to the entry's block.
+void write_entry_seeds(const golden::image& img, const std::filesystem::path& dir) {
+  const auto* page = reinterpret_cast<const detail::handover_page<12>*>(img.bytes.data() +
+                                                                         (img.root.value - golden::image_base));
+  for (u32 i = 0; i < page->header.entry_count.get(); ++i) {
+    const handover_entry& e = page->entries[i];
+    const std::string compatible = e.compatible;
+    const char* target = compatible == "kho-luo-v1"      ? "fuzz_luo"
+                         : compatible == "kho-xarray-v1" ? "fuzz_xarray"
+                         : compatible == "kho-radix-v1"  ? "fuzz_preserve_bitmap"
+                                                          : nullptr;
+    if (target == nullptr) continue;
+    golden::image entry_img{img.bytes, phys_addr{e.phys.get()}};
+    write_file(dir / target / ("handover-full-" + compatible), fuzz_input(entry_img));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -69,6 +87,8 @@ int main(int argc, char** argv) {
         write_file(dir / "fuzz_inspect" / g.name, fuzz_input(img));
         if (g.name.starts_with("root-")) write_file(dir / "fuzz_handover" / g.name, fuzz_input(img));
         if (g.name.starts_with("radix-")) write_file(dir / "fuzz_preserve_bitmap" / g.name, fuzz_input(img));
+        if (g.name.starts_with("block-list-")) write_file(dir / "fuzz_block_list" / g.name, fuzz_input(img));
+        if (g.name == "handover-full") write_entry_seeds(img, dir);
       }
       std::mt19937_64 rng(7);
       for (int i = 0; i < 4; ++i) {

@@ -1,0 +1,28 @@
+// Fuzz target: the sparse KHO xarray reader and every read-side query.
+#include <kho/xarray.hpp>
+
+#include "fuzz_input.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  kho::fuzz::image img(data, size);
+  auto view = kho::attach_xarray<kho::u64, 12>(img.memory(), img.root());
+  if (!view) return 0;
+  img.arm();
+  kho::u64 seen = 0, last = 0;
+  bool first = true;
+  view->for_each(0, ~kho::u64{0}, [&](const auto& e) {
+    if (!first && e.index <= last) __builtin_trap();  // ascending, entries disjoint
+    first = false;
+    last = e.last();
+    auto loaded = view->load(e.index);
+    if (!loaded || *loaded != e.value) __builtin_trap();
+    return ++seen < 100000;
+  });
+  for (kho::u64 i : {kho::u64{0}, kho::u64{1} << 20, kho::u64{1} << 63, ~kho::u64{0}}) {
+    (void)view->find(i);
+    (void)view->find_after(i);
+    (void)view->entry_at(i);
+    for (auto m : {kho::xa_mark::mark0, kho::xa_mark::mark1, kho::xa_mark::mark2}) (void)view->find_marked(i, m);
+  }
+  return 0;
+}
