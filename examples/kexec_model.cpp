@@ -202,7 +202,7 @@ nlohmann::json restore_preserved(const flat_memory& mem, const nlohmann::json& r
 }
 
 /// The next kernel: maps memory elsewhere, attaches, walks, reports. Returns the exit code.
-int run_next_image(int fd, u64 base, bool json, const std::string& stale_report) {
+int run_next_image(int fd, u64 base, bool json, const std::string& stale_report, bool inspect_only) {
   nlohmann::json out;
   if (!stale_report.empty()) {
     const auto colon = stale_report.find(':');
@@ -225,7 +225,7 @@ int run_next_image(int fd, u64 base, bool json, const std::string& stale_report)
     if (out["status"] == "ok" && out.value("generation", u64{0}) != boot.generation.get())
       out["status"] = to_string(errc::stale);
     if (out["status"] == "ok") {
-      reclaim_services(pm, phys_addr{boot.root.get()}, out);
+      if (!inspect_only) reclaim_services(pm, phys_addr{boot.root.get()}, out);
       out["restore"] = restore_preserved(pm.memory(), out);
       if (!out["restore"].value("naive_equals_linear", false)) out["status"] = "restore failed";
     }
@@ -279,6 +279,7 @@ int main(int argc, char** argv) {
   int next_fd = -1;
   std::string memory_file, stale_report;
   std::optional<u64> stale_seed;
+  bool inspect_only = false;
   app.add_flag("--json", json, "print a machine-readable summary");
   app.add_option("--crash-at", crash_at, "kill the old image at this step")
       ->check(CLI::IsMember(steps));
@@ -286,6 +287,9 @@ int main(int argc, char** argv) {
   app.add_option("--size", size, "bytes of physical memory");
   app.add_option("--memory-file", memory_file, "back physical memory by this file (kept)");
   app.add_option("--generation", generation, "handover generation");
+  app.add_flag("--inspect-only", inspect_only,
+               "the next image validates and reports but reclaims nothing, so the memory "
+               "file stays a sealed handover (reclaiming adopts and changes structures)");
   app.add_option("--stale-byte", stale_seed,
                  "after sealing, leave one covered byte stale, chosen by this seed (a torn write)");
   app.add_option("--next-image-fd", next_fd, "internal: run as the next image on this fd")
@@ -294,7 +298,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
-    if (next_fd >= 0) return run_next_image(next_fd, base, json, stale_report);
+    if (next_fd >= 0) return run_next_image(next_fd, base, json, stale_report, inspect_only);
     if (base % page_geometry<>::size != 0 || size < 16 * page_geometry<>::size)
       die("--base must be page-aligned and --size at least 16 pages");
 
@@ -322,6 +326,7 @@ int main(int argc, char** argv) {
     std::vector<const char*> args = {"/proc/self/exe", "--next-image-fd", fd.c_str(), "--base",
                                      b.c_str()};
     if (json) args.push_back("--json");
+    if (inspect_only) args.push_back("--inspect-only");
     if (!stale_report.empty()) {
       args.push_back("--stale-report");
       args.push_back(stale_report.c_str());
