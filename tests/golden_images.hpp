@@ -33,7 +33,7 @@ struct image {
 class arena_buffer {
  public:
   explicit arena_buffer(u64 size)
-      : size_(size), data_(static_cast<unsigned char*>(std::aligned_alloc(65536, size))),
+      : data_(static_cast<unsigned char*>(std::aligned_alloc(65536, size))),
         mem_(phys_addr{image_base}, size, data_), pages_(mem_, mem_.base(), mem_.end()) {
     std::memset(data_, 0, size);
   }
@@ -47,7 +47,6 @@ class arena_buffer {
   }
 
  private:
-  u64 size_;
   unsigned char* data_;
   flat_memory mem_;
   bump_page_source<flat_memory> pages_;
