@@ -14,6 +14,8 @@
 // With --stale-byte one byte the seal covers keeps an old random value (a torn
 // write after sealing): a changed byte must be refused, an unchanged one accepted.
 #include <kho/handover.hpp>
+#include <kho/hole_finder.hpp>
+#include <kho/model/demo_holes.hpp>
 #include <kho/model/demo_luo.hpp>
 #include <kho/model/demo_xarray.hpp>
 #include <kho/model/inspect.hpp>
@@ -161,17 +163,33 @@ std::string leave_stale_byte(model::physical_memory& pm, const covered_spans& co
 }
 
 /// The services' side of the next kernel: LUO files are retrieved and sessions finished;
-/// the memfd's xarray is adopted and keeps taking page faults, with new pages from
-/// memory the old image never used (the upper half of the model's memory).
-void reclaim_services(model::physical_memory& pm, phys_addr root, nlohmann::json& out) {
+/// the memfd's xarray is adopted and keeps taking page faults, its new pages coming from
+/// `scratch`, memory the hole finder proved unpreserved.
+void reclaim_services(model::physical_memory& pm, phys_addr root, phys_range scratch, nlohmann::json& out) {
   auto view = attach_handover(pm.memory(), root);
   if (!view) return;
   if (auto luo = view->find_compatible(luo_compatible))
     out["luo"] = model::reclaim_demo_luo(pm.memory(), **luo);
   if (auto memfd = view->find_compatible(xarray_compatible)) {
-    source_type fresh(pm.memory(), pm.base() + pm.size() / 2, pm.base() + pm.size());
+    source_type fresh(pm.memory(), scratch.start, scratch.end);
     out["memfd"] = model::reclaim_demo_memfd(fresh, **memfd);
   }
+}
+
+/// KHO boot memory ran short: find `need` bytes the preserved map leaves free (exact to
+/// the page, tree pages excluded) and hand back the largest piece for allocations.
+nlohmann::json grow_scratch(const flat_memory& mem, phys_addr map_root, u64 need, phys_range& largest) {
+  std::vector<u64> scratch(mem.size() / page_geometry<>::size);
+  auto view = attach_preserve_bitmap(mem, map_root, scratch);
+  if (!view) return {{"ok", false}, {"error", model::describe_error(view.err())}};
+  const phys_range ram[] = {{mem.base(), mem.end()}};
+  nlohmann::json report = model::grow_scratch_report(*view, ram, need);
+  if (report.value("ok", false) && !report["pieces"].empty()) {
+    const u64 start = std::stoull(report["pieces"][0][0].get<std::string>(), nullptr, 16);
+    const u64 size = std::stoull(report["pieces"][0][1].get<std::string>(), nullptr, 16);
+    largest = phys_range{phys_addr{start}, phys_addr{start + size}};
+  }
+  return report;
 }
 
 /// Reserves the preserved map in a memblock model both ways; they must agree.
@@ -225,9 +243,16 @@ int run_next_image(int fd, u64 base, bool json, const std::string& stale_report,
     if (out["status"] == "ok" && out.value("generation", u64{0}) != boot.generation.get())
       out["status"] = to_string(errc::stale);
     if (out["status"] == "ok") {
-      if (!inspect_only) reclaim_services(pm, phys_addr{boot.root.get()}, out);
+      // Reserve first: nothing may be allocated before the preserved memory is fenced off.
       out["restore"] = restore_preserved(pm.memory(), out);
       if (!out["restore"].value("naive_equals_linear", false)) out["status"] = "restore failed";
+      phys_range scratch{};
+      for (const auto& e : out["entries"])
+        if (e["compatible"] == radix_compatible)
+          out["scratch"] = grow_scratch(pm.memory(), phys_addr{std::stoull(e["phys"].get<std::string>(), nullptr, 16)},
+                                        std::min(u64{64} << 20, pm.size() / 8), scratch);
+      if (scratch.empty()) out["status"] = "no scratch memory";
+      if (!inspect_only && !scratch.empty()) reclaim_services(pm, phys_addr{boot.root.get()}, scratch, out);
     }
   }
   const bool ok = out["status"] == "ok";
@@ -249,6 +274,12 @@ int run_next_image(int fd, u64 base, bool json, const std::string& stale_report,
         std::printf("  %-22s %-14s at %s: %s\n", e["name"].get<std::string>().c_str(),
                     e["compatible"].get<std::string>().c_str(),
                     e["phys"].get<std::string>().c_str(), e.value("summary", "ok").c_str());
+      if (out.contains("restore") && out["restore"].contains("regions"))
+        std::printf("restored into memblock: %llu regions, %llu KiB reserved (naive and linear %s)\n",
+                    static_cast<unsigned long long>(out["restore"]["regions"].get<u64>()),
+                    static_cast<unsigned long long>(out["restore"]["reserved_bytes"].get<u64>() >> 10),
+                    out["restore"]["naive_equals_linear"].get<bool>() ? "agree" : "DISAGREE");
+      if (out.contains("scratch")) std::printf("scratch: %s\n", out["scratch"].value("summary", "").c_str());
       if (out.contains("luo") && out["luo"].value("ok", false)) {
         const auto& luo = out["luo"];
         std::printf("LUO: retrieved %zu files, finished %zu sessions; never reclaimed:",
@@ -259,11 +290,6 @@ int run_next_image(int fd, u64 base, bool json, const std::string& stale_report,
         std::printf("\n");
       }
       if (out.contains("memfd")) std::printf("memfd: %s\n", out["memfd"].value("summary", out["memfd"].dump()).c_str());
-      if (out.contains("restore") && out["restore"].contains("regions"))
-        std::printf("restored into memblock: %llu regions, %llu KiB reserved (naive and linear %s)\n",
-                    static_cast<unsigned long long>(out["restore"]["regions"].get<u64>()),
-                    static_cast<unsigned long long>(out["restore"]["reserved_bytes"].get<u64>() >> 10),
-                    out["restore"]["naive_equals_linear"].get<bool>() ? "agree" : "DISAGREE");
     }
   }
   return ok ? 0 : 1;

@@ -45,6 +45,12 @@ if(NOT ranges_bare STREQUAL ranges_via_root)
   message(FATAL_ERROR "bare radix read differs:\n${ranges_bare}\nvs\n${ranges_via_root}")
 endif()
 expect_rc(0 ${KHO} verify --memory ${image} --base ${base} --radix-root ${radix_root})
+expect_rc(0 ${KHO} dump --memory ${image} --base ${base} --holes --json)
+string(JSON largest GET "${last_out}" holes largest_hole 1)
+string(JSON over_2mib GET "${last_out}" holes holes_over_2mib)
+if(NOT over_2mib GREATER 0 OR NOT largest MATCHES "^0x")
+  message(FATAL_ERROR "dump --holes: ${last_out}")
+endif()
 expect_rc(2 ${KHO} verify --memory ${image} --base ${base} --radix-root 0x100000010)
 
 # Flip one bit of the root's entry table (the root is the second page).

@@ -48,6 +48,8 @@ void write_entry_seeds(const golden::image& img, const std::filesystem::path& di
   for (u32 i = 0; i < page->header.entry_count.get(); ++i) {
     const handover_entry& e = page->entries[i];
     const std::string compatible = e.compatible;
+    if (compatible == "kho-radix-v1")
+      write_file(dir / "fuzz_hole_finder" / ("handover-full-" + compatible), fuzz_input(golden::image{img.bytes, phys_addr{e.phys.get()}}));
     const char* target = compatible == "kho-luo-v1"      ? "fuzz_luo"
                          : compatible == "kho-xarray-v1" ? "fuzz_xarray"
                          : compatible == "kho-radix-v1"  ? "fuzz_preserve_bitmap"
@@ -86,7 +88,10 @@ int main(int argc, char** argv) {
         const golden::image img = g.make();
         write_file(dir / "fuzz_inspect" / g.name, fuzz_input(img));
         if (g.name.starts_with("root-")) write_file(dir / "fuzz_handover" / g.name, fuzz_input(img));
-        if (g.name.starts_with("radix-")) write_file(dir / "fuzz_preserve_bitmap" / g.name, fuzz_input(img));
+        if (g.name.starts_with("radix-")) {
+          write_file(dir / "fuzz_preserve_bitmap" / g.name, fuzz_input(img));
+          write_file(dir / "fuzz_hole_finder" / g.name, fuzz_input(img));
+        }
         if (g.name.starts_with("block-list-")) write_file(dir / "fuzz_block_list" / g.name, fuzz_input(img));
         if (g.name == "handover-full") write_entry_seeds(img, dir);
       }

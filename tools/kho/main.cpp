@@ -1,6 +1,6 @@
 // kho: inspect and verify handover memory images.
 //
-//   kho dump   --memory FILE --base PHYS [--root PHYS] [--json]
+//   kho dump   --memory FILE --base PHYS [--root PHYS] [--json] [--holes]
 //   kho verify --memory FILE --base PHYS [--root PHYS]
 //   kho dump   --memory FILE --base PHYS --radix-root PHYS [--json]   (a bare kho-v2 tree)
 //
@@ -8,6 +8,7 @@
 // root's address comes from the boot page at PHYS. verify exits 0 when everything
 // validates and 2 (after one line naming the error and where) when not.
 #include <kho/model/inspect.hpp>
+#include <kho/model/inspect_holes.hpp>
 #include <kho/model/physical_memory.hpp>
 
 #include <CLI/CLI.hpp>
@@ -59,8 +60,9 @@ void print_human(const nlohmann::json& j) {
 }
 
 /// A bare radix tree (as a Linux kernel leaves it), no kho root around it.
-int dump_radix(const model::physical_memory& pm, phys_addr root, bool json) {
+int dump_radix(const model::physical_memory& pm, phys_addr root, bool json, bool holes) {
   nlohmann::json j = model::radix_report(pm.memory(), root);
+  if (holes && j["ok"].get<bool>()) j["holes"] = model::holes_report(pm.memory(), root);
   if (json) {
     fmt::print("{}\n", j.dump(2));
   } else {
@@ -70,23 +72,30 @@ int dump_radix(const model::physical_memory& pm, phys_addr root, bool json) {
     if (j.contains("ranges"))
       for (const auto& r : j["ranges"])
         fmt::print("  [{}, +{})\n", r[0].get<std::string>(), r[1].get<std::string>());
+    if (j.contains("holes")) fmt::print("holes: {}\n", j["holes"]["summary"].get<std::string>());
   }
   return j["ok"].get<bool>() ? 0 : 2;
 }
 
-int dump(const image_options& o, bool json) {
+int dump(const image_options& o, bool json, bool holes) {
   auto pm = model::physical_memory::open(o.memory, o.base, /*writable=*/false);
-  if (o.radix_root) return dump_radix(pm, phys_addr{*o.radix_root}, json);
+  if (o.radix_root) return dump_radix(pm, phys_addr{*o.radix_root}, json, holes);
   auto root = find_root(pm, o);
   if (!root) {
     fmt::print(stderr, "kho: no boot page at {:#x}; pass --root\n", o.base);
     return 2;
   }
   nlohmann::json j = model::inspect(pm.memory(), *root);
-  if (json)
+  if (holes)  // the memory image is the RAM; the preserved map says what is taken
+    for (const auto& e : j["entries"])
+      if (e["compatible"] == radix_compatible && e.value("ok", false))
+        j["holes"] = model::holes_report(pm.memory(), phys_addr{std::stoull(e["phys"].get<std::string>(), nullptr, 16)});
+  if (json) {
     fmt::print("{}\n", j.dump(2));
-  else
+  } else {
     print_human(j);
+    if (j.contains("holes")) fmt::print("holes: {}\n", j["holes"]["summary"].get<std::string>());
+  }
   return j["status"] == "ok" ? 0 : 2;
 }
 
@@ -131,15 +140,16 @@ int main(int argc, char** argv) {
   CLI::App app{"kho: inspect kexec handover memory images"};
   app.require_subcommand(1);
   image_options dump_opts, verify_opts;
-  bool json = false;
+  bool json = false, holes = false;
   auto* dump_cmd = app.add_subcommand("dump", "print everything the handover holds");
   add_image_options(dump_cmd, dump_opts);
   dump_cmd->add_flag("--json", json, "machine-readable output");
+  dump_cmd->add_flag("--holes", holes, "also summarize unpreserved holes (largest, count over 2 MiB)");
   auto* verify_cmd = app.add_subcommand("verify", "validate; exit 2 with the error if invalid");
   add_image_options(verify_cmd, verify_opts);
   CLI11_PARSE(app, argc, argv);
   try {
-    if (*dump_cmd) return dump(dump_opts, json);
+    if (*dump_cmd) return dump(dump_opts, json, holes);
     return verify(verify_opts);
   } catch (const std::exception& e) {
     fmt::print(stderr, "kho: {}\n", e.what());
