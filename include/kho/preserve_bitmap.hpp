@@ -339,6 +339,61 @@ class radix_walker {
   phys_addr root_{};
 };
 
+/// The queries writer and view share, over the walker and per-order counts that
+/// Derived exposes as walk() and order_counts().
+template <class Derived, unsigned PageShift>
+class radix_queries {
+ public:
+  static constexpr unsigned orders = radix_geometry<PageShift>::max_order + 1;
+
+  /// True if a preserved block of any order covers `pa`. Complexity: O(orders * depth).
+  bool is_preserved(phys_addr pa) const {
+    for (unsigned o = 0; o < orders; ++o) {
+      if (counts()[o] == 0) continue;
+      const u64 mask = page_geometry<PageShift>::block_bytes(order{o}) - 1;
+      if (self().walk().test(phys_addr{pa.value & ~mask}, order{o})) return true;
+    }
+    return false;
+  }
+  /// True if exactly block (pa, o) is preserved. Complexity: O(depth).
+  bool contains(phys_addr pa, order o) const { return self().walk().test(pa, o); }
+
+  u64 count(order o) const { return o.value < orders ? counts()[o.value] : 0; }
+  u64 total() const {
+    u64 n = 0;
+    for (unsigned o = 0; o < orders; ++o) n += counts()[o];
+    return n;
+  }
+
+  /// Every preserved range in ascending address order, coalesced; see radix_walker.
+  template <class F>
+  void for_each_range(F&& f) const {
+    self().walk().for_each_range(orders_present(), phys_addr{0}, phys_addr{~u64{0}}, f);
+  }
+  template <class F>
+  void for_each_range(phys_addr from, phys_addr to, F&& f) const {
+    self().walk().for_each_range(orders_present(), from, to, f);
+  }
+  /// Every block in tree order (largest order first).
+  template <class F>
+  void for_each_block(F&& f) const {
+    self().walk().for_each_block(orders_present(), f);
+  }
+  /// XXH64 of every node page: what a handover entry's deep checksum holds.
+  /// Complexity: O(nodes * page).
+  u64 deep_checksum() const { return self().walk().deep_checksum(); }
+
+ private:
+  const Derived& self() const { return static_cast<const Derived&>(*this); }
+  const u64* counts() const { return self().order_counts(); }
+  u64 orders_present() const {
+    u64 mask = 0;
+    for (unsigned o = 0; o < orders; ++o)
+      if (counts()[o] != 0) mask |= u64{1} << o;
+    return mask;
+  }
+};
+
 }  // namespace detail
 
 template <Memory M, unsigned PageShift>
@@ -348,7 +403,7 @@ class preserve_bitmap_view;
 
 /// The old kernel's side: preserve and unpreserve blocks, allocating nodes from Source.
 template <PageSource Source, unsigned PageShift = 12>
-class preserve_bitmap {
+class preserve_bitmap : public detail::radix_queries<preserve_bitmap<Source, PageShift>, PageShift> {
  public:
   using geometry = radix_geometry<PageShift>;
   using memory_type = memory_of<Source>;
@@ -394,47 +449,10 @@ class preserve_bitmap {
     return settle();
   }
 
-  /// True if a preserved block of any order covers `pa`. Complexity: O(orders * depth).
-  bool is_preserved(phys_addr pa) const {
-    for (unsigned o = 0; o < orders; ++o) {
-      if (counts_[o] == 0) continue;
-      const u64 mask = page_geometry<PageShift>::block_bytes(order{o}) - 1;
-      if (walker_.test(phys_addr{pa.value & ~mask}, order{o})) return true;
-    }
-    return false;
-  }
-  /// True if exactly block (pa, o) is preserved. Complexity: O(depth).
-  bool contains(phys_addr pa, order o) const { return walker_.test(pa, o); }
-
-  u64 count(order o) const { return o.value < orders ? counts_[o.value] : 0; }
-  u64 total() const {
-    u64 n = 0;
-    for (u64 c : counts_) n += c;
-    return n;
-  }
   /// Pages the tree itself occupies.
   u64 node_count() const { return nodes_; }
   phys_addr root() const { return root_; }
   bool records_own_pages() const { return record_own_pages_; }
-
-  /// Every preserved range in ascending address order, coalesced; see radix_walker.
-  template <class F>
-  void for_each_range(F&& f) const {
-    walker_.for_each_range(orders_present(), phys_addr{0}, phys_addr{~u64{0}}, f);
-  }
-  template <class F>
-  void for_each_range(phys_addr from, phys_addr to, F&& f) const {
-    walker_.for_each_range(orders_present(), from, to, f);
-  }
-  /// Every block in tree order (largest order first).
-  template <class F>
-  void for_each_block(F&& f) const {
-    walker_.for_each_block(orders_present(), f);
-  }
-
-  /// XXH64 of every node page, for handover_writer::set_deep_checksum.
-  /// Complexity: O(nodes * page).
-  u64 deep_checksum() const { return walker_.deep_checksum(); }
 
   /// Switches to another mapping of the same physical memory.
   void rebind() { walker_ = walker(&source_->memory(), root_); }
@@ -453,18 +471,15 @@ class preserve_bitmap {
   }
 
  private:
+  friend class detail::radix_queries<preserve_bitmap, PageShift>;
+  const walker& walk() const { return walker_; }
+  const u64* order_counts() const { return counts_; }
+
   preserve_bitmap(Source& source, phys_addr root, bool record_own_pages)
       : source_(&source),
         root_(root),
         walker_(&source.memory(), root),
         record_own_pages_(record_own_pages) {}
-
-  u64 orders_present() const {
-    u64 mask = 0;
-    for (unsigned o = 0; o < orders; ++o)
-      if (counts_[o] != 0) mask |= u64{1} << o;
-    return mask;
-  }
 
   status set(phys_addr pa, order o) {
     u64 key = 0;
@@ -583,7 +598,7 @@ class preserve_bitmap {
 /// The next kernel's side: a tree validated once, then queried without further checks.
 /// The view keeps `scratch` (the sorted node list) for for_each_node.
 template <Memory M, unsigned PageShift = 12>
-class preserve_bitmap_view {
+class preserve_bitmap_view : public detail::radix_queries<preserve_bitmap_view<M, PageShift>, PageShift> {
  public:
   using geometry = radix_geometry<PageShift>;
   using walker = detail::radix_walker<M, PageShift>;
@@ -613,37 +628,10 @@ class preserve_bitmap_view {
   }
   preserve_bitmap_view& operator=(const preserve_bitmap_view&) = delete;
 
-  bool is_preserved(phys_addr pa) const {
-    for (unsigned o = 0; o < orders; ++o) {
-      if (counts_[o] == 0) continue;
-      const u64 mask = page_geometry<PageShift>::block_bytes(order{o}) - 1;
-      if (walker_.test(phys_addr{pa.value & ~mask}, order{o})) return true;
-    }
-    return false;
-  }
-  bool contains(phys_addr pa, order o) const { return walker_.test(pa, o); }
-  u64 count(order o) const { return o.value < orders ? counts_[o.value] : 0; }
-  u64 total() const {
-    u64 n = 0;
-    for (u64 c : counts_) n += c;
-    return n;
-  }
   u64 node_count() const { return nodes_; }
   phys_addr root() const { return root_; }
   const M& memory() const { return mem_; }
 
-  template <class F>
-  void for_each_range(F&& f) const {
-    walker_.for_each_range(orders_present(), phys_addr{0}, phys_addr{~u64{0}}, f);
-  }
-  template <class F>
-  void for_each_range(phys_addr from, phys_addr to, F&& f) const {
-    walker_.for_each_range(orders_present(), from, to, f);
-  }
-  template <class F>
-  void for_each_block(F&& f) const {
-    walker_.for_each_block(orders_present(), f);
-  }
   /// The tree's own pages, ascending: a reader of a Linux-written tree (which does
   /// not record them) must treat them as busy too.
   template <class F>
@@ -651,19 +639,14 @@ class preserve_bitmap_view {
     for (u64 i = 0; i < nodes_; ++i) f(phys_addr{scratch_[i]});
   }
   std::span<const u64> nodes() const { return {scratch_.data(), nodes_}; }
-  /// The checksum a handover entry's deep checksum must equal. Complexity: O(nodes * page).
-  u64 deep_checksum() const { return walker_.deep_checksum(); }
 
  private:
+  friend class detail::radix_queries<preserve_bitmap_view, PageShift>;
+  const walker& walk() const { return walker_; }
+  const u64* order_counts() const { return counts_; }
+
   preserve_bitmap_view(const M& mem, phys_addr root, std::span<u64> scratch)
       : mem_(mem), root_(root), scratch_(scratch) {}
-
-  u64 orders_present() const {
-    u64 mask = 0;
-    for (unsigned o = 0; o < orders; ++o)
-      if (counts_[o] != 0) mask |= u64{1} << o;
-    return mask;
-  }
 
   status fail(errc e, phys_addr at, unsigned level) const {
     return make_error(e, structure, at, geometry::depth - 1 - level);
