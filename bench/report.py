@@ -139,8 +139,16 @@ def main():
     print("charts:", ", ".join(made) if made else "none")
 
 
-# Filled in by the hole finder's benchmark names.
-HOLE_SERIES = []
+# The hole finder's benchmarks (bench/holes_bench.cpp), 1 TiB of RAM; the per-page
+# baseline runs on the first 4 GiB (BM_NaiveLargestPerPage), plotted as measured.
+HOLE_SERIES = [
+    (r"BM_LargestHole/n:\d+", "largest_hole"),
+    (r"BM_Walk/n:\d+", "merged walk alone"),
+    (r"BM_GrowScratch/n:\d+", "grow_scratch (64 pieces)"),
+    (r"BM_FirstFitSmall/n:\d+", "first_fit 64 KiB (stops early)"),
+    (r"BM_LargestHoleFirst4GiB/n:\d+", "largest_hole, first 4 GiB"),
+    (r"BM_NaiveLargestPerPage/n:\d+(/iterations:1)?", "per-page bit test, first 4 GiB"),
+]
 
 if __name__ == "__main__":
     main()
