@@ -47,13 +47,13 @@ def plot_lines(out, title, ylabel, lines, per_item=False, logy=True):
                 for x, r in pts:
                     y = seconds(r) / x * 1e9 if per_item else seconds(r) * 1e3
                     f.write(f"{x} {y}\n")
-            plots.append(f"'{data}' using 1:2 with linespoints title '{label}'")
+            plots.append(f"'{data}' using 1:2 with linespoints title '{label}' noenhanced")
         if not plots:
             return False
         script = "\n".join([
             "set terminal svg size 820,500 dynamic font 'sans,12'",
             f"set output '{out}'",
-            f"set title '{title}'",
+            f"set title '{title}' noenhanced",
             "set logscale x 2", "set format x '2^{%L}'",
             "set logscale y" if logy else "",
             "set xlabel 'N'", f"set ylabel '{ylabel}'",
