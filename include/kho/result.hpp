@@ -44,6 +44,9 @@ enum class errc : u16 {
   missing_dependency, // refers to an object that does not exist
   no_hole,            // no free range satisfies the query
   stale,              // generation counters disagree: left over from an older handover
+  aliased,            // a page claimed by two structures (or twice by one); see page_owners
+  not_preserved,      // a page a structure reaches is not in the preserved-memory map
+  reserved_nonzero,   // a field documented as zero at this major version is not zero
 };
 
 /// Words for people; the only such table.
@@ -77,6 +80,9 @@ constexpr const char* to_string(errc e) {
     case errc::missing_dependency: return "missing dependency";
     case errc::no_hole: return "no suitable hole";
     case errc::stale: return "stale handover";
+    case errc::aliased: return "page has two owners";
+    case errc::not_preserved: return "reachable page not preserved";
+    case errc::reserved_nonzero: return "reserved field not zero";
   }
   return "unknown error";
 }
@@ -88,9 +94,12 @@ struct where {
   u32 depth = 0;
 };
 
+/// A failure. For errc::aliased, `other` names the page's first owner (its structure
+/// and root) while `loc` names the claim that collided with it.
 struct error {
   errc code = errc::ok;
   where loc{};
+  where other{};
 };
 
 constexpr error make_error(errc code, const char* structure = "", phys_addr at = phys_addr{},

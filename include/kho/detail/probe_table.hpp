@@ -129,6 +129,20 @@ class probe_table {
     probes_ = 0;
   }
 
+  /// Moves the cap on all probes so far (not reset) to `budget`: a table that grows
+  /// with its input keeps a budget linear in that input.
+  void raise_probe_budget(u64 budget) { probe_budget_ = budget; }
+
+  /// Calls f(slot) for every occupied slot, in table order, until f returns false.
+  /// Complexity: O(capacity).
+  template <class F>
+  void for_each(Source& src, F&& f) const {
+    if (size_ == 0) return;
+    const Slot* s = slots(src);
+    for (u64 i = 0; i <= mask_; ++i)
+      if (s[i].tag != 0 && !f(s[i])) return;
+  }
+
   /// Returns the block to `src`; the table is empty again.
   void release(Source& src) {
     if (block_) src.free(block_, block_order_);
