@@ -268,7 +268,7 @@ void BM_FindMarked_FlatScan(benchmark::State& st) {
 void BM_AttachValidate_Xarray(benchmark::State& st) {
   const auto& b = xarray_of(static_cast<int>(st.range(0)));
   for (auto _ : st) {
-    auto v = attach_xarray<u64>(b.pm->memory(), b.x->root());
+    auto v = attach_xarray<u64>(b.pm->memory(), b.x->root(), *b.pages);  // scratch from the same source
     if (!v) st.SkipWithError(to_string(v.code()));
     benchmark::DoNotOptimize(v->count());
   }

@@ -78,6 +78,7 @@ struct xa_sut {
   using source_type = typename arena<Shift>::source_type;
   using writer_type = xarray<V, Shift, source_type>;
   arena<Shift> mem{u64{96} << 20};
+  arena<Shift> scratch{u64{8} << 20};  // the next kernel's scratch for attach
   std::unique_ptr<writer_type> x;
 
   xa_sut() {
@@ -303,7 +304,7 @@ template <class V, unsigned Shift>
 struct reattach_cmd : command<V, Shift> {
   void run(const xa_model& m, xa_sut<V, Shift>& s) const override {
     s.x->seal();
-    auto v = xarray_view<V, Shift, flat_memory>::attach(s.mem.remap(), s.x->root());
+    auto v = xarray_view<V, Shift, flat_memory>::attach(s.mem.remap(), s.x->root(), s.scratch.pages());
     RC_ASSERT(v.has_value());
     RC_ASSERT(v->height() == s.x->height());
     check_all<V, Shift>(m, *v);
@@ -317,7 +318,7 @@ template <class V, unsigned Shift>
 struct adopt_cmd : command<V, Shift> {
   void run(const xa_model& m, xa_sut<V, Shift>& s) const override {
     s.x->seal();
-    auto v = xarray_view<V, Shift, flat_memory>::attach(s.mem.remap(), s.x->root());
+    auto v = xarray_view<V, Shift, flat_memory>::attach(s.mem.remap(), s.x->root(), s.scratch.pages());
     RC_ASSERT(v.has_value());
     auto w = xa_sut<V, Shift>::writer_type::adopt(*v, s.mem.pages());
     RC_ASSERT(w.has_value());

@@ -19,11 +19,12 @@ constexpr u64 half = u64{1} << 63;
 
 struct XarrayTest : ::testing::Test {
   arena<12> mem{u64{64} << 20};
+  arena<12> scratch{u64{4} << 20};
   xa x = std::move(*xa::create(mem.pages()));
 
   auto view() {
     x.seal();
-    auto v = attach_xarray<u64>(mem.remap(), x.root());
+    auto v = attach_xarray<u64>(mem.remap(), x.root(), scratch.pages());
     EXPECT_TRUE(v.has_value()) << to_string(v.code()) << " at " << v.err().loc.at.value;
     return v;
   }
@@ -219,7 +220,7 @@ TEST_F(XarrayTest, AdoptedWriterKeepsGrowingInPlace) {
   for (u64 i = 0; i < 1000; ++i) ASSERT_TRUE(w->store(i * 3 + 1, i + 7));
   EXPECT_EQ(w->count(), 2000u);
   w->seal();
-  auto v2 = attach_xarray<u64>(mem.remap(), w->root());
+  auto v2 = attach_xarray<u64>(mem.remap(), w->root(), scratch.pages());
   ASSERT_TRUE(v2);
   EXPECT_EQ(*v2->load(2998), 1006u);
 }
@@ -228,8 +229,9 @@ TEST_F(XarrayTest, UnsealedChangesAreRefused) {
   ASSERT_TRUE(x.store(1, 1));
   x.seal();
   ASSERT_TRUE(x.store(2, 2));
-  EXPECT_EQ(attach_xarray<u64>(mem.memory(), x.root()).code(), errc::bad_checksum);
-  EXPECT_EQ((attach_xarray<u64, 16>(mem.memory(), x.root()).code()), errc::page_size_mismatch);
+  EXPECT_EQ(attach_xarray<u64>(mem.memory(), x.root(), scratch.pages()).code(), errc::bad_checksum);
+  arena<16> scratch16{u64{1} << 20};
+  EXPECT_EQ((attach_xarray<u64, 16>(mem.memory(), x.root(), scratch16.pages()).code()), errc::page_size_mismatch);
 }
 
 TEST(XarrayWide, SixteenByteValuesAndSixtyFourKPages) {
@@ -238,17 +240,18 @@ TEST(XarrayWide, SixteenByteValuesAndSixtyFourKPages) {
     bool operator==(const folio&) const = default;
   };
   arena<16> mem{u64{64} << 20};
+  arena<16> scratch{u64{4} << 20};
   auto x = make_xarray<folio, 16>(mem.pages());
   ASSERT_TRUE(x);
   for (u64 i = 0; i < 10000; ++i) ASSERT_TRUE(x->store(i, folio{i + 1, i}));
   ASSERT_TRUE(x->store_range(u64{1} << 40, order{18}, folio{5, 6}));
   x->seal();
-  auto v = attach_xarray<folio, 16>(mem.remap(), x->root());
+  auto v = attach_xarray<folio, 16>(mem.remap(), x->root(), scratch.pages());
   ASSERT_TRUE(v) << to_string(v.code());
   EXPECT_EQ(v->count(), 10001u);
   EXPECT_EQ(v->load(9999)->index, 9999u);
   EXPECT_EQ(v->load((u64{1} << 40) + 77)->pfn_flags, 5u);
-  EXPECT_EQ((attach_xarray<u64, 16>(mem.memory(), x->root()).code()), errc::bad_compatible);
+  EXPECT_EQ((attach_xarray<u64, 16>(mem.memory(), x->root(), scratch.pages()).code()), errc::bad_compatible);
 }
 
 }  // namespace

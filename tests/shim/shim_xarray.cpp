@@ -45,7 +45,7 @@ int exercise_xarray(Value a, Value b) {
   x->for_each(0, ~u64{0}, [&](const xarray_entry<Value>&) { ++n; });
   x->for_each_marked(0, ~u64{0}, xa_mark::mark0, [&](const xarray_entry<Value>&) { return false; });
   x->seal();
-  auto v = attach_xarray<Value, PageShift>(mem, x->root());
+  auto v = attach_xarray<Value, PageShift>(mem, x->root(), bump);  // scratch: the shim's pool
   if (!v) return static_cast<int>(v.code());
   if (!v->load(6) || !v->entry_at(u64{1} << 40) || !v->find(1) || v->get_mark(3, xa_mark::mark0)) return -6;
   auto w = xarray<Value, PageShift, decltype(pages)>::adopt(*v, pages);

@@ -85,7 +85,7 @@ template <PageSource Source>
 nlohmann::json reclaim_demo_memfd(Source& fresh, const handover_entry& entry, u64 faults = 64) {
   auto error_json = [](const error& e) { return xarray_failure_json("memfd refused", e); };
   const auto& mem = fresh.memory();
-  auto view = attach_xarray<u64, 12>(mem, phys_addr{entry.phys.get()});
+  auto view = attach_xarray<u64, 12>(mem, phys_addr{entry.phys.get()}, fresh);  // scratch: lent back
   if (!view) return error_json(view.err());
   auto shape = [](const auto& x) {
     return nlohmann::json{{"count", x.count()}, {"height", x.height()}, {"nodes", x.nodes()}};
@@ -103,7 +103,7 @@ nlohmann::json reclaim_demo_memfd(Source& fresh, const handover_entry& entry, u6
     if (status s = add_demo_folio(*file, fresh, next + i, order{0}, memfd_flag_dirty | memfd_flag_uptodate); !s)
       return error_json(s.err());
   file->seal();
-  auto again = attach_xarray<u64, 12>(mem, file->root());
+  auto again = attach_xarray<u64, 12>(mem, file->root(), fresh);
   if (!again) return error_json(again.err());
   out["after"] = shape(*again);
   out["dirty_after"] = count_marked(*again, memfd_mark_dirty);

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <kho/handover.hpp>
+#include <kho/model/inspect_luo.hpp>
 #include <kho/model/physical_memory.hpp>
 #include <kho/xarray.hpp>
 
@@ -40,7 +41,8 @@ inline nlohmann::json read_xarray(const flat_memory& mem, const handover_entry& 
   const phys_addr root{entry.phys.get()};
   auto fail = [](const error& e) { return xarray_failure_json("xarray refused", e); };
   if (entry.size.get() < sizeof(xarray_root)) return fail(make_error(errc::bad_count, "xarray", root));
-  auto v = attach_xarray<u64, 12>(mem, root);
+  luo_scratch scratch(mem);  // sparse; the visited set needs about 32 bytes per 4 KiB page
+  auto v = attach_xarray<u64, 12>(mem, root, scratch.pages());
   if (!v) return fail(v.err());
   u64 marked[xa_mark_count] = {};
   nlohmann::json first = nlohmann::json::array();
