@@ -166,7 +166,7 @@ std::string leave_stale_byte(model::physical_memory& pm, const covered_spans& co
 /// the memfd's xarray is adopted and keeps taking page faults, its new pages coming from
 /// `scratch`, memory the hole finder proved unpreserved.
 void reclaim_services(model::physical_memory& pm, phys_addr root, phys_range scratch, nlohmann::json& out) {
-  auto view = attach_handover(pm.memory(), root);
+  auto view = attach_handover_root(pm.memory(), root);
   if (!view) return;
   if (auto luo = view->find_compatible(luo_compatible))
     out["luo"] = model::reclaim_demo_luo(pm.memory(), **luo);

@@ -70,7 +70,7 @@ int main() {
 
   // ---- next kernel
   const flat_memory mem = memory->memory();
-  auto handover = attach_handover(mem, root);
+  auto handover = attach_handover_root(mem, root);
   if (!handover) return fail("attach handover", handover.err());
   auto entry = handover->find(model::memfd_entry_name);
   if (!entry) return fail("find entry", entry.err());

@@ -24,6 +24,17 @@ struct entry_model {
 struct root_model {
   std::map<std::string, entry_model> entries;
   std::vector<std::string> order;  // insertion order, which the root keeps
+
+  // Whether [offset, offset + size) (an empty block: the byte at offset) shares a byte
+  // with any entry but `except`: the writer refuses that as aliased.
+  bool shares_bytes(u64 offset, u64 size, const std::string& except = {}) const {
+    const u64 last = offset + (size ? size - 1 : 0);
+    for (const auto& [name, e] : entries) {
+      const u64 e_last = e.phys + (e.size ? e.size - 1 : 0);
+      if (name != except && offset <= e_last && e.phys <= last) return true;
+    }
+    return false;
+  }
 };
 
 template <unsigned Shift>
@@ -53,11 +64,12 @@ template <unsigned Shift>
 struct add_entry : command<Shift> {
   std::string name = *name_gen();
   std::string compat = *rc::gen::element<std::string>("kho-v2", "luo-v1", "xarray-v1");
-  u64 offset = *rc::gen::inRange<u64>(0, 32);
-  u64 size = *rc::gen::inRange<u64>(0, 32);
+  u64 offset = *rc::gen::inRange<u64>(0, 512);
+  u64 size = *rc::gen::inRange<u64>(0, 16);
 
   void apply(root_model& m) const override {
     if (m.entries.size() == handover_capacity<Shift> || m.entries.count(name)) return;
+    if (m.shares_bytes(offset, size)) return;
     m.entries[name] = {compat, offset, size};
     m.order.push_back(name);
   }
@@ -67,6 +79,8 @@ struct add_entry : command<Shift> {
       RC_ASSERT(st.code() == errc::duplicate);
     else if (m.entries.size() == handover_capacity<Shift>)
       RC_ASSERT(st.code() == errc::table_full);
+    else if (m.shares_bytes(offset, size))
+      RC_ASSERT(st.code() == errc::aliased);
     else
       RC_ASSERT(st.ok());
   }
@@ -89,15 +103,18 @@ struct remove_entry : command<Shift> {
 template <unsigned Shift>
 struct update_entry : command<Shift> {
   std::string name = *name_gen();
-  u64 offset = *rc::gen::inRange<u64>(0, 32);
+  u64 offset = *rc::gen::inRange<u64>(0, 512);
   void apply(root_model& m) const override {
-    if (auto it = m.entries.find(name); it != m.entries.end()) it->second.phys = offset;
+    auto it = m.entries.find(name);
+    if (it != m.entries.end() && !m.shares_bytes(offset, it->second.size, name)) it->second.phys = offset;
   }
   void run(const root_model& m, root_sut<Shift>& s) const override {
     const auto it = m.entries.find(name);
     const u64 size = it == m.entries.end() ? 1 : it->second.size;
-    RC_ASSERT(s.writer->update(name.c_str(), s.blob + offset, size).code() ==
-              (it != m.entries.end() ? errc::ok : errc::not_found));
+    const errc want = it == m.entries.end()                  ? errc::not_found
+                      : m.shares_bytes(offset, size, name) ? errc::aliased
+                                                             : errc::ok;
+    RC_ASSERT(s.writer->update(name.c_str(), s.blob + offset, size).code() == want);
   }
   void show(std::ostream& os) const override { os << "update " << name; }
 };
@@ -105,10 +122,10 @@ struct update_entry : command<Shift> {
 template <unsigned Shift>
 struct seal_and_reattach : command<Shift> {
   void run(const root_model& m, root_sut<Shift>& s) const override {
-    RC_ASSERT(attach_handover<Shift>(s.mem.memory(), s.writer->root()).code() ==
+    RC_ASSERT(attach_handover_root<Shift>(s.mem.memory(), s.writer->root()).code() ==
               (s.writer->sealed() ? errc::ok : errc::not_sealed));
     RC_ASSERT(s.writer->seal().ok());
-    auto v = attach_handover<Shift>(s.mem.remap(), s.writer->root());
+    auto v = attach_handover_root<Shift>(s.mem.remap(), s.writer->root());
     RC_ASSERT(v.has_value());
     RC_ASSERT(v->size() == m.entries.size());
     for (u32 i = 0; i < v->size(); ++i) {

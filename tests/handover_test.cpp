@@ -36,7 +36,7 @@ TYPED_TEST(HandoverTest, EmptyRootSealsAndAttaches) {
   auto w = TestFixture::writer::create(this->mem.pages(), 7);
   ASSERT_TRUE(w);
   ASSERT_TRUE(w->seal());
-  auto v = attach_handover<TestFixture::shift>(this->mem.remap(), w->root());
+  auto v = attach_handover_root<TestFixture::shift>(this->mem.remap(), w->root());
   ASSERT_TRUE(v) << to_string(v.code());
   EXPECT_EQ(v->size(), 0u);
   EXPECT_EQ(v->generation(), 7u);
@@ -51,7 +51,7 @@ TYPED_TEST(HandoverTest, EntriesRoundTripAtAnotherAddress) {
   ASSERT_TRUE(w->add("second", "luo-v1", b, 4));
   ASSERT_TRUE(w->seal());
   EXPECT_TRUE(w->sealed());
-  auto v = attach_handover<TestFixture::shift>(this->mem.remap(), w->root());
+  auto v = attach_handover_root<TestFixture::shift>(this->mem.remap(), w->root());
   ASSERT_TRUE(v) << to_string(v.code());
   ASSERT_EQ(v->size(), 2u);
   auto e = v->find("second");
@@ -70,10 +70,10 @@ TYPED_TEST(HandoverTest, TableFillsToCapacityThenRefuses) {
   ASSERT_TRUE(w);
   const phys_addr a = this->blob("x");
   for (u64 i = 0; i < TestFixture::writer::capacity; ++i)
-    ASSERT_TRUE(w->add(("e" + std::to_string(i)).c_str(), "kho-blob-v1", a, 1)) << i;
+    ASSERT_TRUE(w->add(("e" + std::to_string(i)).c_str(), "kho-blob-v1", a + i, 1)) << i;
   EXPECT_EQ(w->add("one-more", "kho-blob-v1", a, 1).code(), errc::table_full);
   ASSERT_TRUE(w->seal());
-  auto v = attach_handover<TestFixture::shift>(this->mem.memory(), w->root());
+  auto v = attach_handover_root<TestFixture::shift>(this->mem.memory(), w->root());
   ASSERT_TRUE(v);
   EXPECT_EQ(v->size(), TestFixture::writer::capacity);
 }
@@ -102,11 +102,12 @@ TYPED_TEST(HandoverTest, RemoveKeepsOrderAndUpdateRepoints) {
   auto w = TestFixture::writer::create(this->mem.pages());
   ASSERT_TRUE(w);
   const phys_addr a = this->blob("a"), b = this->blob("bb");
-  for (const char* n : {"one", "two", "three"}) ASSERT_TRUE(w->add(n, "c", a, 1));
+  u64 next = 0;
+  for (const char* n : {"one", "two", "three"}) ASSERT_TRUE(w->add(n, "c", a + next++, 1));
   ASSERT_TRUE(w->remove("two"));
   ASSERT_TRUE(w->update("three", b, 2));
   ASSERT_TRUE(w->seal());
-  auto v = attach_handover<TestFixture::shift>(this->mem.remap(), w->root());
+  auto v = attach_handover_root<TestFixture::shift>(this->mem.remap(), w->root());
   ASSERT_TRUE(v);
   ASSERT_EQ(v->size(), 2u);
   EXPECT_STREQ((*v)[0].name, "one");
@@ -121,10 +122,10 @@ TYPED_TEST(HandoverTest, ChangeAfterSealReopensUntilResealed) {
   ASSERT_TRUE(w->seal());
   ASSERT_TRUE(w->add("late", "c", a, 1));
   EXPECT_FALSE(w->sealed());
-  EXPECT_EQ(attach_handover<TestFixture::shift>(this->mem.memory(), w->root()).code(),
+  EXPECT_EQ(attach_handover_root<TestFixture::shift>(this->mem.memory(), w->root()).code(),
             errc::not_sealed);
   ASSERT_TRUE(w->seal());
-  EXPECT_TRUE(attach_handover<TestFixture::shift>(this->mem.memory(), w->root()));
+  EXPECT_TRUE(attach_handover_root<TestFixture::shift>(this->mem.memory(), w->root()));
 }
 
 TYPED_TEST(HandoverTest, BlockChangedAfterSealIsDetected) {
@@ -134,14 +135,14 @@ TYPED_TEST(HandoverTest, BlockChangedAfterSealIsDetected) {
   ASSERT_TRUE(w->add("p", "c", a, 7));
   ASSERT_TRUE(w->seal());
   this->mem.bytes(a)[3] ^= 0x20;
-  auto v = attach_handover<TestFixture::shift>(this->mem.memory(), w->root());
+  auto v = attach_handover_root<TestFixture::shift>(this->mem.memory(), w->root());
   EXPECT_EQ(v.code(), errc::bad_checksum);
   EXPECT_EQ(v.err().loc.depth, 1u);
   EXPECT_STREQ(v.err().loc.structure, "handover");
   // Bytes past `size` are not covered: the entry says how much its block holds.
   this->mem.bytes(a)[3] ^= 0x20;
   this->mem.bytes(a)[100] ^= 1;
-  EXPECT_TRUE(attach_handover<TestFixture::shift>(this->mem.memory(), w->root()));
+  EXPECT_TRUE(attach_handover_root<TestFixture::shift>(this->mem.memory(), w->root()));
 }
 
 TEST(HandoverPageSize, ReaderRefusesAnotherPageSize) {
@@ -150,7 +151,7 @@ TEST(HandoverPageSize, ReaderRefusesAnotherPageSize) {
   ASSERT_TRUE(w);
   ASSERT_TRUE(w->seal());
   // A 16 KiB reader sees a 4 KiB root (the root page is 16 KiB-aligned: first allocation).
-  EXPECT_EQ(attach_handover<14>(mem.memory(), w->root()).code(), errc::page_size_mismatch);
+  EXPECT_EQ(attach_handover_root<14>(mem.memory(), w->root()).code(), errc::page_size_mismatch);
 }
 
 TEST(HandoverAttach, RootAddressChecks) {
@@ -159,14 +160,14 @@ TEST(HandoverAttach, RootAddressChecks) {
   ASSERT_TRUE(w);
   ASSERT_TRUE(w->seal());
   const flat_memory m = mem.memory();
-  EXPECT_EQ(attach_handover(m, w->root() + 8).code(), errc::misaligned);
-  EXPECT_EQ(attach_handover(m, phys_addr{0}).code(), errc::out_of_bounds);
-  EXPECT_EQ(attach_handover(m, m.end()).code(), errc::out_of_bounds);
-  EXPECT_EQ(attach_handover(m, phys_addr{~u64{0} & ~u64{4095}}).code(), errc::out_of_bounds);
-  EXPECT_EQ(attach_handover(m, w->root() + 4096).code(), errc::bad_magic);
+  EXPECT_EQ(attach_handover_root(m, w->root() + 8).code(), errc::misaligned);
+  EXPECT_EQ(attach_handover_root(m, phys_addr{0}).code(), errc::out_of_bounds);
+  EXPECT_EQ(attach_handover_root(m, m.end()).code(), errc::out_of_bounds);
+  EXPECT_EQ(attach_handover_root(m, phys_addr{~u64{0} & ~u64{4095}}).code(), errc::out_of_bounds);
+  EXPECT_EQ(attach_handover_root(m, w->root() + 4096).code(), errc::bad_magic);
   // A memory that ends inside the root page.
   flat_memory truncated(m.base(), (w->root() - m.base()) + 2048, m.virt());
-  EXPECT_EQ(attach_handover(truncated, w->root()).code(), errc::out_of_bounds);
+  EXPECT_EQ(attach_handover_root(truncated, w->root()).code(), errc::out_of_bounds);
 }
 
 TEST(HandoverAttach, RangeMemoryWithHoles) {
@@ -179,7 +180,7 @@ TEST(HandoverAttach, RangeMemoryWithHoles) {
   // Only the root's page is present: everything else is a hole.
   ASSERT_TRUE(ranges.add(w->root(), 4096, mem.bytes(w->root())));
   EXPECT_EQ(ranges.add(w->root() + 100, 10, nullptr).code(), errc::invalid_argument);
-  EXPECT_TRUE(attach_handover(ranges, w->root()));
+  EXPECT_TRUE(attach_handover_root(ranges, w->root()));
   EXPECT_EQ(ranges.to_virt(w->root() + 4090, 8), nullptr);
   EXPECT_EQ(ranges.to_virt(w->root() + 4096, 1), nullptr);
   EXPECT_EQ(ranges.to_virt(phys_addr{m.base().value - 1}, 1), nullptr);

@@ -87,7 +87,7 @@ TEST(Luo, ThroughTheHandoverRootAtAnotherAddress) {
   ASSERT_TRUE(root->add(luo_entry_name, luo_compatible, sealed->root, sealed->size));
   ASSERT_TRUE(root->seal());
   const flat_memory next = m.mem.remap();
-  auto h = attach_handover(next, root->root());
+  auto h = attach_handover_root(next, root->root());
   ASSERT_TRUE(h);
   auto e = h->find_compatible(luo_compatible);
   ASSERT_TRUE(e);
@@ -252,7 +252,7 @@ TEST(LuoModelHelpers, DemoStateReadsBackAndReclaims) {
   ASSERT_TRUE(model::build_demo_luo(m.mem.pages(), *root, 3));
   ASSERT_TRUE(root->seal());
   const flat_memory next = m.mem.remap();
-  auto h = attach_handover(next, root->root());
+  auto h = attach_handover_root(next, root->root());
   ASSERT_TRUE(h);
   auto e = h->find(luo_entry_name);
   ASSERT_TRUE(e);

@@ -38,7 +38,7 @@ TEST(Process, WrittenInOneReadInAnotherAtAnotherAddress) {
   model::boot_page boot{};
   ASSERT_TRUE(model::read_boot_page(pm, boot));
   EXPECT_NE(boot.writer_virt.get(), reinterpret_cast<u64>(pm.virt()));
-  auto v = attach_handover(pm.memory(), phys_addr{boot.root.get()});
+  auto v = attach_handover_root(pm.memory(), phys_addr{boot.root.get()});
   ASSERT_TRUE(v) << to_string(v.code());
   EXPECT_EQ(v->generation(), 42u);
   auto e = v->find("greeting");

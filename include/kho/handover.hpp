@@ -176,7 +176,8 @@ class handover_writer {
 
   /// Adds an entry. Complexity: O(entries).
   /// Errors: bad_string (name or compatible empty or too long), duplicate, table_full,
-  /// out_of_bounds ([phys, phys+size) outside memory).
+  /// out_of_bounds ([phys, phys+size) outside memory), aliased (the block overlaps the
+  /// root page or another entry's block: the reader would refuse it).
   status add(const char* name, const char* compatible, phys_addr phys, u64 size) {
     if (find_index(name) >= 0) return errc::duplicate;
     if (count() == capacity) return errc::table_full;
@@ -185,6 +186,7 @@ class handover_writer {
         !detail::store_string(e.compatible, sizeof e.compatible, compatible))
       return errc::bad_string;
     if (source_->memory().to_virt(phys, size) == nullptr) return errc::out_of_bounds;
+    if (shares_bytes(phys, size, -1)) return errc::aliased;
     e.phys.set(phys.value);
     e.size.set(size);
     reopen();
@@ -194,11 +196,12 @@ class handover_writer {
   }
 
   /// Re-points an entry (a structure whose root block moved); drops its deep checksum.
-  /// Errors: not_found, out_of_bounds.
+  /// Errors: not_found, out_of_bounds, aliased.
   status update(const char* name, phys_addr phys, u64 size) {
     const int i = find_index(name);
     if (i < 0) return errc::not_found;
     if (source_->memory().to_virt(phys, size) == nullptr) return errc::out_of_bounds;
+    if (shares_bytes(phys, size, i)) return errc::aliased;
     reopen();
     page().entries[i].phys.set(phys.value);
     page().entries[i].size.set(size);
@@ -270,6 +273,21 @@ class handover_writer {
   }
   void reopen() { detail::store_release(page().header.state, static_cast<u32>(handover_state::open)); }
 
+  // Whether [phys, phys+size) (an empty block: the byte at phys) overlaps the root page
+  // or the block of any entry but `except`.
+  bool shares_bytes(phys_addr phys, u64 size, int except) const {
+    const u64 last = phys.value + (size ? size - 1 : 0);
+    auto overlaps = [&](u64 first2, u64 last2) { return phys.value <= last2 && first2 <= last; };
+    if (overlaps(root_.value, root_.value + geometry::size - 1)) return true;
+    for (u32 j = 0; j < count(); ++j) {
+      const handover_entry& e = page().entries[j];
+      const u64 n = e.size.get();
+      if (static_cast<int>(j) != except && overlaps(e.phys.get(), e.phys.get() + (n ? n - 1 : 0)))
+        return true;
+    }
+    return false;
+  }
+
   int find_index(const char* name) const {
     for (u32 i = 0; i < count(); ++i)
       if (detail::string_equals(page().entries[i].name, handover_name_len, name))
@@ -292,10 +310,16 @@ class handover_view {
   static constexpr u64 capacity = handover_capacity<PageShift>;
   static constexpr const char* structure = "handover";
 
-  /// Validates the root at `root` and every entry's block checksum.
-  /// Complexity: O(entries^2 + sum of entry sizes).
+  /// Validates the root page at `root` and every entry's block checksum. This is the
+  /// root alone: the structures behind the entries, and who owns which page, are
+  /// checked by attach_handover (kho/handover_check.hpp), which calls this first.
+  /// Complexity: O(entries^2 + page + sum of entry sizes).
   /// Errors: misaligned, out_of_bounds, bad_magic, bad_compatible, bad_version,
-  /// page_size_mismatch, not_sealed, torn, bad_checksum, bad_count, bad_string, duplicate.
+  /// page_size_mismatch, not_sealed, torn, bad_checksum, bad_count, bad_string,
+  /// duplicate (a name twice), aliased (an entry's block overlaps the root page or
+  /// another entry's block; error.other names the first), reserved_nonzero (the
+  /// header's or an entry's reserved field, a deep checksum without its flag, or a
+  /// byte past the last entry).
   static result<handover_view> attach(const M& mem, phys_addr root) {
     auto fail = [root](errc c, u32 depth = 0) { return make_error(c, structure, root, depth); };
     if (!geometry::is_aligned(root)) return fail(errc::misaligned);
@@ -315,10 +339,16 @@ class handover_view {
     if (detail::root_checksum(*page) != h.checksum.get()) return fail(errc::bad_checksum);
     if (h.entry_capacity.get() != capacity || h.entry_count.get() > capacity)
       return fail(errc::bad_count);
+    if (h.reserved.get() != 0) return make_error(errc::reserved_nonzero, structure, root + offsetof(handover_header, reserved));
     for (u32 i = 0; i < h.entry_count.get(); ++i) {
-      if (status s = validate_entry(mem, *page, i); !s)
-        return make_error(s.code(), structure, root + offset_of_entry(i), 1);
+      if (status s = validate_entry(mem, *page, root, i); !s) {
+        error e = s.err();
+        e.loc = where{structure, root + offset_of_entry(i), 1};
+        return e;
+      }
     }
+    if (const u64 stale = first_nonzero_after_entries(*page); stale != 0)
+      return make_error(errc::reserved_nonzero, structure, root + stale, 1);
     return handover_view(mem, root, page);
   }
 
@@ -356,18 +386,58 @@ class handover_view {
     return sizeof(handover_header) + u64{i} * sizeof(handover_entry);
   }
 
-  static status validate_entry(const M& mem, const page_type& page, u32 i) {
+  // The bytes an entry names, as [first, last] so that a block ending at 2^64 is
+  // representable; an empty block still names the byte at `phys` (two entries may not
+  // share a structure, even an empty one).
+  struct span {
+    u64 first, last;
+    bool overlaps(span o) const { return first <= o.last && o.first <= last; }
+  };
+  static span span_of(const handover_entry& e) {
+    const u64 size = e.size.get();
+    return {e.phys.get(), e.phys.get() + (size ? size - 1 : 0)};
+  }
+
+  // An entry is well-formed, its block is in memory and checksums, and it shares no byte
+  // with the root page or with an earlier entry (two names for one structure would
+  // give it two readers, each with its own retrieve-once state). O(i) per entry.
+  static status validate_entry(const M& mem, const page_type& page, phys_addr root, u32 i) {
     const handover_entry& e = page.entries[i];
     if (!detail::is_canonical_string(e.name, handover_name_len) ||
         !detail::is_canonical_string(e.compatible, handover_compatible_len))
       return errc::bad_string;
     if ((e.flags.get() & ~u64{entry_known_flags}) != 0) return errc::bad_version;
+    if (e.reserved.get() != 0) return errc::reserved_nonzero;
+    if ((e.flags.get() & entry_deep_checksum) == 0 && e.deep_checksum.get() != 0)
+      return errc::reserved_nonzero;
     for (u32 j = 0; j < i; ++j)
       if (std::memcmp(page.entries[j].name, e.name, handover_name_len) == 0) return errc::duplicate;
     const void* block = mem.to_virt(phys_addr{e.phys.get()}, e.size.get());
     if (block == nullptr) return errc::out_of_bounds;
+    const span mine = span_of(e);
+    if (mine.overlaps({root.value, root.value + geometry::size - 1})) {
+      error err = make_error(errc::aliased);
+      err.other = where{structure, root, 0};
+      return err;
+    }
+    for (u32 j = 0; j < i; ++j) {
+      if (!mine.overlaps(span_of(page.entries[j]))) continue;
+      error err = make_error(errc::aliased);
+      err.other = where{structure, root + offset_of_entry(j), 1};
+      return err;
+    }
     if (checksum(block, e.size.get()) != e.checksum.get()) return errc::bad_checksum;
     return {};
+  }
+
+  // Unused entries and the page's tail are zero (the writer never leaves bytes there;
+  // a nonzero byte is either a writer bug or smuggled data). Returns the offset of the
+  // first nonzero byte past the last entry, or 0.
+  static u64 first_nonzero_after_entries(const page_type& page) {
+    const auto* bytes = reinterpret_cast<const unsigned char*>(&page);
+    for (u64 off = offset_of_entry(page.header.entry_count.get()); off < geometry::size; ++off)
+      if (bytes[off] != 0) return off;
+    return 0;
   }
 
   M mem_;
@@ -375,9 +445,11 @@ class handover_view {
   const page_type* page_;
 };
 
-/// Attaches with the Memory type deduced.
+/// Attaches the root page alone, with the Memory type deduced. The structures behind
+/// the entries are not checked: use attach_handover (kho/handover_check.hpp), which
+/// also checks them and who owns which page, unless you check them yourself.
 template <unsigned PageShift = 12, Memory M>
-result<handover_view<M, PageShift>> attach_handover(const M& mem, phys_addr root) {
+result<handover_view<M, PageShift>> attach_handover_root(const M& mem, phys_addr root) {
   return handover_view<M, PageShift>::attach(mem, root);
 }
 

@@ -10,7 +10,7 @@ int main() {
   kho::bump_page_source<kho::flat_memory> pages(mem, mem.base(), mem.end());
   auto w = kho::handover_writer<decltype(pages)>::create(pages);
   if (!w || !w->add("x", "kho-blob-v1", mem.base(), 8) || !w->seal()) return 1;
-  auto v = kho::attach_handover(mem, w->root());
+  auto v = kho::attach_handover_root(mem, w->root());
   std::printf("consumer: %s\n", kho::to_string(v.code()));
   return v ? 0 : 1;
 }

@@ -5,7 +5,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   kho::fuzz::image img(data, size);
-  auto view = kho::attach_handover(img.memory(), img.root());
+  auto view = kho::attach_handover_root(img.memory(), img.root());
   if (!view) return 0;
   img.arm();
   kho::u64 sum = view->generation();

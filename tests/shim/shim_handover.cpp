@@ -26,7 +26,7 @@ int exercise_handover() {
   if (!w->add("blob", "kho-blob-v1", phys_addr{pool_base}, 64)) return -2;
   if (!w->update("blob", phys_addr{pool_base}, 128)) return -3;
   if (!w->seal()) return -4;
-  auto v = attach_handover<PageShift>(mem, w->root());
+  auto v = attach_handover_root<PageShift>(mem, w->root());
   if (!v) return static_cast<int>(v.code());
   auto e = v->find("blob");
   auto c = v->find_compatible("kho-blob-v1");
@@ -34,7 +34,7 @@ int exercise_handover() {
   if (!w->remove("blob")) return -6;
   range_memory<4> ranges;
   if (!ranges.add(phys_addr{pool_base}, sizeof pool, pool)) return -7;
-  auto v2 = attach_handover<PageShift>(ranges, w->root());
+  auto v2 = attach_handover_root<PageShift>(ranges, w->root());
   return static_cast<int>(v2.code()) + static_cast<int>(checksum(pool, 64) & 1);
 }
 

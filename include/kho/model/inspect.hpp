@@ -50,7 +50,7 @@ inline const entry_reader* find_entry_reader(const char* compatible) {
 inline nlohmann::json inspect(const flat_memory& mem, phys_addr root) {
   nlohmann::json out;
   out["root"] = hex(root.value);
-  auto view = attach_handover(mem, root);
+  auto view = attach_handover_root(mem, root);
   if (!view) {
     out["status"] = to_string(view.code());
     out["error"] = describe_error(view.err());
