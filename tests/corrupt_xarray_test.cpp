@@ -14,8 +14,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <random>
 #include <set>
+
+#include <sys/stat.h>
 
 namespace kho::test {
 namespace {
@@ -256,6 +259,29 @@ TEST(CorruptXarray, RefsOutsideMemoryOrWithStrayBits) {
     b.set_slot(b.level1, 0, b.mem.memory().end().value | detail::xa_dense);
     EXPECT_REFUSED(b.attach(), errc::out_of_bounds, b.mem.memory().end().value, 8);
   }
+}
+
+TEST(CorruptXarray, PageZeroIsNeverANodeEvenWhereMemoryHasIt) {
+  // Memory starting at physical 0 (as a kernel's direct map does): a ref with kind bits
+  // and address 0 is refused although page 0 is readable and holds a perfect copy.
+  arena<12> mem{u64{4} << 20, 0};
+  arena<12> scratch{u64{1} << 20};
+  ASSERT_EQ(mem.pages().alloc(order{0})->value, 0u);  // page 0 is not the writer's
+  auto x = make_xarray<u64, 12>(mem.pages());
+  ASSERT_TRUE(x);
+  for (u64 i = 0; i < 600; ++i) ASSERT_TRUE(x->store(i, i + 1));
+  x->seal();
+  const u64 top = x->root_ref();
+  ASSERT_EQ(x->height(), 1u);
+  unsigned char* br = mem.bytes(phys_addr{pa_of(top)});
+  const u64 leaf = detail::get64(br + geo::slots_off);
+  ASSERT_EQ(leaf & 3, u64{detail::xa_dense});
+  std::memcpy(mem.bytes(phys_addr{0}), mem.bytes(phys_addr{pa_of(leaf)}), geo::page);
+  detail::put64(br + geo::slots_off, detail::xa_dense);
+  reseal_xarray<u64>(mem.memory(), x->root());
+  auto v = attach_xarray<u64>(mem.memory(), x->root(), scratch.pages());
+  ASSERT_FALSE(v);
+  EXPECT_REFUSED(v.err(), errc::out_of_bounds, 0u, 2);
 }
 
 TEST(CorruptXarray, ADenseLeafReachedFromTwoSlotsIsACycle) {
@@ -596,6 +622,50 @@ TEST(CorruptXarray, BranchChildren) {
   { built b; b.set_summary(b.top, 0, 17, true); at_top(b, errc::bad_count); }
 }
 
+TEST(CorruptXarray, ARunAlignedToItsSlotsButNotToTheBranch) {
+  built b;  // level1's compact leaf moved to slots 5-8 (run 2 starting at 5), its header
+            // and records moved with it, so only the run's alignment is wrong
+  const u64 leaf = b.slot(b.level1, 4);
+  b.set_slot(b.level1, 4, 0);
+  b.set_slot(b.level1, 8, leaf);
+  b.set_summary(b.level1, 2, 4, false);
+  b.set_summary(b.level1, 2, 8, true);
+  const u64 shift = 5 * geo::leaf_slots - 4 * geo::leaf_slots;
+  b.hdr(leaf).base.set(b.hdr(leaf).base.get() + shift);
+  for (u64 i = 0; i < 2; ++i)
+    b.put(leaf, geo::keys_off + 8 * i, b.get(leaf, geo::keys_off + 8 * i) + shift);
+  EXPECT_REFUSED(b.attach(), errc::bad_level, pa_of(b.level1), 7);
+}
+
+TEST(CorruptXarray, ARunWiderThanTheTopLevelsSlots) {
+  // The top of a height-7 map has 128 usable slots; a compact leaf with run 8 filling all
+  // 256 (header shift 65 to match) is refused for its width alone.
+  arena<12> mem{u64{4} << 20};
+  arena<12> scratch{u64{1} << 20};
+  auto x = make_xarray<u64, 12>(mem.pages());
+  ASSERT_TRUE(x && x->store(1, 1) && x->store(u64{1} << 63, 2));
+  ASSERT_EQ(x->height(), 7u);
+  const u64 leaf = x->root_ref();
+  ASSERT_EQ(leaf & 3, u64{detail::xa_compact});
+  auto page = alloc_zeroed(mem.pages(), order{0}, geo::page);
+  ASSERT_TRUE(page);
+  unsigned char* br = mem.bytes(*page);
+  detail::xa_node_header& h = detail::header(br);
+  h.magic.set(detail::xa_branch_magic);
+  h.level = 7;
+  h.shift = static_cast<u8>(geo::cover(7));
+  h.count.set(static_cast<u32>(geo::fanout));
+  h.entries.set(2);
+  for (u64 j = 0; j < geo::fanout; ++j)
+    detail::put64(br + geo::slots_off + 8 * j, pa_of(leaf) | detail::xa_compact | (8u << detail::xa_run_shift));
+  detail::header(mem.bytes(phys_addr{pa_of(leaf)})).shift = static_cast<u8>(geo::slot_bits(7) + 8);
+  reinterpret_cast<xarray_root*>(mem.bytes(x->root()))->root.set(page->value | detail::xa_branch);
+  reseal_xarray<u64>(mem.memory(), x->root());
+  auto v = attach_xarray<u64>(mem.memory(), x->root(), scratch.pages());
+  ASSERT_FALSE(v);
+  EXPECT_REFUSED(v.err(), errc::bad_level, page->value, 1);
+}
+
 // ---- many arrivals at one page, in a 1 TiB sparse image -----------------------------
 
 TEST(CorruptXarray, ADagClaimingMillionsOfEntriesIsRefusedAtTheFirstRepeat) {
@@ -645,6 +715,10 @@ TEST(CorruptXarray, ADagClaimingMillionsOfEntriesIsRefusedAtTheFirstRepeat) {
   // Scratch: one table page for the five pages reached, already returned.
   EXPECT_EQ(scratch.pages().pages_in_use(), 0u);
   EXPECT_LE(scratch.pages().high_water() - scratch.pages().start(), geo::page);
+  // The image stays sparse: about the 258 pages written are backed, not 1 TiB.
+  struct stat st {};
+  ASSERT_EQ(::fstat(pm.fd(), &st), 0);
+  EXPECT_LT(static_cast<u64>(st.st_blocks) * 512, u64{4} << 20);
 }
 
 // ---- one owner per page ------------------------------------------------------------

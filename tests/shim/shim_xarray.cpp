@@ -1,6 +1,7 @@
 // Kernel-shim check for the xarray and the preserving page source: every public
 // template instantiated freestanding over the shim's own static pool, for u64 and
 // 16-byte values and three page sizes. check_nm.cmake then allows only mem* symbols.
+#include <kho/page_owners.hpp>
 #include <kho/preserving_page_source.hpp>
 #include <kho/xarray.hpp>
 
@@ -48,6 +49,10 @@ int exercise_xarray(Value a, Value b) {
   auto v = attach_xarray<Value, PageShift>(mem, x->root(), bump);  // scratch: the shim's pool
   if (!v) return static_cast<int>(v.code());
   if (!v->load(6) || !v->entry_at(u64{1} << 40) || !v->find(1) || v->get_mark(3, xa_mark::mark0)) return -6;
+  {
+    page_owners<decltype(bump), PageShift> owners(bump);
+    if (!v->claim_pages(owners) || owners.size() != v->nodes() + 1) return -8;
+  }
   auto w = xarray<Value, PageShift, decltype(pages)>::adopt(*v, pages);
   if (!w || !w->store(1, a)) return -7;
   w->destroy();
