@@ -1,6 +1,7 @@
 // memblock model and the two restore strategies.
 #include <kho/restore.hpp>
 
+#include "region_oracle.hpp"
 #include "test_arena.hpp"
 
 #include <rapidcheck.h>
@@ -14,28 +15,6 @@
 
 namespace kho::test {
 namespace {
-
-using regions = std::vector<std::pair<u64, u64>>;
-
-template <class Memblock>
-regions dump(const Memblock& m) {
-  regions out;
-  for (const memblock_region& r : m) out.emplace_back(r.base, r.size);
-  return out;
-}
-
-regions union_of(std::vector<std::pair<u64, u64>> spans) {  // (start, end)
-  std::sort(spans.begin(), spans.end());
-  regions out;
-  for (auto [s, e] : spans) {
-    if (s == e) continue;
-    if (!out.empty() && s <= out.back().first + out.back().second)
-      out.back().second = std::max(out.back().first + out.back().second, e) - out.back().first;
-    else
-      out.emplace_back(s, e - s);
-  }
-  return out;
-}
 
 TEST(Memblock, ReserveKeepsSortedMergedAndDoubles) {
   arena<12> mem;

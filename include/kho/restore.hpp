@@ -13,18 +13,40 @@
 // first), is what Linux does today; each reserve lands in the middle of the array, so
 // the whole restore is O(N^2) ("more than 2 s for 48 GiB of order-0 pages").
 //
+// reserve() here is the cheap single-pass insert (scan, memmove, merge): about half
+// of what the kernel's memblock_add_range pays per call once the array has doubled
+// (a count pass, then the insert pass). memblock_kernel.hpp models the kernel's
+// two-pass version; benchmarks that quote "naive" use that one.
+//
 // restore_linear walks the tree in address order (the k-way merge of
 // preserve_bitmap.hpp), coalesces, merges in the tree's own pages, and appends: each
-// range extends or follows the last region, O(1) each, O(blocks + nodes) in all.
-// Both strategies leave identical region arrays; the tests hold them to it.
+// range extends or follows the last region, O(1) each, O(blocks + nodes) in all. It
+// still grows the array by doublings (a copy each) and calls append() per range.
+//
+// restore_at_bound sizes the array once, from an upper bound on the regions (blocks
+// plus tree pages, O(orders)), and fills it with a dedicated leaf scan that keeps the
+// open region in registers: one 16-byte store per region, no doublings, no call per
+// region. restore_part restores one address window into a caller's slice, so that
+// callers with threads can restore disjoint windows at once; join_parts closes the
+// slices up and merges a range that a split cut in two:
+//
+//   split at S      [0 ................ S)[S ................ top)
+//   slices          | part 0 regions |gap| part 1 regions |     (bounds from
+//   join            | part 0 regions  part 1 regions |          restore_capacity)
+//                   a region ending at S and one starting at S become one
+//
+// Every strategy leaves identical region arrays; the tests hold them to it.
 #pragma once
 
+#include <kho/detail/page_array.hpp>
 #include <kho/memory.hpp>
 #include <kho/phys.hpp>
 #include <kho/preserve_bitmap.hpp>
 #include <kho/result.hpp>
 
+#include <algorithm>
 #include <cstring>
+#include <span>
 
 namespace kho {
 
@@ -47,17 +69,12 @@ class memblock_model {
     return m;
   }
 
-  memblock_model(memblock_model&& o) noexcept
-      : source_(o.source_), array_(o.array_), array_virt_(o.array_virt_), order_(o.order_), capacity_(o.capacity_),
-        count_(o.count_), doublings_(o.doublings_) {
-    o.array_ = phys_addr{};
-  }
+  memblock_model(memblock_model&&) noexcept = default;
   memblock_model& operator=(memblock_model&&) = delete;
-  ~memblock_model() {
-    if (array_) source_->free(array_, order_);
-  }
 
-  /// memblock_reserve(): inserts [base, base+size), keeping the array sorted and merged.
+  /// memblock_reserve() in one pass: inserts [base, base+size), keeping the array sorted
+  /// and merged. Cheaper than the kernel's memblock_add_range, which counts first once
+  /// the array has doubled (see memblock_kernel.hpp): a lower bound on today's cost.
   /// Complexity: O(regions) (scan, memmove, merge). Errors: out_of_memory, invalid_argument.
   status reserve(phys_addr base, u64 size) {
     u64 start = base.value, end = 0;
@@ -93,20 +110,20 @@ class memblock_model {
     if (size == 0) return {};
     if (!checked_add(base.value, size, end)) return errc::invalid_argument;
     if (count_ > 0) {
-      memblock_region& last = array_virt_[count_ - 1];
+      memblock_region& last = regions()[count_ - 1];
       if (base.value < last.base) return reserve(base, size);
       if (base.value <= last.end()) {
         if (end > last.end()) last.size = end - last.base;
         return {};
       }
     }
-    if (count_ == capacity_) KHO_TRY(grow(capacity_ * 2));
-    array_virt_[count_++] = memblock_region{base.value, size};
+    if (count_ == capacity()) KHO_TRY(grow(capacity() * 2));
+    regions()[count_++] = memblock_region{base.value, size};
     return {};
   }
 
   u64 size() const { return count_; }
-  u64 capacity() const { return capacity_; }
+  u64 capacity() const { return array_.capacity(); }
   u64 doublings() const { return doublings_; }
   const memblock_region& operator[](u64 i) const { return regions()[i]; }
   const memblock_region* begin() const { return regions(); }
@@ -119,34 +136,58 @@ class memblock_model {
   }
   void clear() { count_ = 0; }
 
- private:
-  explicit memblock_model(Source& source) : source_(&source) {}
+  /// Room for `n` regions to be written in ascending order by a restore, with one
+  /// allocation at most (no doublings). The k regions already present move to the
+  /// array's tail; the returned slots are [k, k+n), so that commit() can merge both
+  /// sorted runs forward in place.
+  /// Complexity: O(k) plus one allocation. Errors: out_of_memory, out_of_range.
+  result<std::span<memblock_region>> prepare(u64 n) {
+    const u64 k = count_;
+    if (n > (~u64{0} / sizeof(memblock_region)) / 2) return errc::out_of_range;
+    const u64 need = n + 2 * k;
+    if (need > capacity()) KHO_TRY(grow(need, false));
+    memblock_region* r = regions();
+    std::memmove(r + capacity() - k, r, k * sizeof(memblock_region));
+    prepared_ = k;
+    return std::span<memblock_region>(r + k, n);
+  }
 
-  memblock_region* regions() const { return array_virt_; }
+  /// Ends a prepare(): the first `m` prepared slots hold sorted, coalesced regions;
+  /// they are merged with the regions that were present before, overlapping and
+  /// touching ones joined. Complexity: O(m + k).
+  void commit(u64 m) {
+    memblock_region* r = regions();
+    const u64 k = prepared_;
+    const memblock_region* a = r + capacity() - k;  // the old regions, moved to the tail
+    u64 i = 0, j = 0, d = 0;
+    // d <= i + j <= k + j: the next write never lands on an unread region.
+    while (i < k || j < m) {
+      const memblock_region next = (j == m || (i < k && a[i].base < r[k + j].base)) ? a[i++] : r[k + j++];
+      if (d > 0 && next.base <= r[d - 1].end()) {
+        if (next.end() > r[d - 1].end()) r[d - 1].size = next.end() - r[d - 1].base;
+      } else {
+        r[d++] = next;
+      }
+    }
+    count_ = d;
+    prepared_ = 0;
+  }
+
+ private:
+  explicit memblock_model(Source& source) : array_(source) {}
+
+  memblock_region* regions() const { return array_.data(); }
 
   // memblock_double_array(): a new array twice the size, the old one copied and freed.
-  status grow(u64 capacity) {
-    const u64 bytes = capacity * sizeof(memblock_region);
-    unsigned o = 0;
-    while ((page_geometry<PageShift>::size << o) < bytes) ++o;
-    auto fresh = source_->alloc(order{o});
-    if (!fresh) return fresh.err();
-    void* to = source_->memory().to_virt(*fresh, bytes);
-    if (to == nullptr) return errc::out_of_bounds;
-    if (array_) {
-      std::memcpy(to, regions(), count_ * sizeof(memblock_region));
-      source_->free(array_, order_);
-      ++doublings_;
-    }
-    array_ = *fresh;
-    array_virt_ = static_cast<memblock_region*>(to);
-    order_ = order{o};
-    capacity_ = capacity;
+  status grow(u64 capacity, bool doubling = true) {
+    const bool had = !array_.empty();
+    KHO_TRY(array_.resize(capacity, count_));
+    doublings_ += had && doubling;
     return {};
   }
 
   status insert(u64 at, u64 base, u64 size) {
-    if (count_ == capacity_) KHO_TRY(grow(capacity_ * 2));
+    if (count_ == capacity()) KHO_TRY(grow(capacity() * 2));
     memblock_region* r = regions();
     std::memmove(r + at + 1, r + at, (count_ - at) * sizeof(memblock_region));
     r[at] = memblock_region{base, size};
@@ -170,13 +211,10 @@ class memblock_model {
     }
   }
 
-  Source* source_;
-  phys_addr array_{};
-  memblock_region* array_virt_ = nullptr;  // where array_ is mapped; it never moves
-  order order_{};
-  u64 capacity_ = 0;
+  detail::page_array<memblock_region, Source, PageShift> array_;
   u64 count_ = 0;
   u64 doublings_ = 0;
+  u64 prepared_ = 0;
 };
 
 /// Today's restore: one reserve() per block in tree order, then one per tree page.
@@ -210,6 +248,313 @@ status restore_linear(const View& tree, Memblock& memblock) {
   if (failed != errc::ok) return failed;
   for (; next_node < nodes.size(); ++next_node)
     KHO_TRY(memblock.append(phys_addr{nodes[next_node]}, page));
+  return {};
+}
+
+/// One slice of a split restore: its regions are array[offset, offset+count).
+struct restore_slice {
+  u64 offset = 0;
+  u64 count = 0;
+};
+
+namespace detail {
+
+// The restore's output: coalesced ranges stored to a raw array, the open region held
+// in registers, so that each region costs one 16-byte store and no call.
+struct region_sink {
+  memblock_region* out;
+  memblock_region* limit;
+  u64 start = 0, end = 0;
+  bool pending = false, overflow = false;
+
+  void emit(u64 s, u64 e) {
+    if (s <= end && pending) {  // s > end first: scattered blocks rarely touch
+      if (e > end) end = e;
+      return;
+    }
+    flush();
+    start = s;
+    end = e;
+    pending = true;
+  }
+  void flush() {
+    if (!pending) return;
+    if (out == limit) {
+      overflow = true;
+      return;
+    }
+    *out++ = memblock_region{start, end - start};
+  }
+};
+
+// Everything but the dominant order, pulled in ascending order: the cursors of the
+// other orders present and the tree's own pages. Most trees hold one or two orders,
+// so the linear minimum over the cursors is short.
+template <class Walker, unsigned PageShift>
+class side_stream {
+ public:
+  using cursor = typename Walker::order_cursor;
+  static constexpr u64 none = ~u64{0};
+  static constexpr u64 page = u64{1} << PageShift;
+
+  side_stream(const Walker& w, u64 orders, u64 from, u64 to, const u64* node, const u64* node_end)
+      : node_(node), node_end_(node_end), from_(from), to_(to) {
+    for (unsigned o = 0; o < Walker::orders; ++o)
+      if ((orders >> o) & 1) {
+        cursors_[live_] = cursor(&w, order{o}, phys_addr{from}, phys_addr{to});
+        if (cursors_[live_].live()) ++live_;
+      }
+    next();
+  }
+
+  /// Start of the next range, or `none`.
+  u64 head() const { return start_; }
+  u64 head_end() const { return end_; }
+
+  void next() {
+    start_ = none;
+    unsigned min = live_;
+    for (unsigned i = 0; i < live_; ++i)
+      if (cursors_[i].head().value < start_) start_ = cursors_[min = i].head().value;
+    if (node_ != node_end_ && *node_ < start_) {
+      start_ = std::max(*node_, from_);
+      end_ = std::min(*node_ + page, to_);
+      ++node_;
+      return;
+    }
+    if (min == live_) return;
+    cursor& c = cursors_[min];
+    const u64 raw_end = c.head().value + c.run_bytes();
+    start_ = std::max(start_, from_);
+    end_ = (raw_end == 0 || raw_end > to_) ? to_ : raw_end;
+    c.next();
+    if (!c.live()) c = cursors_[--live_];
+  }
+
+ private:
+  cursor cursors_[Walker::orders];
+  unsigned live_ = 0;
+  const u64* node_;
+  const u64* node_end_;
+  u64 from_, to_;
+  u64 start_ = none, end_ = 0;
+};
+
+// The order with the most blocks: its leaves are scanned directly, word by word.
+template <class View>
+unsigned dominant_order(const View& view) {
+  unsigned best = 0;
+  for (unsigned o = 1; o < View::orders; ++o)
+    if (view.count(order{o}) > view.count(order{best})) best = o;
+  return best;
+}
+
+template <class View>
+u64 orders_present(const View& view) {
+  u64 mask = 0;
+  for (unsigned o = 0; o < View::orders; ++o)
+    if (view.count(order{o}) != 0) mask |= u64{1} << o;
+  return mask;
+}
+
+// The key window [first, end) of order o's blocks overlapping [from, to).
+template <class Geo>
+void key_window(order o, u64 from, u64 to, u64& first, u64& end) {
+  const unsigned shift = Geo::page_shift + o.value;
+  const u64 bit = Geo::order_bit(o);
+  first = bit + (from >> shift);
+  end = std::min(bit + (to >> shift) + ((to & ((u64{1} << shift) - 1)) != 0), Geo::key_limit);
+}
+
+}  // namespace detail
+
+/// An upper bound on the regions a restore of `view` produces: one per block plus one
+/// per tree page. Exact for isolated blocks; loose where blocks coalesce into runs.
+/// Complexity: O(orders).
+template <class View>
+u64 restore_bound(const View& view) {
+  return view.total() + view.node_count();
+}
+
+/// A tighter bound for the window [from, to): runs of consecutive blocks per order plus
+/// runs of consecutive tree pages. Exact when no two orders and no tree page touch.
+/// Complexity: O(leaf words of the window + tree pages): one read of the leaves,
+/// a fraction of the restore's own walk.
+template <class View>
+u64 restore_capacity(const View& view, phys_addr from, phys_addr to) {
+  using geo = typename View::geometry;
+  using walker = typename View::walker;
+  const walker w(&view.memory(), view.root());
+  u64 runs = 0;
+  for (unsigned o = 0; o < View::orders; ++o) {
+    if (view.count(order{o}) == 0) continue;
+    u64 key = 0, end_key = 0;
+    detail::key_window<geo>(order{o}, from.value, to.value, key, end_key);
+    typename walker::leaf_ref leaf{};
+    u64 carry = 0, next_base = 0;
+    while (key < end_key && w.next_leaf(key, end_key, leaf)) {
+      if (leaf.base != next_base) carry = 0;
+      const u64 first = key > leaf.base ? key - leaf.base : 0;
+      const u64 stop = std::min<u64>(end_key - leaf.base, u64{1} << geo::leaf_bits);  // bits
+      for (u64 wi = first >> 6; wi * 64 < stop; ++wi) {
+        u64 bits = detail::load_le(leaf.words + wi);
+        if (wi == first >> 6 && (first & 63)) bits &= ~u64{0} << (first & 63);
+        if ((wi + 1) * 64 > stop) bits &= ~u64{0} >> (64 - (stop & 63));
+        runs += detail::popcount64(bits & ~((bits << 1) | carry));
+        carry = bits >> 63;
+      }
+      next_base = leaf.base + (u64{1} << geo::leaf_bits);
+      key = next_base;
+    }
+  }
+  const std::span<const u64> nodes = view.nodes();
+  u64 prev = ~u64{0};
+  for (const u64* n = std::lower_bound(nodes.data(), nodes.data() + nodes.size(),
+                                       from.value >= geo::page_size ? from.value - geo::page_size + 1 : 0);
+       n != nodes.data() + nodes.size() && *n < to.value; prev = *n++)
+    runs += *n != prev + geo::page_size;
+  return runs;
+}
+
+/// Restores the preserved ranges and tree pages inside [from, to) into out, ascending,
+/// coalesced, clipped to the window; returns how many regions it wrote. The order with
+/// the most blocks is scanned leaf word by leaf word; the other orders and the tree
+/// pages are merged in as one pulled stream. The view must be validated (attach).
+/// Complexity: O(W + R * (k + 1)) for W leaf words and R runs in the window, k the
+/// orders other than the dominant one; one store per region. Concurrent calls on
+/// disjoint windows and slices are safe: it only reads the tree.
+/// Errors: invalid_argument (to < from), table_full (out too small; out holds the
+/// first out.size() regions).
+template <class View>
+result<u64> restore_part(const View& view, phys_addr from, phys_addr to, std::span<memblock_region> out) {
+  using geo = typename View::geometry;
+  using walker = typename View::walker;
+  if (to < from) return errc::invalid_argument;
+  const walker w(&view.memory(), view.root());
+  const unsigned dom = detail::dominant_order(view);
+  const u64 others = detail::orders_present(view) & ~(u64{1} << dom);
+  const std::span<const u64> nodes = view.nodes();
+  const u64* node = std::lower_bound(nodes.data(), nodes.data() + nodes.size(),
+                                     from.value >= geo::page_size ? from.value - geo::page_size + 1 : 0);
+  const u64* node_end = std::lower_bound(node, nodes.data() + nodes.size(), to.value);
+  detail::side_stream<walker, geo::page_shift> side(w, others, from.value, to.value, node, node_end);
+  detail::region_sink sink{out.data(), out.data() + out.size()};
+  const u64 lo = from.value, hi = to.value;
+
+  if (view.count(order{dom}) != 0) {
+    const unsigned shift = geo::page_shift + dom;
+    const u64 bit = geo::order_bit(order{dom});
+    u64 key = 0, end_key = 0;
+    detail::key_window<geo>(order{dom}, lo, hi, key, end_key);
+    typename walker::leaf_ref leaf{};
+    while (key < end_key && w.next_leaf(key, end_key, leaf)) {
+      u64 wi = key > leaf.base ? (key - leaf.base) >> 6 : 0;
+      u64 bits = detail::load_le(leaf.words + wi);
+      if (key > leaf.base) bits &= ~u64{0} << ((key - leaf.base) & 63);
+      const u64 leaf_addr = (leaf.base ^ bit) << shift;  // bit 0's block
+      const u64 word_limit = std::min<u64>(((end_key - leaf.base) + 63) >> 6, geo::leaf_words);
+      for (;;) {
+        while (bits != 0) {
+          const unsigned low = static_cast<unsigned>(__builtin_ctzll(bits));
+          const u64 ones = ~(bits >> low);  // zero where the run continues
+          const unsigned len = ones == 0 ? 64 - low : static_cast<unsigned>(__builtin_ctzll(ones));
+          bits = len + low >= 64 ? 0 : bits & (~u64{0} << (low + len));
+          const u64 index = (wi << 6) + low;
+          if (leaf.base + index >= end_key) goto leaf_done;
+          const u64 run = std::min<u64>(len, end_key - leaf.base - index);
+          u64 s = leaf_addr + (index << shift);
+          u64 e = s + (run << shift);
+          if (s < lo) s = lo;
+          if (e > hi || e == 0) e = hi;
+          while (side.head() < s) {
+            sink.emit(side.head(), side.head_end());
+            side.next();
+          }
+          sink.emit(s, e);
+        }
+        do {
+          if (++wi >= word_limit) goto leaf_done;
+        } while ((bits = detail::load_le(leaf.words + wi)) == 0);
+      }
+    leaf_done:
+      key = leaf.base + (u64{1} << geo::leaf_bits);
+    }
+  }
+  for (; side.head() != side.none; side.next()) sink.emit(side.head(), side.head_end());
+  sink.flush();
+  if (sink.overflow) return errc::table_full;
+  return static_cast<u64>(sink.out - out.data());
+}
+
+/// Closes up the slices of a split restore in `array`: each slice moves down to follow
+/// the last (only when a bound left a gap), and a region that touches or overlaps the
+/// previous slice's last region (a range cut by a split) merges into it. Returns the
+/// regions in all, now array[0, n). Slices must ascend by window and by offset.
+/// Complexity: O(slices + regions moved). Errors: invalid_argument (slices overlap,
+/// descend or leave the array).
+inline result<u64> join_parts(std::span<memblock_region> array, std::span<const restore_slice> parts) {
+  u64 d = 0;
+  for (const restore_slice& p : parts) {
+    if (p.offset < d || p.offset > array.size() || p.count > array.size() - p.offset)
+      return errc::invalid_argument;
+    u64 skip = 0;
+    for (; skip < p.count && d > 0 && array[p.offset + skip].base <= array[d - 1].end(); ++skip) {
+      memblock_region& last = array[d - 1];
+      const u64 end = array[p.offset + skip].end();
+      if (end > last.end()) last.size = end - last.base;
+    }
+    if (p.offset + skip != d)
+      std::memmove(array.data() + d, array.data() + p.offset + skip, (p.count - skip) * sizeof(memblock_region));
+    d += p.count - skip;
+  }
+  return d;
+}
+
+/// Up to splits.size() addresses that cut `view` into windows of about equal numbers
+/// of the dominant order's leaves, ascending, each on a leaf boundary; returns how many
+/// it wrote (fewer when there are fewer leaves). A window is [split[i-1], split[i]).
+/// Complexity: O(leaves * depth).
+template <class View>
+u64 split_restore(const View& view, std::span<phys_addr> splits) {
+  using geo = typename View::geometry;
+  using walker = typename View::walker;
+  const walker w(&view.memory(), view.root());
+  const order dom{detail::dominant_order(view)};
+  const unsigned shift = geo::page_shift + dom.value;
+  u64 first = 0, end = 0;
+  detail::key_window<geo>(dom, 0, ~u64{0}, first, end);
+  auto for_each_leaf = [&](auto&& f) {
+    typename walker::leaf_ref leaf{};
+    for (u64 key = first; key < end && w.next_leaf(key, end, leaf); key = leaf.base + (u64{1} << geo::leaf_bits))
+      f(leaf.base);
+  };
+  u64 leaves = 0;
+  for_each_leaf([&](u64) { ++leaves; });
+  const u64 parts = splits.size() + 1;
+  u64 i = 0, written = 0;
+  for_each_leaf([&](u64 base) {
+    // Leaf i opens part p when i == ceil(p * leaves / parts), p >= 1.
+    if (written < splits.size() && i > 0 && i * parts >= (written + 1) * leaves)
+      splits[written++] = phys_addr{(base ^ geo::order_bit(dom)) << shift};
+    ++i;
+  });
+  return written;
+}
+
+/// The bounded restore: the array sized once by restore_bound(), filled by one
+/// restore_part() over all memory, merged with what memblock held before.
+/// Complexity: O(W + R * (k + 1) + nodes + regions present). Errors: out_of_memory,
+/// out_of_range (from prepare).
+template <class View, class Memblock>
+status restore_at_bound(const View& view, Memblock& memblock) {
+  auto slots = memblock.prepare(restore_bound(view));
+  if (!slots) return slots.err();
+  auto n = restore_part(view, phys_addr{0}, phys_addr{~u64{0}}, *slots);
+  if (!n) {
+    memblock.commit(0);
+    return n.err();
+  }
+  memblock.commit(*n);
   return {};
 }
 

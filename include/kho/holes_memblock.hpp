@@ -1,0 +1,119 @@
+// kho/holes_memblock.hpp: a boot that never fills memblock.reserved.
+//
+// Restoring the preserved-memory map into memblock.reserved costs one region per
+// preserved range, only for memblock_free_all to subtract them all again at the end
+// of boot. This model side-steps it: the map itself is the record of what is busy,
+// and memblock answers from its holes.
+//
+//   busy     preserved blocks (the radix walk), the tree's own pages (a view lists
+//            them; a Linux-written tree does not record them), the caller's reserved
+//            ranges (kernel image, firmware, the handover), and early allocations
+//   alloc    memblock_alloc(): the highest fitting hole (top-down, as memblock
+//            places), recorded as one more reserved range
+//   free_all memblock_free_all(): one sweep of the holes, each handed to the buddy
+//            allocator in maximal naturally aligned blocks (buddy_model.hpp)
+//
+//   RAM       [=================================================)
+//   busy        ##   N    rrr   ##   ####            aaaa
+//   free_all  [)  [)  [)   [)  [)  [)    [============)    [====)   -> buddy
+//
+// Early allocations are few (the kernel makes a few hundred before the page allocator
+// exists), so they live in a caller-sized array kept sorted with the reserved ranges;
+// each alloc costs one last_fit query plus O(reserved) to insert.
+//
+// Memory: none; the map, RAM and storage arrays belong to the caller and must outlive
+// this object. Complexity: free_all is one hole-finder sweep plus O(blocks handed
+// over): O(B*k + L*depth + W + N + X) as in hole_finder.hpp, with no region array.
+#pragma once
+
+#include <kho/buddy_model.hpp>
+#include <kho/hole_finder.hpp>
+#include <kho/phys.hpp>
+#include <kho/result.hpp>
+
+#include <algorithm>
+#include <cstring>
+#include <span>
+
+namespace kho {
+
+/// memblock answered from the holes of a preserved-memory map.
+template <preserved_map Map>
+class holes_memblock {
+ public:
+  using geometry = page_geometry<Map::geometry::page_shift>;
+  using finder_type = hole_finder<Map>;
+  static constexpr const char* structure = "holes_memblock";
+
+  /// A memblock over `map` and `ram`; `reserved` (ascending by start) is copied into
+  /// `storage`, whose spare room bounds the early allocations.
+  /// Complexity: O(RAM ranges + reserved ranges).
+  /// Errors: table_full (storage smaller than reserved), and as hole_finder::create.
+  static result<holes_memblock> create(const Map& map, std::span<const phys_range> ram,
+                                       std::span<const phys_range> reserved, std::span<phys_range> storage) {
+    if (storage.size() < reserved.size()) return make_error(errc::table_full, structure);
+    if (!reserved.empty()) std::memmove(storage.data(), reserved.data(), reserved.size() * sizeof(phys_range));
+    auto f = finder_type::create(map, ram, storage.first(reserved.size()));
+    if (!f) return f.err();
+    return holes_memblock(map, ram, storage, reserved.size(), *f);
+  }
+
+  /// memblock_alloc(): the highest free [a, a+size) with a a multiple of `align`,
+  /// recorded as reserved. Complexity: one last_fit + O(reserved).
+  /// Errors: as hole_finder::last_fit; table_full (no room left in storage).
+  result<phys_range> alloc(u64 size, u64 align) { return alloc_range(size, align, finder_.ram_window()); }
+
+  /// memblock_alloc_range(): as alloc, inside `window`.
+  result<phys_range> alloc_range(u64 size, u64 align, phys_range window) {
+    if (count_ == storage_.size()) return make_error(errc::table_full, structure);
+    auto r = finder_.last_fit(size, align, window);
+    if (!r) return r;
+    // Keep storage ascending by start: the finder drains it as a sorted stream.
+    phys_range* at = std::upper_bound(storage_.data(), storage_.data() + count_, *r,
+                                      [](const phys_range& a, const phys_range& b) { return a.start < b.start; });
+    std::memmove(at + 1, at, (storage_.data() + count_ - at) * sizeof(phys_range));
+    *at = *r;
+    ++count_;
+    ++allocations_;
+    finder_ = *finder_type::create(*map_, ram_, reserved());  // still sorted: cannot fail
+    return r;
+  }
+
+  /// memblock_free_all(): every hole, in maximal naturally aligned blocks, to `buddy`.
+  /// Complexity: one sweep (see the header comment) plus O(blocks).
+  /// Errors: none in practice (the whole RAM window is valid).
+  template <class Buddy>
+  status free_all(Buddy& buddy) const {
+    return finder_.for_each_hole(finder_.ram_window(), 0, [&](phys_addr s, u64 n) {
+      buddy.free_range(pfn{s.value >> geometry::shift}, pfn{(s.value + n) >> geometry::shift});
+      return true;
+    });
+  }
+
+  /// The reserved ranges and early allocations, ascending by start.
+  std::span<const phys_range> reserved() const { return {storage_.data(), count_}; }
+  u64 allocations() const { return allocations_; }
+  const finder_type& finder() const { return finder_; }
+
+ private:
+  holes_memblock(const Map& map, std::span<const phys_range> ram, std::span<phys_range> storage, u64 count,
+                 const finder_type& f)
+      : map_(&map), ram_(ram), storage_(storage), count_(count), finder_(f) {}
+
+  const Map* map_;
+  std::span<const phys_range> ram_;
+  std::span<phys_range> storage_;
+  u64 count_ = 0;
+  u64 allocations_ = 0;
+  finder_type finder_;
+};
+
+/// A holes_memblock with the map type deduced. Errors: as holes_memblock::create.
+template <preserved_map Map>
+result<holes_memblock<Map>> make_holes_memblock(const Map& map, std::span<const phys_range> ram,
+                                                std::span<const phys_range> reserved,
+                                                std::span<phys_range> storage) {
+  return holes_memblock<Map>::create(map, ram, reserved, storage);
+}
+
+}  // namespace kho

@@ -1,0 +1,308 @@
+// The side-stepped boot: memblock answered from the hole finder, free_all into the
+// buddy model. Checked page by page: every page of RAM ends up exactly once in
+// {preserved, tree page, reserved, early-allocated, handed to the buddy allocator},
+// before and after the memory is mapped at another address; and the side-step hands
+// over exactly what restoring memblock.reserved and freeing its gaps would.
+#include <kho/buddy_model.hpp>
+#include <kho/holes_memblock.hpp>
+#include <kho/preserve_bitmap.hpp>
+#include <kho/restore.hpp>
+
+#include "test_arena.hpp"
+
+#include <rapidcheck.h>
+#include <rapidcheck/gtest.h>
+#include <rapidcheck/state.h>
+
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <set>
+#include <utility>
+#include <vector>
+
+namespace kho::test {
+namespace {
+
+constexpr u64 P = 4096;
+constexpr u64 base = u64{1} << 32;
+
+/// Records each block the buddy model is handed.
+struct record_blocks {
+  std::vector<std::pair<u64, unsigned>>* out;
+  void operator()(pfn f, order o) const { out->emplace_back(f.value, o.value); }
+};
+
+// The kernel's loop, word for word in spirit: the largest aligned order, then shrink.
+std::vector<std::pair<u64, unsigned>> reference_chunks(u64 s, u64 e, unsigned max_order) {
+  std::vector<std::pair<u64, unsigned>> out;
+  while (s < e) {
+    unsigned o = s ? std::min<unsigned>(max_order, static_cast<unsigned>(__builtin_ctzll(s))) : max_order;
+    while (s + (u64{1} << o) > e) --o;
+    out.emplace_back(s, o);
+    s += u64{1} << o;
+  }
+  return out;
+}
+
+TEST(BuddyModel, FreeRangeInMaximalAlignedBlocks) {
+  std::vector<std::pair<u64, unsigned>> got;
+  buddy_model<10, record_blocks> b(record_blocks{&got});
+  b.free_range(pfn{3}, pfn{21});
+  EXPECT_EQ(got, (std::vector<std::pair<u64, unsigned>>{{3, 0}, {4, 2}, {8, 3}, {16, 2}, {20, 0}}));
+  EXPECT_EQ(b.free_pages(), 18u);
+  EXPECT_EQ(b.free_blocks(order{2}), 2u);
+  EXPECT_EQ(b.free_blocks(order{11}), 0u);
+  got.clear();
+  b.free_range(pfn{0}, pfn{3000});  // start 0 counts as aligned; capped at order 10
+  EXPECT_EQ(got, reference_chunks(0, 3000, 10));
+  EXPECT_EQ(got.front(), (std::pair<u64, unsigned>{0, 10}));
+  got.clear();
+  b.free_range(pfn{5}, pfn{5});  // empty
+  EXPECT_TRUE(got.empty());
+  EXPECT_EQ(b.blocks(), 5u + reference_chunks(0, 3000, 10).size());
+}
+
+RC_GTEST_PROP(BuddyModel, MatchesTheKernelLoop, ()) {
+  const u64 s = *rc::gen::inRange<u64>(0, u64{1} << 40);
+  const u64 n = *rc::gen::inRange<u64>(0, u64{1} << 14);
+  std::vector<std::pair<u64, unsigned>> got;
+  buddy_model<10, record_blocks> b(record_blocks{&got});
+  b.free_range(pfn{s}, pfn{s + n});
+  RC_ASSERT(got == reference_chunks(s, s + n, 10));
+  RC_ASSERT(b.free_pages() == n);
+}
+
+TEST(FreeAllRegions, GapsBetweenRamAndReservedBytes) {
+  const phys_range ram[] = {{phys_addr{0}, phys_addr{16 * P}}, {phys_addr{32 * P}, phys_addr{40 * P}}};
+  // Byte ranges: every page they touch is busy; one spans the gap between RAM ranges.
+  const memblock_region reserved[] = {{P + 1, 10}, {8 * P - 1, 2}, {14 * P, 20 * P}};
+  std::vector<std::pair<u64, unsigned>> got;
+  buddy_model<10, record_blocks> b(record_blocks{&got});
+  free_all_regions(ram, std::span<const memblock_region>(reserved), b);
+  std::vector<std::pair<u64, unsigned>> want = reference_chunks(0, 1, 10);
+  for (auto c : reference_chunks(2, 7, 10)) want.push_back(c);
+  for (auto c : reference_chunks(9, 14, 10)) want.push_back(c);
+  for (auto c : reference_chunks(34, 40, 10)) want.push_back(c);
+  EXPECT_EQ(got, want);
+}
+
+/// A small machine: 8 MiB of RAM in up to three ranges, the tree's pages in its top
+/// 2 MiB (a source of their own, so preserved blocks never land on them).
+struct boot_machine {
+  static constexpr u64 size = u64{8} << 20;
+  static constexpr u64 tree_at = base + (u64{6} << 20);
+  arena<12> mem{size, base};
+  bump_page_source<flat_memory> tree_pages{mem.memory(), phys_addr{tree_at}, phys_addr{base + size}};
+  std::optional<preserve_bitmap<bump_page_source<flat_memory>>> tree;
+  std::vector<u64> scratch = std::vector<u64>(512);
+  std::vector<phys_range> ram, reserved;
+  std::vector<std::pair<u64, unsigned>> blocks;
+  using view_type = preserve_bitmap_view<flat_memory>;
+
+  boot_machine() { tree.emplace(std::move(*preserve_bitmap<bump_page_source<flat_memory>>::create(tree_pages, false))); }
+
+  view_type attach() {
+    const flat_memory m = mem.remap();
+    tree_pages.rebind(m);
+    tree->rebind();
+    auto v = attach_preserve_bitmap(m, tree->root(), scratch);
+    RC_ASSERT(v.has_value());
+    return *v;
+  }
+};
+
+/// Random RAM (gaps), blocks below the tree's pages, byte-granular reserved ranges.
+void populate(boot_machine& m) {
+  const u64 cut1 = *rc::gen::inRange<u64>(0, 512), gap1 = *rc::gen::inRange<u64>(0, 64);
+  const u64 cut2 = *rc::gen::inRange<u64>(cut1 + gap1, 1024);
+  const u64 gap2 = *rc::gen::inRange<u64>(0, 64);
+  const u64 pages = boot_machine::size / P;
+  auto add_ram = [&](u64 a, u64 b) {
+    if (a < b) m.ram.push_back({phys_addr{base + a * P}, phys_addr{base + b * P}});
+  };
+  add_ram(0, cut1);
+  add_ram(cut1 + gap1, cut2);
+  add_ram(std::min(cut2 + gap2, pages - 512), pages);  // the tree's pages are RAM
+  const auto picks = *rc::gen::container<std::vector<std::pair<u64, unsigned>>>(
+      rc::gen::pair(rc::gen::inRange<u64>(0, 1536), rc::gen::element(0u, 0u, 0u, 1u, 4u, 9u)));
+  for (auto [p, o] : picks) {
+    const u64 pa = base + (p * P & ~((P << o) - 1));
+    if (pa + (P << o) > boot_machine::tree_at) continue;
+    if (m.tree->preserve(phys_addr{pa}, order{o}).ok()) m.blocks.emplace_back(pa, o);
+  }
+  auto res = *rc::gen::container<std::vector<std::pair<u64, u64>>>(
+      rc::gen::pair(rc::gen::inRange<u64>(0, boot_machine::size), rc::gen::inRange<u64>(0, 5 * P)));
+  std::sort(res.begin(), res.end());
+  for (auto [s, n] : res) m.reserved.push_back({phys_addr{base + s}, phys_addr{base + s + n}});
+}
+
+/// The oracle: one entry per page of the arena.
+struct page_map {
+  std::vector<char> ram = std::vector<char>(boot_machine::size / P, 0);
+  std::vector<char> busy = std::vector<char>(boot_machine::size / P, 0);  // preserved, tree, reserved, allocated
+
+  void mark(std::vector<char>& v, u64 s, u64 e) {
+    for (u64 p = (s - base) / P; p < ram.size() && base + p * P < e; ++p) v[p] = 1;
+  }
+  explicit page_map(const boot_machine& m, std::span<const u64> nodes) {
+    for (const phys_range& r : m.ram) mark(ram, r.start.value, r.end.value);
+    for (auto [pa, o] : m.blocks) mark(busy, pa, pa + (P << o));
+    for (u64 n : nodes) mark(busy, n, n + P);
+    for (const phys_range& r : m.reserved)
+      if (r.end > r.start) mark(busy, r.start.value, r.end.value);
+  }
+  bool free(u64 p) const { return ram[p] && !busy[p]; }
+  /// memblock's top-down placement, by trying every page-aligned end from the top.
+  std::optional<u64> last_fit(u64 size, u64 align) const {
+    for (u64 end = ram.size(); end * P >= size; --end) {
+      const u64 a = (base + end * P - size) & ~(align - 1);
+      if (a < base) return std::nullopt;
+      bool ok = true;
+      for (u64 p = (a - base) / P; ok && p < (a - base + size + P - 1) / P; ++p) ok = free(p);
+      if (ok) return a;
+      if (end == 0) break;
+    }
+    return std::nullopt;
+  }
+};
+
+/// free_all's blocks against the oracle: each RAM page exactly once, nothing else.
+void check_free_all(const page_map& o, const std::vector<std::pair<u64, unsigned>>& got) {
+  std::vector<int> handed(o.ram.size(), 0);
+  for (auto [f, ord] : got) {
+    RC_ASSERT(ord <= 10u);
+    RC_ASSERT(f % (u64{1} << ord) == 0);  // naturally aligned
+    for (u64 p = f; p < f + (u64{1} << ord); ++p) {
+      RC_ASSERT(p * P >= base);
+      RC_ASSERT(p - base / P < handed.size());
+      ++handed[p - base / P];
+    }
+  }
+  for (u64 p = 0; p < handed.size(); ++p) {
+    const int owners = (o.ram[p] && o.busy[p]) + handed[p];
+    RC_ASSERT(owners == (o.ram[p] ? 1 : 0));
+  }
+}
+
+TEST(HolesMemblock, EdgesAndErrors) {
+  boot_machine m;
+  ASSERT_TRUE(m.tree->preserve(phys_addr{base}, order{9}));
+  m.ram.push_back({phys_addr{base}, phys_addr{base + boot_machine::size}});
+  auto view = m.attach();
+  std::vector<phys_range> storage(2);
+  const phys_range too_many[] = {{phys_addr{base}, phys_addr{base + 1}},
+                                 {phys_addr{base + P}, phys_addr{base + P + 1}},
+                                 {phys_addr{base + 2 * P}, phys_addr{base + 2 * P + 1}}};
+  EXPECT_EQ(make_holes_memblock(view, m.ram, too_many, storage).code(), errc::table_full);
+  const phys_range unsorted[] = {{phys_addr{base + P}, phys_addr{base + 2 * P}}, {phys_addr{base}, phys_addr{base + P}}};
+  EXPECT_EQ(make_holes_memblock(view, m.ram, unsorted, storage).code(), errc::invalid_argument);
+  auto mb = make_holes_memblock(view, m.ram, {}, storage);
+  ASSERT_TRUE(mb);
+  auto a = mb->alloc(P, P);  // the top page below the tree's own pages' top
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->end.value, base + boot_machine::size);
+  EXPECT_EQ(mb->alloc(u64{1} << 40, P).code(), errc::out_of_range);
+  EXPECT_EQ(mb->alloc(P, 3).code(), errc::invalid_argument);
+  auto b = mb->alloc(100, 8);  // sub-page sizes take a whole page from the buddy
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->start.value, (a->start.value - 100) & ~u64{7});  // top-down, aligned down
+  EXPECT_EQ(mb->alloc(P, P).code(), errc::table_full);  // storage holds two
+  EXPECT_EQ(mb->allocations(), 2u);
+  buddy_model<10> buddy;
+  ASSERT_TRUE(mb->free_all(buddy));
+  // 8 MiB less the 2 MiB block, the tree's pages, and the two allocations' pages.
+  EXPECT_EQ(buddy.free_pages(), (boot_machine::size >> 12) - 512 - view.node_count() - 2);
+}
+
+// The side-step hands the buddy allocator exactly the blocks that restoring
+// memblock.reserved and freeing its gaps would.
+RC_GTEST_PROP(HolesMemblock, SameBlocksAsRestoreThenFreeAll, ()) {
+  boot_machine m;
+  populate(m);
+  RC_PRE(!m.ram.empty());
+  auto view = m.attach();
+  std::vector<phys_range> storage(m.reserved.size());
+  auto mb = make_holes_memblock(view, m.ram, m.reserved, storage);
+  RC_ASSERT(mb.has_value());
+  std::vector<std::pair<u64, unsigned>> side, restored;
+  buddy_model<10, record_blocks> b1(record_blocks{&side}), b2(record_blocks{&restored});
+  RC_ASSERT(mb->free_all(b1).ok());
+  arena<12> boot;
+  auto memblock = memblock_model<arena<12>::source_type>::create(boot.pages());
+  RC_ASSERT(memblock.has_value());
+  for (const phys_range& r : m.reserved) RC_ASSERT(memblock->reserve(r.start, r.size()).ok());
+  RC_ASSERT(restore_at_bound(view, *memblock).ok());
+  free_all_regions(m.ram, *memblock, b2);
+  RC_ASSERT(side == restored);
+  check_free_all(page_map(m, view.nodes()), side);
+}
+
+// ---- rc::state: early allocations, reattach, free_all --------------------------------
+
+struct boot_sut {
+  boot_machine m;
+  std::optional<boot_machine::view_type> view;
+  std::vector<phys_range> carried;  // what the last memblock held, handed to the next
+  std::vector<phys_range> storage = std::vector<phys_range>(4096);
+  std::optional<holes_memblock<boot_machine::view_type>> mb;
+
+  void boot() {
+    view.emplace(m.attach());
+    if (mb) carried.assign(mb->reserved().begin(), mb->reserved().end());
+    mb.reset();
+    auto f = make_holes_memblock(*view, m.ram, carried, storage);
+    RC_ASSERT(f.has_value());
+    mb.emplace(*f);
+  }
+};
+
+struct alloc_cmd : rc::state::Command<page_map, boot_sut> {
+  u64 size = *rc::gen::inRange<u64>(1, 40 * P);
+  u64 align = u64{1} << *rc::gen::inRange<unsigned>(0, 20);
+
+  void apply(page_map& o) const override {
+    if (auto a = o.last_fit(size, align)) o.mark(o.busy, *a, *a + size);
+  }
+  void run(const page_map& o, boot_sut& s) const override {
+    const auto want = o.last_fit(size, align);
+    auto got = s.mb->alloc(size, align);
+    if (!want) {
+      RC_ASSERT(got.code() == errc::no_hole);
+      return;
+    }
+    RC_ASSERT(got.has_value());
+    RC_ASSERT(got->start.value == *want);
+    RC_ASSERT(got->size() == size);
+  }
+  void show(std::ostream& os) const override { os << "alloc(" << size << ", " << align << ")"; }
+};
+
+struct reattach_cmd : rc::state::Command<page_map, boot_sut> {
+  void run(const page_map&, boot_sut& s) const override { s.boot(); }
+  void show(std::ostream& os) const override { os << "reattach"; }
+};
+
+struct free_all_cmd : rc::state::Command<page_map, boot_sut> {
+  void run(const page_map& o, boot_sut& s) const override {
+    std::vector<std::pair<u64, unsigned>> got;
+    buddy_model<10, record_blocks> b(record_blocks{&got});
+    RC_ASSERT(s.mb->free_all(b).ok());
+    check_free_all(o, got);
+  }
+  void show(std::ostream& os) const override { os << "free_all"; }
+};
+
+RC_GTEST_PROP(HolesMemblock, ModelAllocReattachFreeAll, ()) {
+  boot_sut sut;
+  populate(sut.m);
+  RC_PRE(!sut.m.ram.empty());
+  sut.carried = sut.m.reserved;
+  sut.boot();
+  page_map oracle(sut.m, sut.view->nodes());
+  rc::state::check(oracle, sut,
+                   rc::state::gen::execOneOfWithArgs<alloc_cmd, alloc_cmd, alloc_cmd, reattach_cmd, free_all_cmd>());
+}
+
+}  // namespace
+}  // namespace kho::test
