@@ -176,8 +176,9 @@ bool is_zero_value(const Value& v) {
 }
 
 /// Sum and mixed sum of node addresses: a fingerprint of the node set, kept by the
-/// writer in the root, that catches a link to a node reached twice even when the node
-/// has no header (a dense leaf). splitmix64's finalizer as the mix.
+/// writer in the root and compared by attach as a cheap consistency check. It is no
+/// proof of a tree (a hostile writer recomputes it for any graph); attach's visited set
+/// is. splitmix64's finalizer as the mix.
 inline u64 xa_mix(u64 x) {
   x ^= x >> 30;
   x *= 0xbf58476d1ce4e5b9ULL;
