@@ -25,7 +25,9 @@ class xarray_resealer {
     xarray_resealer w{mem, limit};
     const u64 ref = r->root.get();
     if (ref != 0) {
-      w.follow(ref, r->height.get());
+      // A height past the format's (refused as too_deep anyway) would only deepen the walk.
+      const unsigned h = r->height.get() > geo::max_height ? geo::max_height : r->height.get();
+      w.follow(ref, h);
       if (const unsigned char* n = w.page(ref)) {
         const detail::xa_node_header& h = detail::header(n);
         r->count.set((ref & detail::xa_kind_mask) == detail::xa_compact ? h.count.get() : h.entries.get());
