@@ -132,7 +132,8 @@ void populate(boot_machine& m) {
     if (m.tree->preserve(phys_addr{pa}, order{o}).ok()) m.blocks.emplace_back(pa, o);
   }
   auto res = *rc::gen::container<std::vector<std::pair<u64, u64>>>(
-      rc::gen::pair(rc::gen::inRange<u64>(0, boot_machine::size), rc::gen::inRange<u64>(0, 5 * P)));
+      rc::gen::pair(rc::gen::inRange<u64>(0, boot_machine::size + (u64{1} << 20)),  // some above RAM
+                    rc::gen::inRange<u64>(0, 5 * P)));
   std::sort(res.begin(), res.end());
   for (auto [s, n] : res) m.reserved.push_back({phys_addr{base + s}, phys_addr{base + s + n}});
 }

@@ -91,26 +91,51 @@ RC_GTEST_PROP(MemblockKernel, MatchesIntervalUnionAndOnePassModel, ()) {
 
 // ---- prepare / commit --------------------------------------------------------------
 
-TEST(MemblockPrepare, MergesWithRegionsPresentInOneAllocation) {
+TEST(MemblockPrepare, OneAllocationPresentRegionsAtTheTailCancelRestoresThem) {
   arena<12> mem;
   auto m = memblock_model<source>::create(mem.pages());
   ASSERT_TRUE(m);
-  ASSERT_TRUE(m->reserve(phys_addr{0x3000}, 0x1000));   // touches a restored region
-  ASSERT_TRUE(m->reserve(phys_addr{0x10000}, 0x4000));  // overlaps one
-  ASSERT_TRUE(m->reserve(phys_addr{0x40000}, 0x1000));  // above all
-  auto slots = m->prepare(1000);
-  ASSERT_TRUE(slots);
-  EXPECT_EQ(slots->size(), 1000u);
+  ASSERT_TRUE(m->reserve(phys_addr{0x3000}, 0x1000));
+  ASSERT_TRUE(m->reserve(phys_addr{0x10000}, 0x4000));
+  const regions before = dump(*m);
+  auto room = m->prepare(1000);
+  ASSERT_TRUE(room);
+  EXPECT_EQ(room->slots.size(), 1000u);
+  EXPECT_EQ(dump(room->present), before);
+  EXPECT_GE(m->capacity(), 1002u);
   EXPECT_EQ(m->doublings(), 0u);  // one resize, not a doubling
-  (*slots)[0] = {0x1000, 0x2000};
-  (*slots)[1] = {0x12000, 0x4000};
-  (*slots)[2] = {0x20000, 0x1000};
-  m->commit(3);
-  EXPECT_EQ(dump(*m), (regions{{0x1000, 0x3000}, {0x10000, 0x6000}, {0x20000, 0x1000}, {0x40000, 0x1000}}));
-  // Nothing restored: the regions present stay as they were.
-  ASSERT_TRUE(m->prepare(0));
-  m->commit(0);
-  EXPECT_EQ(m->size(), 4u);
+  room->slots[0] = {0x1000, 0x1000};
+  m->cancel();  // a restore that failed leaves memblock as it was
+  EXPECT_EQ(dump(*m), before);
+  room = m->prepare(10);
+  ASSERT_TRUE(room);
+  room->slots[0] = {0x1000, 0x1000};
+  m->commit(1);
+  EXPECT_EQ(dump(*m), (regions{{0x1000, 0x1000}}));
+  EXPECT_EQ(m->prepare(~u64{0}).code(), errc::out_of_range);
+}
+
+TEST(RestoreAtBound, MergesThePresentRegionsAsItWrites) {
+  arena<12> mem(u64{16} << 20, u64{1} << 40);
+  auto tree = preserve_bitmap<source>::create(mem.pages(), false);
+  ASSERT_TRUE(tree);
+  ASSERT_TRUE(tree->preserve(phys_addr{0x1000}, order{0}));
+  ASSERT_TRUE(tree->preserve(phys_addr{0x12000}, order{1}));
+  ASSERT_TRUE(tree->preserve(phys_addr{0x20000}, order{0}));
+  std::vector<u64> scratch(64);
+  auto view = attach_preserve_bitmap(mem.remap(), tree->root(), scratch);
+  ASSERT_TRUE(view);
+  auto m = memblock_model<source>::create(mem.pages());
+  ASSERT_TRUE(m);
+  ASSERT_TRUE(m->reserve(phys_addr{0x2000}, 0x1000));   // touches a restored region
+  ASSERT_TRUE(m->reserve(phys_addr{0x10000}, 0x4000));  // overlaps one
+  ASSERT_TRUE(m->reserve(phys_addr{0x40000}, 0x1000));  // between the blocks and the tree
+  ASSERT_TRUE(restore_at_bound(*view, *m));
+  EXPECT_EQ(dump(*m), (regions{{0x1000, 0x2000},
+                               {0x10000, 0x4000},
+                               {0x20000, 0x1000},
+                               {0x40000, 0x1000},
+                               {tree->root().value, 4096 * view->node_count()}}));
 }
 
 // ---- restore_part / join_parts -----------------------------------------------------

@@ -47,17 +47,39 @@ class buddy_model {
   }
 
   /// __free_pages_memory(): the page frames [start, end) in maximal naturally aligned
-  /// blocks, ascending. Complexity: O(blocks) = O(log(end - start) + (end - start) / 2^MaxOrder).
+  /// blocks, ascending. The kernel's loop (largest aligned order, shrunk to fit) gives
+  /// a fixed shape, computed here from bits instead of trial: below the most aligned
+  /// point m of (start, end] the blocks are the set bits of m - start, ascending; from
+  /// m, whole 2^MaxOrder blocks; then the set bits of what is left, descending.
+  /// Complexity: O(blocks) = O(MaxOrder + (end - start) / 2^MaxOrder).
   void free_range(pfn start, pfn end) {
     u64 s = start.value;
     const u64 e = end.value;
-    while (s < e) {
-      unsigned o = s == 0 ? MaxOrder : static_cast<unsigned>(__builtin_ctzll(s));
-      if (o > MaxOrder) o = MaxOrder;
-      const unsigned fit = 63 - static_cast<unsigned>(__builtin_clzll(e - s));  // floor(log2)
-      if (o > fit) o = fit;
-      free_block(pfn{s}, order{o});
+    if (s >= e) return;
+    pages_ += e - s;
+    constexpr u64 top = u64{1} << MaxOrder;
+    u64 m = 0;
+    if (((s ^ e) >> MaxOrder) != 0 || e - s >= top) {
+      m = s == 0 ? 0 : ((s - 1) | (top - 1)) + 1;  // round s up to a 2^MaxOrder boundary
+    } else {
+      const unsigned h = 63 - static_cast<unsigned>(__builtin_clzll(s ^ e));  // e has bit h, s not
+      m = (e >> h) << h;
+    }
+    for (u64 head = m - s; head != 0; head &= head - 1) {
+      const unsigned o = static_cast<unsigned>(__builtin_ctzll(head));
+      give(s, o);
       s += u64{1} << o;
+    }
+    if (e - s >= top) {
+      const u64 whole = (e - s) >> MaxOrder;
+      free_[MaxOrder] += whole;
+      for (u64 i = 0; i < whole; ++i, s += top) hook_(pfn{s}, order{MaxOrder});
+    }
+    for (u64 tail = e - s; tail != 0;) {
+      const unsigned o = 63 - static_cast<unsigned>(__builtin_clzll(tail));
+      give(s, o);
+      s += u64{1} << o;
+      tail ^= u64{1} << o;
     }
   }
 
@@ -75,6 +97,11 @@ class buddy_model {
   const OnFree& hook() const { return hook_; }
 
  private:
+  void give(u64 s, unsigned o) {
+    ++free_[o];
+    hook_(pfn{s}, order{o});
+  }
+
   u64 free_[MaxOrder + 1]{};
   u64 pages_ = 0;
   OnFree hook_;

@@ -27,6 +27,7 @@
 #pragma once
 
 #include <kho/buddy_model.hpp>
+#include <kho/detail/leaf_scan.hpp>
 #include <kho/hole_finder.hpp>
 #include <kho/phys.hpp>
 #include <kho/result.hpp>
@@ -36,6 +37,54 @@
 #include <span>
 
 namespace kho {
+
+namespace detail {
+
+// The caller's reserved ranges (rounded out to whole pages) and the gaps between RAM
+// ranges, merged into one ascending stream of busy ranges for scan_busy.
+template <unsigned PageShift>
+class reserved_and_gaps {
+ public:
+  static constexpr u64 mask = (u64{1} << PageShift) - 1;
+
+  reserved_and_gaps(std::span<const phys_range> reserved, std::span<const phys_range> ram)
+      : res_(reserved.data()), res_end_(reserved.data() + reserved.size()), ram_(ram.data()),
+        ram_last_(ram.data() + ram.size() - 1) {
+    settle();
+  }
+
+  u64 head() const { return start_; }
+  u64 head_end() const { return end_; }
+  void next() {
+    if (from_ram_)
+      ++ram_;
+    else
+      ++res_;
+    settle();
+  }
+
+ private:
+  void settle() {
+    while (res_ != res_end_ && res_->empty()) ++res_;       // empty: nothing busy
+    while (ram_ != ram_last_ && ram_->end == ram_[1].start) ++ram_;  // touching: no gap
+    const u64 r = res_ != res_end_ ? res_->start.value & ~mask : ~u64{0};
+    const u64 g = ram_ != ram_last_ ? ram_->end.value : ~u64{0};
+    from_ram_ = g < r;
+    start_ = from_ram_ ? g : r;
+    if (start_ == ~u64{0}) return;
+    end_ = from_ram_ ? ram_[1].start.value
+                     : (res_->end.value > (~u64{0} & ~mask) ? ~u64{0} : (res_->end.value + mask) & ~mask);
+  }
+
+  const phys_range* res_;
+  const phys_range* res_end_;
+  const phys_range* ram_;
+  const phys_range* ram_last_;
+  u64 start_ = ~u64{0}, end_ = 0;
+  bool from_ram_ = false;
+};
+
+}  // namespace detail
 
 /// memblock answered from the holes of a preserved-memory map.
 template <preserved_map Map>
@@ -80,14 +129,38 @@ class holes_memblock {
   }
 
   /// memblock_free_all(): every hole, in maximal naturally aligned blocks, to `buddy`.
+  /// Over a validated view, one scan of the leaves (leaf_scan.hpp) instead of the
+  /// finder's merged walk; over a writer, the finder's sweep.
   /// Complexity: one sweep (see the header comment) plus O(blocks).
   /// Errors: none in practice (the whole RAM window is valid).
   template <class Buddy>
   status free_all(Buddy& buddy) const {
-    return finder_.for_each_hole(finder_.ram_window(), 0, [&](phys_addr s, u64 n) {
-      buddy.free_range(pfn{s.value >> geometry::shift}, pfn{(s.value + n) >> geometry::shift});
-      return true;
-    });
+    auto give = [&](u64 s, u64 e) { buddy.free_range(pfn{s >> geometry::shift}, pfn{e >> geometry::shift}); };
+    if constexpr (requires(const Map& m) {
+                    m.memory();
+                    m.nodes();
+                    typename Map::walker;
+                  }) {
+      // A validated view: one scan of its leaves (detail/leaf_scan.hpp), every busy range
+      // in ascending order; the holes are the gaps between them.
+      const phys_range w = finder_.ram_window();
+      u64 cursor = w.start.value;
+      const u64 hi = w.end.value;
+      detail::scan_busy(*map_, w.start.value, hi,
+                        detail::reserved_and_gaps<geometry::shift>(reserved(), ram_), [&](u64 s, u64 e) {
+                          if (s > hi) s = hi;  // a reserved range above RAM
+                          if (s > cursor) give(cursor, s);
+                          if (e > cursor) cursor = e;
+                          return true;
+                        });
+      if (cursor < w.end.value) give(cursor, w.end.value);
+      return {};
+    } else {
+      return finder_.for_each_hole(finder_.ram_window(), 0, [&](phys_addr s, u64 n) {
+        give(s.value, s.value + n);
+        return true;
+      });
+    }
   }
 
   /// The reserved ranges and early allocations, ascending by start.

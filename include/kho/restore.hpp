@@ -38,6 +38,7 @@
 // Every strategy leaves identical region arrays; the tests hold them to it.
 #pragma once
 
+#include <kho/detail/leaf_scan.hpp>
 #include <kho/detail/page_array.hpp>
 #include <kho/memory.hpp>
 #include <kho/phys.hpp>
@@ -138,38 +139,38 @@ class memblock_model {
 
   /// Room for `n` regions to be written in ascending order by a restore, with one
   /// allocation at most (no doublings). The k regions already present move to the
-  /// array's tail; the returned slots are [k, k+n), so that commit() can merge both
-  /// sorted runs forward in place.
+  /// array's tail, where the restore reads them (`present`) and merges them into what
+  /// it writes from slot 0 (`slots`, n of them: n must count the k as well).
   /// Complexity: O(k) plus one allocation. Errors: out_of_memory, out_of_range.
-  result<std::span<memblock_region>> prepare(u64 n) {
+  struct restore_slots {
+    std::span<memblock_region> slots;
+    std::span<const memblock_region> present;
+  };
+  result<restore_slots> prepare(u64 n) {
     const u64 k = count_;
     if (n > (~u64{0} / sizeof(memblock_region)) / 2) return errc::out_of_range;
-    const u64 need = n + 2 * k;
+    const u64 need = n + k;
     if (need > capacity()) KHO_TRY(grow(need, false));
     memblock_region* r = regions();
     std::memmove(r + capacity() - k, r, k * sizeof(memblock_region));
     prepared_ = k;
-    return std::span<memblock_region>(r + k, n);
+    count_ = 0;
+    return restore_slots{{r, n}, {r + capacity() - k, k}};
   }
 
-  /// Ends a prepare(): the first `m` prepared slots hold sorted, coalesced regions;
-  /// they are merged with the regions that were present before, overlapping and
-  /// touching ones joined. Complexity: O(m + k).
+  /// Ends a prepare(): slots [0, m) hold the sorted, coalesced regions (the present
+  /// ones merged in). Complexity: O(1).
   void commit(u64 m) {
+    count_ = m;
+    prepared_ = 0;
+  }
+
+  /// Ends a prepare() that failed: the regions present before come back.
+  /// Complexity: O(k).
+  void cancel() {
     memblock_region* r = regions();
-    const u64 k = prepared_;
-    const memblock_region* a = r + capacity() - k;  // the old regions, moved to the tail
-    u64 i = 0, j = 0, d = 0;
-    // d <= i + j <= k + j: the next write never lands on an unread region.
-    while (i < k || j < m) {
-      const memblock_region next = (j == m || (i < k && a[i].base < r[k + j].base)) ? a[i++] : r[k + j++];
-      if (d > 0 && next.base <= r[d - 1].end()) {
-        if (next.end() > r[d - 1].end()) r[d - 1].size = next.end() - r[d - 1].base;
-      } else {
-        r[d++] = next;
-      }
-    }
-    count_ = d;
+    std::memmove(r, r + capacity() - prepared_, prepared_ * sizeof(memblock_region));
+    count_ = prepared_;
     prepared_ = 0;
   }
 
@@ -287,84 +288,26 @@ struct region_sink {
   }
 };
 
-// Everything but the dominant order, pulled in ascending order: the cursors of the
-// other orders present and the tree's own pages. Most trees hold one or two orders,
-// so the linear minimum over the cursors is short.
-template <class Walker, unsigned PageShift>
-class side_stream {
+// What memblock held before a restore, pulled in ascending order as one extra stream.
+class present_stream {
  public:
-  using cursor = typename Walker::order_cursor;
-  static constexpr u64 none = ~u64{0};
-  static constexpr u64 page = u64{1} << PageShift;
+  present_stream(std::span<const memblock_region> present, u64 from, u64 to)
+      : at_(std::partition_point(present.data(), present.data() + present.size(),
+                                 [&](const memblock_region& r) { return r.end() <= from; })),
+        end_(std::partition_point(at_, present.data() + present.size(),
+                                  [&](const memblock_region& r) { return r.base < to; })),
+        from_(from), to_(to) {}
 
-  side_stream(const Walker& w, u64 orders, u64 from, u64 to, const u64* node, const u64* node_end)
-      : node_(node), node_end_(node_end), from_(from), to_(to) {
-    for (unsigned o = 0; o < Walker::orders; ++o)
-      if ((orders >> o) & 1) {
-        cursors_[live_] = cursor(&w, order{o}, phys_addr{from}, phys_addr{to});
-        if (cursors_[live_].live()) ++live_;
-      }
-    next();
-  }
-
-  /// Start of the next range, or `none`.
-  u64 head() const { return start_; }
-  u64 head_end() const { return end_; }
-
-  void next() {
-    start_ = none;
-    unsigned min = live_;
-    for (unsigned i = 0; i < live_; ++i)
-      if (cursors_[i].head().value < start_) start_ = cursors_[min = i].head().value;
-    if (node_ != node_end_ && *node_ < start_) {
-      start_ = std::max(*node_, from_);
-      end_ = std::min(*node_ + page, to_);
-      ++node_;
-      return;
-    }
-    if (min == live_) return;
-    cursor& c = cursors_[min];
-    const u64 raw_end = c.head().value + c.run_bytes();
-    start_ = std::max(start_, from_);
-    end_ = (raw_end == 0 || raw_end > to_) ? to_ : raw_end;
-    c.next();
-    if (!c.live()) c = cursors_[--live_];
-  }
+  u64 head() const { return at_ != end_ ? std::max(at_->base, from_) : ~u64{0}; }
+  u64 head_end() const { return std::min(at_->end(), to_); }
+  void next() { ++at_; }
+  u64 size() const { return static_cast<u64>(end_ - at_); }
 
  private:
-  cursor cursors_[Walker::orders];
-  unsigned live_ = 0;
-  const u64* node_;
-  const u64* node_end_;
+  const memblock_region* at_;
+  const memblock_region* end_;
   u64 from_, to_;
-  u64 start_ = none, end_ = 0;
 };
-
-// The order with the most blocks: its leaves are scanned directly, word by word.
-template <class View>
-unsigned dominant_order(const View& view) {
-  unsigned best = 0;
-  for (unsigned o = 1; o < View::orders; ++o)
-    if (view.count(order{o}) > view.count(order{best})) best = o;
-  return best;
-}
-
-template <class View>
-u64 orders_present(const View& view) {
-  u64 mask = 0;
-  for (unsigned o = 0; o < View::orders; ++o)
-    if (view.count(order{o}) != 0) mask |= u64{1} << o;
-  return mask;
-}
-
-// The key window [first, end) of order o's blocks overlapping [from, to).
-template <class Geo>
-void key_window(order o, u64 from, u64 to, u64& first, u64& end) {
-  const unsigned shift = Geo::page_shift + o.value;
-  const u64 bit = Geo::order_bit(o);
-  first = bit + (from >> shift);
-  end = std::min(bit + (to >> shift) + ((to & ((u64{1} << shift) - 1)) != 0), Geo::key_limit);
-}
 
 }  // namespace detail
 
@@ -376,12 +319,13 @@ u64 restore_bound(const View& view) {
   return view.total() + view.node_count();
 }
 
-/// A tighter bound for the window [from, to): runs of consecutive blocks per order plus
-/// runs of consecutive tree pages. Exact when no two orders and no tree page touch.
-/// Complexity: O(leaf words of the window + tree pages): one read of the leaves,
-/// a fraction of the restore's own walk.
+/// A tighter bound for the window [from, to): runs of consecutive blocks per order,
+/// runs of consecutive tree pages, and the `present` regions in the window. Exact when
+/// none of them touch each other.
+/// Complexity: O(leaf words of the window + tree pages + log present): one read of
+/// the leaves, a fraction of the restore's own walk.
 template <class View>
-u64 restore_capacity(const View& view, phys_addr from, phys_addr to) {
+u64 restore_capacity(const View& view, phys_addr from, phys_addr to, std::span<const memblock_region> present = {}) {
   using geo = typename View::geometry;
   using walker = typename View::walker;
   const walker w(&view.memory(), view.root());
@@ -407,80 +351,35 @@ u64 restore_capacity(const View& view, phys_addr from, phys_addr to) {
       key = next_base;
     }
   }
-  const std::span<const u64> nodes = view.nodes();
   u64 prev = ~u64{0};
-  for (const u64* n = std::lower_bound(nodes.data(), nodes.data() + nodes.size(),
-                                       from.value >= geo::page_size ? from.value - geo::page_size + 1 : 0);
-       n != nodes.data() + nodes.size() && *n < to.value; prev = *n++)
-    runs += *n != prev + geo::page_size;
-  return runs;
+  for (u64 n : detail::nodes_in<geo::page_shift>(view.nodes(), from.value, to.value)) {
+    runs += n != prev + geo::page_size;
+    prev = n;
+  }
+  return runs + detail::present_stream(present, from.value, to.value).size();
 }
 
 /// Restores the preserved ranges and tree pages inside [from, to) into out, ascending,
-/// coalesced, clipped to the window; returns how many regions it wrote. The order with
-/// the most blocks is scanned leaf word by leaf word; the other orders and the tree
-/// pages are merged in as one pulled stream. The view must be validated (attach).
-/// Complexity: O(W + R * (k + 1)) for W leaf words and R runs in the window, k the
-/// orders other than the dominant one; one store per region. Concurrent calls on
-/// disjoint windows and slices are safe: it only reads the tree.
+/// coalesced with each other and with the `present` regions (sorted, disjoint: what
+/// memblock held before), clipped to the window; returns how many regions it wrote.
+/// The order with the most blocks is scanned leaf word by leaf word; the other orders,
+/// the tree pages and the present regions are merged in as one pulled stream. The view
+/// must be validated (attach).
+/// Complexity: O(W + R * (k + 1) + log present) for W leaf words and R runs and
+/// regions in the window, k the orders other than the dominant one; one store per
+/// region. Concurrent calls on disjoint windows and slices are safe: it only reads.
 /// Errors: invalid_argument (to < from), table_full (out too small; out holds the
 /// first out.size() regions).
 template <class View>
-result<u64> restore_part(const View& view, phys_addr from, phys_addr to, std::span<memblock_region> out) {
-  using geo = typename View::geometry;
-  using walker = typename View::walker;
+result<u64> restore_part(const View& view, phys_addr from, phys_addr to, std::span<memblock_region> out,
+                         std::span<const memblock_region> present = {}) {
   if (to < from) return errc::invalid_argument;
-  const walker w(&view.memory(), view.root());
-  const unsigned dom = detail::dominant_order(view);
-  const u64 others = detail::orders_present(view) & ~(u64{1} << dom);
-  const std::span<const u64> nodes = view.nodes();
-  const u64* node = std::lower_bound(nodes.data(), nodes.data() + nodes.size(),
-                                     from.value >= geo::page_size ? from.value - geo::page_size + 1 : 0);
-  const u64* node_end = std::lower_bound(node, nodes.data() + nodes.size(), to.value);
-  detail::side_stream<walker, geo::page_shift> side(w, others, from.value, to.value, node, node_end);
   detail::region_sink sink{out.data(), out.data() + out.size()};
-  const u64 lo = from.value, hi = to.value;
-
-  if (view.count(order{dom}) != 0) {
-    const unsigned shift = geo::page_shift + dom;
-    const u64 bit = geo::order_bit(order{dom});
-    u64 key = 0, end_key = 0;
-    detail::key_window<geo>(order{dom}, lo, hi, key, end_key);
-    typename walker::leaf_ref leaf{};
-    while (key < end_key && w.next_leaf(key, end_key, leaf)) {
-      u64 wi = key > leaf.base ? (key - leaf.base) >> 6 : 0;
-      u64 bits = detail::load_le(leaf.words + wi);
-      if (key > leaf.base) bits &= ~u64{0} << ((key - leaf.base) & 63);
-      const u64 leaf_addr = (leaf.base ^ bit) << shift;  // bit 0's block
-      const u64 word_limit = std::min<u64>(((end_key - leaf.base) + 63) >> 6, geo::leaf_words);
-      for (;;) {
-        while (bits != 0) {
-          const unsigned low = static_cast<unsigned>(__builtin_ctzll(bits));
-          const u64 ones = ~(bits >> low);  // zero where the run continues
-          const unsigned len = ones == 0 ? 64 - low : static_cast<unsigned>(__builtin_ctzll(ones));
-          bits = len + low >= 64 ? 0 : bits & (~u64{0} << (low + len));
-          const u64 index = (wi << 6) + low;
-          if (leaf.base + index >= end_key) goto leaf_done;
-          const u64 run = std::min<u64>(len, end_key - leaf.base - index);
-          u64 s = leaf_addr + (index << shift);
-          u64 e = s + (run << shift);
-          if (s < lo) s = lo;
-          if (e > hi || e == 0) e = hi;
-          while (side.head() < s) {
-            sink.emit(side.head(), side.head_end());
-            side.next();
-          }
-          sink.emit(s, e);
-        }
-        do {
-          if (++wi >= word_limit) goto leaf_done;
-        } while ((bits = detail::load_le(leaf.words + wi)) == 0);
-      }
-    leaf_done:
-      key = leaf.base + (u64{1} << geo::leaf_bits);
-    }
-  }
-  for (; side.head() != side.none; side.next()) sink.emit(side.head(), side.head_end());
+  detail::scan_busy(view, from.value, to.value, detail::present_stream(present, from.value, to.value),
+                    [&](u64 s, u64 e) {
+                      sink.emit(s, e);
+                      return true;
+                    });
   sink.flush();
   if (sink.overflow) return errc::table_full;
   return static_cast<u64>(sink.out - out.data());
@@ -541,17 +440,18 @@ u64 split_restore(const View& view, std::span<phys_addr> splits) {
   return written;
 }
 
-/// The bounded restore: the array sized once by restore_bound(), filled by one
-/// restore_part() over all memory, merged with what memblock held before.
+/// The bounded restore: the array sized once by restore_bound() (plus the regions
+/// memblock holds already), filled by one restore_part() over all memory that merges
+/// those regions in as it goes. No doublings, no call per region, no copy afterwards.
 /// Complexity: O(W + R * (k + 1) + nodes + regions present). Errors: out_of_memory,
-/// out_of_range (from prepare).
+/// out_of_range (from prepare); memblock is unchanged after an error.
 template <class View, class Memblock>
 status restore_at_bound(const View& view, Memblock& memblock) {
-  auto slots = memblock.prepare(restore_bound(view));
-  if (!slots) return slots.err();
-  auto n = restore_part(view, phys_addr{0}, phys_addr{~u64{0}}, *slots);
+  auto room = memblock.prepare(restore_bound(view) + memblock.size());
+  if (!room) return room.err();
+  auto n = restore_part(view, phys_addr{0}, phys_addr{~u64{0}}, room->slots, room->present);
   if (!n) {
-    memblock.commit(0);
+    memblock.cancel();
     return n.err();
   }
   memblock.commit(*n);

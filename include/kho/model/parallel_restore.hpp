@@ -29,14 +29,16 @@ status restore_parallel(const View& view, Memblock& memblock, unsigned threads) 
   bounds.back() = phys_addr{~u64{0}};
   const u64 parts = splits + 1;
   // A block of another order may straddle a split and count on both sides.
-  auto slots = memblock.prepare(restore_bound(view) + parts * View::orders);
-  if (!slots) return slots.err();
+  auto room = memblock.prepare(restore_bound(view) + memblock.size() + parts * View::orders);
+  if (!room) return room.err();
+  const std::span<memblock_region> slots = room->slots;
+  const std::span<const memblock_region> present = room->present;
   std::vector<restore_slice> slices(parts);
   std::vector<errc> failed(parts, errc::ok);
   auto run = [&](u64 i) {
     u64 offset = 0;
-    for (u64 j = 0; j < i; ++j) offset += restore_capacity(view, bounds[j], bounds[j + 1]);
-    auto n = restore_part(view, bounds[i], bounds[i + 1], slots->subspan(std::min<u64>(offset, slots->size())));
+    for (u64 j = 0; j < i; ++j) offset += restore_capacity(view, bounds[j], bounds[j + 1], present);
+    auto n = restore_part(view, bounds[i], bounds[i + 1], slots.subspan(std::min<u64>(offset, slots.size())), present);
     slices[i] = restore_slice{offset, n ? *n : 0};
     failed[i] = n.code();
   };
@@ -46,12 +48,16 @@ status restore_parallel(const View& view, Memblock& memblock, unsigned threads) 
   for (std::thread& t : workers) t.join();
   for (errc e : failed)
     if (e != errc::ok) {
-      memblock.commit(0);
+      memblock.cancel();
       return e;
     }
-  auto joined = join_parts(*slots, slices);
-  memblock.commit(joined ? *joined : 0);
-  return joined ? status{} : status{joined.err()};
+  auto joined = join_parts(slots, slices);
+  if (!joined) {
+    memblock.cancel();
+    return joined.err();
+  }
+  memblock.commit(*joined);
+  return {};
 }
 
 }  // namespace kho::model
