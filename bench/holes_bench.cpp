@@ -6,6 +6,8 @@
 // 2^22 blocks: 64 GiB, 128 GiB and 16 GiB of them). The tree lives above the RAM (at
 // 16 TiB), so its own pages are not in the way.
 //
+// A scale point runs the full-sweep queries on 2^26 blocks over 16 TiB of RAM.
+//
 // (a) tests is_preserved() for every page (one descent per order present) on the first
 // 4 GiB only: all 2^28 pages of 1 TiB take tens of seconds per pass. Its time scales
 // linearly with pages (it does not depend on where blocks are), so the README
@@ -44,16 +46,17 @@ struct machine {
   std::optional<tree_type> tree;
   std::vector<u64> scratch;
   std::optional<view_type> view;
-  const phys_range ram[1] = {{phys_addr{0}, phys_addr{tib}}};
+  const u64 space;
+  const phys_range ram[1];
   u64 blocks = 0, ranges = 0;
 
-  explicit machine(u64 n) {
+  machine(u64 n, u64 space_bytes) : space(space_bytes), ram{{phys_addr{0}, phys_addr{space_bytes}}} {
     tree.emplace(std::move(*tree_type::create(pages, false)));
     auto spread = [](u64 i, u64 slots) { return (i * 0x9e3779b97f4a7c15ULL) & (slots - 1); };
     u64 per_order[64]{};
     for (u64 i = 0; i < n; ++i) {
       const unsigned o = i % 65536 == 0 ? 18 : i % 64 == 0 ? 9 : 0;
-      const u64 pa = spread(per_order[o]++, tib >> (12 + o)) << (12 + o);
+      const u64 pa = spread(per_order[o]++, space >> (12 + o)) << (12 + o);
       const status s = tree->preserve(phys_addr{pa}, order{o});
       if (!s && s.code() != errc::already_exists) std::abort();
       blocks += s.ok();
@@ -73,13 +76,18 @@ struct machine {
   }
 };
 
-// Every block count's tree stays built (about 40 MiB of tree at 2^22 blocks).
-const machine& machine_for(u64 n) {
-  static std::map<u64, std::unique_ptr<machine>> built;
-  auto& m = built[n];
-  if (!m) m = std::make_unique<machine>(n);
+// Every block count's tree stays built (about 40 MiB of tree at 2^22 blocks, 0.6 GiB
+// at the 2^26-block scale point over 16 TiB).
+const machine& machine_for(u64 n, u64 space = tib) {
+  static std::map<std::pair<u64, u64>, std::unique_ptr<machine>> built;
+  auto& m = built[{n, space}];
+  if (!m) m = std::make_unique<machine>(n, space);
   return *m;
 }
+
+// The scale point: 2^26 blocks (256 GiB of them 4 KiB pages) over 16 TiB of RAM.
+constexpr u64 tib16 = u64{16} << 40;
+u64 space_of(const benchmark::State& state) { return state.range(0) >= (1 << 26) ? tib16 : tib; }
 
 void common_counters(benchmark::State& state, const machine& m) {
   state.counters["blocks"] = static_cast<double>(m.blocks);
@@ -89,10 +97,10 @@ void common_counters(benchmark::State& state, const machine& m) {
 
 // (b) The merged walk alone over all of RAM: what every full sweep must pay.
 void BM_Walk(benchmark::State& state) {
-  const machine& m = machine_for(static_cast<u64>(state.range(0)));
+  const machine& m = machine_for(static_cast<u64>(state.range(0)), space_of(state));
   for (auto _ : state) {
     u64 sum = 0;  // a register: DoNotOptimize per range would clobber memory each time
-    m.view->for_each_range(phys_addr{0}, phys_addr{tib}, [&](phys_addr s, u64 size) {
+    m.view->for_each_range(phys_addr{0}, phys_addr{m.space}, [&](phys_addr s, u64 size) {
       sum += s.value ^ size;
       return true;
     });
@@ -102,7 +110,7 @@ void BM_Walk(benchmark::State& state) {
 }
 
 void BM_LargestHole(benchmark::State& state) {
-  const machine& m = machine_for(static_cast<u64>(state.range(0)));
+  const machine& m = machine_for(static_cast<u64>(state.range(0)), space_of(state));
   auto f = m.finder();
   for (auto _ : state) {
     benchmark::DoNotOptimize(f.largest_hole()->start);
@@ -184,7 +192,7 @@ void BM_NaiveFirstFitSmallPerPage(benchmark::State& state) {
 // The worst first fit: one page more than the largest hole, so no hole fits and it
 // sweeps all of RAM. Its (b) is BM_Walk.
 void BM_FirstFitNone(benchmark::State& state) {
-  const machine& m = machine_for(static_cast<u64>(state.range(0)));
+  const machine& m = machine_for(static_cast<u64>(state.range(0)), space_of(state));
   auto f = m.finder();
   const u64 size = f.largest_hole()->size() + 4096;
   u64 found = 0;
@@ -207,7 +215,7 @@ void BM_LastFitSmall(benchmark::State& state) {
 // (A failed plan shows as pieces=0: this library's complexity fit crashes on a
 // benchmark that calls SkipWithError.)
 void BM_GrowScratch(benchmark::State& state) {
-  const machine& m = machine_for(static_cast<u64>(state.range(0)));
+  const machine& m = machine_for(static_cast<u64>(state.range(0)), space_of(state));
   auto f = m.finder();
   phys_range out[64];
   u64 pieces = 0;
@@ -224,6 +232,10 @@ void sizes(benchmark::internal::Benchmark* b) {
   b->ArgName("n")->RangeMultiplier(4)->Range(1 << 16, 1 << 22)->Unit(benchmark::kMillisecond);
 }
 
+void scale(benchmark::internal::Benchmark* b) {
+  b->ArgName("n")->Arg(1 << 26)->Unit(benchmark::kMillisecond)->Iterations(3);
+}
+
 BENCHMARK(BM_Walk)->Apply(sizes)->Complexity(benchmark::oN);
 BENCHMARK(BM_LargestHole)->Apply(sizes)->Complexity(benchmark::oN);
 BENCHMARK(BM_GrowScratch)->Apply(sizes)->Complexity(benchmark::oN);
@@ -234,5 +246,10 @@ BENCHMARK(BM_NaiveFirstFitSmallPerPage)->Apply(sizes)->Unit(benchmark::kMicrosec
 BENCHMARK(BM_LastFitSmall)->Apply(sizes)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_LargestHoleFirst4GiB)->Apply(sizes);
 BENCHMARK(BM_NaiveLargestPerPage)->Apply(sizes)->Iterations(1);
+// Named apart so that the complexity fits above stay over 1 TiB.
+BENCHMARK(BM_Walk)->Name("BM_Walk_16TiB")->Apply(scale);
+BENCHMARK(BM_LargestHole)->Name("BM_LargestHole_16TiB")->Apply(scale);
+BENCHMARK(BM_GrowScratch)->Name("BM_GrowScratch_16TiB")->Apply(scale);
+BENCHMARK(BM_FirstFitNone)->Name("BM_FirstFitNone_16TiB")->Apply(scale);
 
 }  // namespace

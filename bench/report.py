@@ -16,13 +16,18 @@ UNIT = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
 
 
 def load(path):
+    """Iterations, or the medians of a --benchmark_repetitions run (named as runs)."""
     with open(path) as f:
         runs = json.load(f)["benchmarks"]
-    return [r for r in runs if r.get("run_type", "iteration") == "iteration"]
+    medians = [dict(r, name=r["run_name"]) for r in runs
+               if r.get("run_type") == "aggregate" and r.get("aggregate_name") == "median"]
+    return medians or [r for r in runs if r.get("run_type", "iteration") == "iteration"]
 
 
 def seconds(run):
-    return run["cpu_time"] * UNIT[run.get("time_unit", "ns")]
+    """Wall-clock time for benchmarks that asked for it (UseRealTime), else CPU time."""
+    t = run["real_time"] if run["name"].endswith("/real_time") else run["cpu_time"]
+    return t * UNIT[run.get("time_unit", "ns")]
 
 
 def x_of(name):
@@ -99,12 +104,29 @@ def main():
         runs = load(path("restore.json"))
         fam = "scattered_1TiB"
         if plot_lines(os.path.join(out, "restore.svg"),
-                      "Restore of N scattered 4 KiB pages over 1 TiB", "CPU time (ms)",
-                      [("naive (reserve per block, today)", series(runs, rf"RestoreNaive/{fam}/.*")),
-                       ("linear (merged walk, appended)", series(runs, rf"RestoreLinear/{fam}/.*")),
+                      "Restore of N scattered 4 KiB pages over 1 TiB (median of 5, wall clock)", "time (ms)",
+                      [("naive: kernel memblock_add_range per block", series(runs, rf"RestoreNaive/{fam}/.*")),
+                       ("naive, one-pass reserve (cheaper than the kernel)",
+                        series(runs, rf"RestoreNaiveOnePass/{fam}/.*")),
+                       ("linear (merged walk, appended, doublings)", series(runs, rf"RestoreLinear/{fam}/.*")),
+                       ("at the bound (array sized once, leaf scan)", series(runs, rf"RestoreAtBound/{fam}/.*")),
+                       ("at the bound, two threads", series(runs, rf"RestoreTwoThreads/{fam}/.*")),
                        ("merged walk alone", series(runs, rf"Walk/{fam}/.*")),
                        ("bound: read every leaf word once", series(runs, rf"LeafReadBound/{fam}/.*"))]):
             made.append("restore.svg")
+    if os.path.exists(path("boot.json")):
+        runs = load(path("boot.json"))
+        if plot_lines(os.path.join(out, "boot.svg"),
+                      "Attach to every free page handed to the buddy allocator, 1 TiB (median of 5)",
+                      "time (ms)",
+                      [("side-step: hole scan + free_all, memblock.reserved never filled",
+                        series(runs, r"BootSideStep/n:\d+/real_time")),
+                       ("restore at the bound + free_all", series(runs, r"BootAtBound/n:\d+/real_time")),
+                       ("restore_linear + free_all", series(runs, r"BootLinear/n:\d+/real_time")),
+                       ("naive (kernel) + free_all", series(runs, r"BootNaive/n:\d+/real_time")),
+                       ("merged walk alone", series(runs, r"Walk/n:\d+/real_time")),
+                       ("attach alone", series(runs, r"Attach/n:\d+/real_time"))]):
+            made.append("boot.svg")
     if os.path.exists(path("block_list.json")):
         runs = load(path("block_list.json"))
         lines = []
