@@ -252,6 +252,19 @@ void BM_FindMarked_Xarray(benchmark::State& st) {
   st.counters["bytes_per_entry"] = static_cast<double>((b.x->nodes() + 1) << 12) / static_cast<double>(dense_n);
 }
 
+void BM_FindMarked_XarrayCursor(benchmark::State& st) {
+  const auto& w = load_of(dense);
+  built_xarray b(w);
+  for (u64 i = 0; i < dense_n; i += 4096) (void)b.x->set_mark(i + 7, xa_mark::mark0);
+  u64 found = 0;
+  for (auto _ : st) {
+    auto c = b.x->marked_cursor(0, xa_mark::mark0);
+    while (c.next()) ++found;
+  }
+  benchmark::DoNotOptimize(found);
+  set_counters(st, dense_n / 4096);
+}
+
 void BM_FindMarked_FlatScan(benchmark::State& st) {
   // The flat array keeps flags in each record: finding marked folios is a full scan.
   auto a = flat_of(load_of(dense));
@@ -276,6 +289,155 @@ void BM_AttachValidate_Xarray(benchmark::State& st) {
   set_counters(st, b.x->count());
 }
 
+// ---- write paths on dense u64 values (issue 12) ----------------------------------------
+// Each builds or changes a map of N consecutive indices. The xarray is rebuilt on the same
+// page source every iteration (destroy() returns its pages), so pages are warm, as in a
+// kernel's page allocator; setup outside the timed part runs with the timer paused.
+
+/// A page source that outlives the maps built on it.
+struct arena {
+  std::unique_ptr<model::physical_memory> pm;
+  std::unique_ptr<source> pages;
+  arena() {
+    const u64 size = u64{1} << 31;
+    pm = std::make_unique<model::physical_memory>(model::physical_memory::create(u64{4} << 30, size));
+    pages = std::make_unique<source>(pm->memory(), pm->base(), pm->base() + size);
+  }
+  xa fresh() { return std::move(*xa::create(*pages)); }
+  xa sequential(u64 n) {
+    xa x = fresh();
+    for (u64 i = 0; i < n; ++i)
+      if (!x.store(i, value_of(i))) std::abort();
+    return x;
+  }
+};
+
+void BM_StoreSeq_Xarray(benchmark::State& st) {
+  const u64 n = static_cast<u64>(st.range(0));
+  arena a;
+  for (auto _ : st) {
+    xa x = a.fresh();
+    for (u64 i = 0; i < n; ++i) (void)x.store(i, value_of(i));
+    benchmark::DoNotOptimize(x.count());
+    st.PauseTiming();
+    x.destroy();
+    st.ResumeTiming();
+  }
+  set_counters(st, n);
+}
+
+void BM_EraseSeq_Xarray(benchmark::State& st) {
+  const u64 n = static_cast<u64>(st.range(0));
+  arena a;
+  for (auto _ : st) {
+    st.PauseTiming();
+    xa x = a.sequential(n);
+    st.ResumeTiming();
+    for (u64 i = 0; i < n; ++i) (void)x.erase(i);
+    benchmark::DoNotOptimize(x.count());
+    st.PauseTiming();
+    x.destroy();
+    st.ResumeTiming();
+  }
+  set_counters(st, n);
+}
+
+void BM_SetMark_Xarray(benchmark::State& st) {
+  // set_mark on every 8th entry (timed), then clear them again (not timed).
+  const u64 n = static_cast<u64>(st.range(0));
+  arena a;
+  xa x = a.sequential(n);
+  for (auto _ : st) {
+    for (u64 i = 0; i < n; i += 8) (void)x.set_mark(i, xa_mark::mark0);
+    st.PauseTiming();
+    for (u64 i = 0; i < n; i += 8) (void)x.clear_mark(i, xa_mark::mark0);
+    st.ResumeTiming();
+  }
+  set_counters(st, n / 8);
+}
+
+void BM_Exchange_Xarray(benchmark::State& st) {
+  const u64 n = static_cast<u64>(st.range(0));
+  arena a;
+  xa x = a.sequential(n);
+  u64 sum = 0;
+  for (auto _ : st)
+    for (u64 i = 0; i < n; ++i) sum += *x.exchange(i, value_of(i) + 8);
+  benchmark::DoNotOptimize(sum);
+  set_counters(st, n);
+}
+
+/// 16M consecutive entries, every 8th carrying mark 0 (built once).
+xa& marked_dense() {
+  static arena a;
+  static xa x = [] {
+    xa m = a.sequential(dense_n);
+    for (u64 i = 0; i < dense_n; i += 8)
+      if (!m.set_mark(i, xa_mark::mark0)) std::abort();
+    return m;
+  }();
+  return x;
+}
+
+void BM_MarkedScan_Restart(benchmark::State& st) {
+  // find_marked from the index after each hit: every hit descends from the root again.
+  const xa& x = marked_dense();
+  u64 hits = 0;
+  for (auto _ : st)
+    for (auto e = x.find_marked(0, xa_mark::mark0); e; e = x.find_marked(e->last() + 1, xa_mark::mark0)) ++hits;
+  benchmark::DoNotOptimize(hits);
+  set_counters(st, dense_n / 8);
+}
+
+void BM_MarkedScan_Cursor(benchmark::State& st) {
+  // The same scan through a cursor that resumes where it stopped.
+  const xa& x = marked_dense();
+  u64 hits = 0;
+  for (auto _ : st) {
+    auto c = x.marked_cursor(0, xa_mark::mark0);
+    while (c.next()) ++hits;
+  }
+  benchmark::DoNotOptimize(hits);
+  set_counters(st, dense_n / 8);
+}
+
+void BM_BulkBuild_Xarray(benchmark::State& st) {
+  // append_ordered of N consecutive indices from empty (a memfd's folios in index order).
+  const u64 n = static_cast<u64>(st.range(0));
+  arena a;
+  for (auto _ : st) {
+    xa x = a.fresh();
+    for (u64 i = 0; i < n; ++i) (void)x.append_ordered(i, value_of(i));
+    benchmark::DoNotOptimize(x.count());
+    st.PauseTiming();
+    x.destroy();
+    st.ResumeTiming();
+  }
+  set_counters(st, n);
+}
+
+void BM_Iterate_XarrayAscending(benchmark::State& st) {
+  // The dense map built in index order (the random-order build is BM_Iterate_Xarray).
+  const xa& x = marked_dense();
+  u64 sum = 0;
+  for (auto _ : st) x.for_each(0, ~u64{0}, [&](const xarray_entry<u64>& e) { sum += e.value; });
+  benchmark::DoNotOptimize(sum);
+  set_counters(st, x.count());
+}
+
+void BM_BulkBuild_Vector(benchmark::State& st) {
+  // The flat baseline: append the same (index, value) records to a std::vector whose
+  // capacity is kept across iterations (warm, as the xarray's pages are).
+  const u64 n = static_cast<u64>(st.range(0));
+  std::vector<record> v;
+  for (auto _ : st) {
+    v.clear();
+    for (u64 i = 0; i < n; ++i) v.push_back({i, value_of(i)});
+    benchmark::DoNotOptimize(v.data());
+  }
+  set_counters(st, n);
+}
+
 void patterns(benchmark::internal::Benchmark* b) {
   b->ArgName("pattern")->Arg(dense)->Arg(sparse)->Arg(clustered)->Arg(huge)->Unit(benchmark::kMillisecond);
 }
@@ -295,7 +457,17 @@ BENCHMARK(BM_Iterate_Xarray)->Apply(patterns);
 BENCHMARK(BM_Iterate_FlatSorted)->Apply(patterns);
 BENCHMARK(BM_Iterate_StdMap)->Apply(small_patterns);
 BENCHMARK(BM_FindMarked_Xarray)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_FindMarked_XarrayCursor)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_FindMarked_FlatScan)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_AttachValidate_Xarray)->Apply(patterns);
+BENCHMARK(BM_StoreSeq_Xarray)->ArgName("n")->Arg(1000000)->Arg(dense_n)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_EraseSeq_Xarray)->ArgName("n")->Arg(1000000)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SetMark_Xarray)->ArgName("n")->Arg(100000)->Arg(dense_n)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Exchange_Xarray)->ArgName("n")->Arg(1000000)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MarkedScan_Restart)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MarkedScan_Cursor)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_BulkBuild_Xarray)->ArgName("n")->Arg(1000000)->Arg(dense_n)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Iterate_XarrayAscending)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_BulkBuild_Vector)->ArgName("n")->Arg(1000000)->Arg(dense_n)->Unit(benchmark::kMillisecond);
 
 }  // namespace

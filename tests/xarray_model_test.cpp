@@ -1,7 +1,9 @@
-// Xarray, model-based: random store/store_range/erase/exchange/marks/find sequences
-// against a std::map oracle of whole entries, with Reattach (map the arena elsewhere,
-// validate, compare everything through the view) and Adopt (continue writing through a
-// writer adopted from the view). u64 and 16-byte values; 4 KiB and 64 KiB pages.
+// Xarray, model-based: random store/store_range/erase/exchange/marks/find sequences,
+// bulk appends in index order (and out-of-order ones, refused) and cursor scans that
+// resume across changes, against a std::map oracle of whole entries, with Reattach (map
+// the arena elsewhere, validate, compare everything through the view, cursors included)
+// and Adopt (continue writing through a writer adopted from the view). u64 and 16-byte
+// values; 4 KiB and 64 KiB pages.
 #include <kho/xarray.hpp>
 
 #include "test_arena.hpp"
@@ -62,6 +64,18 @@ struct xa_model {
     if (it != entries.end() && it->second.order > o) entries.erase(it);
     entries.erase(entries.lower_bound(index), entries.upper_bound(last_of(index, o)));
     entries[index] = model_entry{o, seed, 0};
+  }
+  /// The first entry that begins at or after `pos` (with mark m when m >= 0): what a
+  /// cursor returns after its first step.
+  std::optional<std::pair<u64, model_entry>> begins_from(u64 pos, int m = -1) const {
+    for (auto it = entries.lower_bound(pos); it != entries.end(); ++it)
+      if (m < 0 || ((it->second.marks >> m) & 1)) return *it;
+    return std::nullopt;
+  }
+  /// The last index of the last entry, if any.
+  std::optional<u64> last() const {
+    if (entries.empty()) return std::nullopt;
+    return last_of(entries.rbegin()->first, entries.rbegin()->second.order);
   }
   /// The first entry holding an index >= start (with mark m when m >= 0).
   std::optional<std::pair<u64, model_entry>> find(u64 start, int m = -1) const {
@@ -130,6 +144,17 @@ void check_all(const xa_model& m, const Reader& r) {
       RC_ASSERT(*v == make_value<V>(e.seed));
     }
     if (first > 0) RC_ASSERT(r.load(first - 1).has_value() == m.holds(first - 1));
+  }
+  // cursors: every entry, then the entries of each mark
+  for (int mark = -1; mark < static_cast<int>(xa_mark_count); ++mark) {
+    auto c = mark < 0 ? r.cursor(0) : r.marked_cursor(0, static_cast<xa_mark>(mark));
+    for (auto want = m.find(0, mark); want; want = m.begins_from(xa_model::last_of(want->first, want->second.order) + 1, mark)) {
+      auto got = c.next();
+      RC_ASSERT(got.has_value());
+      check_entry<V, Shift>(*got, want->first, want->second);
+      if (xa_model::last_of(want->first, want->second.order) == ~u64{0}) break;
+    }
+    RC_ASSERT(c.next().code() == errc::not_found);
   }
 }
 
@@ -300,6 +325,167 @@ struct for_each_cmd : command<V, Shift> {
   void show(std::ostream& os) const override { os << "for_each " << first << "+" << len; }
 };
 
+/// A run of entries in index order after the last one, through append_ordered: dense
+/// runs (that fill dense leaves directly), strided and sparse ones, some multi-order; and
+/// one out-of-order append that must be refused without a change.
+template <class V, unsigned Shift>
+struct append_cmd : command<V, Shift> {
+  static constexpr u64 window = page_geometry<Shift>::size / sizeof(V);
+  u64 gap = *rc::gen::oneOf(rc::gen::element<u64>(0, 1, window - 1, window), rc::gen::inRange<u64>(0, 3 * window),
+                            rc::gen::element<u64>(u64{1} << 40, u64{1} << 62));
+  u64 stride = *rc::gen::element<u64>(1, 1, 1, 2, 3, 1000, u64{1} << 30);
+  u64 n = *rc::gen::oneOf(rc::gen::inRange<u64>(1, 40), rc::gen::inRange<u64>(window / 2, 3 * window));
+  unsigned every_order = *rc::gen::element(0u, 0u, 3u, 7u);  // every k-th entry is multi-order
+  u64 seed = *rc::gen::arbitrary<u64>();
+  u64 back = *rc::gen::inRange<u64>(0, 3000);
+
+  /// The entries this command appends to a model whose last index is `last`.
+  std::vector<std::pair<u64, unsigned>> plan(std::optional<u64> last) const {
+    std::vector<std::pair<u64, unsigned>> out;
+    u64 next = 0;
+    if (last) {
+      if (*last == ~u64{0} || *last + 1 + gap < *last) return out;
+      next = *last + 1 + gap;
+    } else {
+      next = gap;
+    }
+    for (u64 i = 0; i < n; ++i) {
+      unsigned o = (every_order != 0 && i % every_order == every_order - 1) ? 1 + static_cast<unsigned>(i % 5) : 0;
+      const u64 aligned = (next + ((u64{1} << o) - 1)) & ~((u64{1} << o) - 1);
+      if (aligned < next) break;
+      const u64 lastidx = aligned + ((u64{1} << o) - 1);
+      if (lastidx < aligned) break;
+      out.emplace_back(aligned, o);
+      if (lastidx == ~u64{0} || lastidx + stride < lastidx) break;
+      next = lastidx + stride;
+    }
+    return out;
+  }
+  void apply(xa_model& m) const override {
+    u64 k = 0;
+    for (auto [index, o] : plan(m.last())) m.entries[index] = model_entry{o, seed + k++, 0};
+  }
+  void run(const xa_model& m, xa_sut<V, Shift>& s) const override {
+    if (auto last = m.last()) {
+      // out of order: at or before the last index, refused, nothing changed
+      const u64 bad = *last >= back ? *last - back : 0;
+      RC_ASSERT(s.x->append_ordered(bad, make_value<V>(seed)).code() == errc::invalid_argument);
+      RC_ASSERT(s.x->count() == m.entries.size());
+    }
+    u64 k = 0;
+    for (auto [index, o] : plan(m.last())) RC_ASSERT(s.x->append_ordered(index, order{o}, make_value<V>(seed + k++)).ok());
+    xa_model after = m;
+    apply(after);
+    RC_ASSERT(s.x->count() == after.entries.size());
+    if (auto last = after.last()) RC_ASSERT(s.x->load(*last).has_value());
+  }
+  void show(std::ostream& os) const override {
+    os << "append " << n << " gap " << gap << " stride " << stride << " orders every " << every_order;
+  }
+};
+
+/// A cursor scan (of every entry or of one mark) interleaved with changes at chosen
+/// steps; each next() must return the first entry that begins after the last one
+/// returned, in the map as it is at that moment.
+template <class V, unsigned Shift>
+struct cursor_cmd : command<V, Shift> {
+  enum op_kind : int { st, er, set_m, clear_m, xchg, app };
+  struct change {
+    int kind;
+    u64 index;
+    unsigned mark;
+  };
+  u64 start = *index_gen();
+  int mark = *rc::gen::inRange(-1, 3);
+  // (step, change): the change runs after `step` calls of next()
+  std::vector<std::pair<u64, change>> changes = *rc::gen::container<std::vector<std::pair<u64, change>>>(
+      rc::gen::pair(rc::gen::inRange<u64>(0, 40),
+                    rc::gen::construct<change>(rc::gen::inRange(0, 6), index_gen(), rc::gen::inRange(0u, 3u))));
+  u64 steps = *rc::gen::inRange<u64>(1, 400);
+
+  /// Applies change c to the model (and, with s, to the writer).
+  static void change_model(xa_model& m, const change& c, u64 seed) {
+    auto it = m.holding(c.index);
+    switch (c.kind) {
+      case st: m.store(c.index, 0, seed); break;
+      case er: if (it != m.entries.end()) m.entries.erase(it); break;
+      case set_m: if (it != m.entries.end()) it->second.marks |= static_cast<u8>(1u << c.mark); break;
+      case clear_m: if (it != m.entries.end()) it->second.marks &= static_cast<u8>(~(1u << c.mark)); break;
+      case xchg: if (it != m.entries.end()) it->second.seed = seed; break;
+      case app: {
+        auto last = m.last();
+        if (!last || (*last != ~u64{0} && c.index > *last)) m.entries[c.index] = model_entry{0, seed, 0};
+        break;
+      }
+    }
+  }
+  static void change_sut(xa_sut<V, Shift>& s, const change& c, u64 seed) {
+    const V v = make_value<V>(seed);
+    switch (c.kind) {
+      case st: RC_ASSERT(s.x->store(c.index, v).ok()); break;
+      case er: (void)s.x->erase(c.index); break;
+      case set_m: (void)s.x->set_mark(c.index, static_cast<xa_mark>(c.mark)); break;
+      case clear_m: (void)s.x->clear_mark(c.index, static_cast<xa_mark>(c.mark)); break;
+      case xchg: (void)s.x->exchange(c.index, v); break;
+      case app: (void)s.x->append_ordered(c.index, v); break;
+    }
+  }
+  /// The changes in the order run() makes them: by step, then the ones past the end.
+  std::vector<u64> sequence() const {
+    std::vector<u64> out;
+    for (u64 step = 0; step <= steps; ++step)
+      for (u64 k = 0; k < changes.size(); ++k)
+        if (changes[k].first == step) out.push_back(k);
+    for (u64 k = 0; k < changes.size(); ++k)
+      if (changes[k].first > steps) out.push_back(k);
+    return out;
+  }
+  void apply(xa_model& m) const override {
+    for (u64 k : sequence()) change_model(m, changes[k].second, 1000 + k);
+  }
+  void run(const xa_model& m0, xa_sut<V, Shift>& s) const override {
+    xa_model m = m0;
+    auto c = mark < 0 ? s.x->cursor(start) : s.x->marked_cursor(start, static_cast<xa_mark>(mark));
+    std::vector<bool> done(changes.size(), false);
+    std::optional<u64> pos;  // nullopt before the first step; then the next index
+    bool over = false;
+    for (u64 step = 0; step <= steps; ++step) {
+      for (u64 k = 0; k < changes.size(); ++k)
+        if (!done[k] && changes[k].first == step) {
+          change_model(m, changes[k].second, 1000 + k);
+          change_sut(s, changes[k].second, 1000 + k);
+          done[k] = true;
+        }
+      if (step == steps || over) continue;
+      auto want = pos ? m.begins_from(*pos, mark) : m.find(start, mark);
+      auto got = c.next();
+      RC_ASSERT(got.has_value() == want.has_value());
+      if (!want) {
+        over = true;
+        continue;
+      }
+      check_entry<V, Shift>(*got, want->first, want->second);
+      const u64 last = xa_model::last_of(want->first, want->second.order);
+      if (last == ~u64{0}) {
+        over = true;
+        RC_ASSERT(c.next().code() == errc::not_found);
+        continue;
+      }
+      pos = last + 1;
+    }
+    for (u64 k : sequence())
+      if (!done[k]) {
+        change_model(m, changes[k].second, 1000 + k);
+        change_sut(s, changes[k].second, 1000 + k);
+      }
+    RC_ASSERT(s.x->count() == m.entries.size());
+  }
+  void show(std::ostream& os) const override {
+    os << "cursor from " << start << " mark " << mark << " steps " << steps << " changes";
+    for (auto& [k, c] : changes) os << " [" << k << ": " << c.kind << " " << c.index << " m" << c.mark << "]";
+  }
+};
+
 template <class V, unsigned Shift>
 struct reattach_cmd : command<V, Shift> {
   void run(const xa_model& m, xa_sut<V, Shift>& s) const override {
@@ -338,7 +524,8 @@ void check_xarray_model() {
           store_cmd<V, Shift>, store_cmd<V, Shift>, store_cmd<V, Shift>, store_range_cmd<V, Shift>,
           fill_cmd<V, Shift>, erase_cmd<V, Shift>, erase_cmd<V, Shift>, erase_window_cmd<V, Shift>,
           exchange_cmd<V, Shift>, mark_cmd<V, Shift>, mark_cmd<V, Shift>, mark_window_cmd<V, Shift>,
-          find_cmd<V, Shift>, for_each_cmd<V, Shift>, reattach_cmd<V, Shift>, adopt_cmd<V, Shift>>());
+          find_cmd<V, Shift>, for_each_cmd<V, Shift>, append_cmd<V, Shift>, append_cmd<V, Shift>,
+          cursor_cmd<V, Shift>, cursor_cmd<V, Shift>, reattach_cmd<V, Shift>, adopt_cmd<V, Shift>>());
 }
 
 RC_GTEST_PROP(XarrayModel, U64Pages4K, ()) { check_xarray_model<u64, 12>(); }

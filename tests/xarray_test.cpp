@@ -1,6 +1,8 @@
 // Xarray: edges of the writer and the view: empty, the ends of the index space, the
 // largest orders, erase and store inside a multi-order entry, marks and their summaries,
-// the height growing and shrinking, compact leaves turning dense and back.
+// the height growing and shrinking, compact leaves turning dense and back; the in-place
+// write paths, the bulk append and cursors at index 0, the top index, leaf boundaries,
+// multi-order neighbours and the last slot of a dense leaf.
 #include <kho/xarray.hpp>
 
 #include "test_arena.hpp"
@@ -232,6 +234,167 @@ TEST_F(XarrayTest, UnsealedChangesAreRefused) {
   EXPECT_EQ(attach_xarray<u64>(mem.memory(), x.root(), scratch.pages()).code(), errc::bad_checksum);
   arena<16> scratch16{u64{1} << 20};
   EXPECT_EQ((attach_xarray<u64, 16>(mem.memory(), x.root(), scratch16.pages()).code()), errc::page_size_mismatch);
+}
+
+// ---- in-place writes, bulk append, cursors --------------------------------------------
+
+/// Every entry a cursor returns, from `start`, with mark m (or all when m < 0).
+template <class R>
+std::vector<u64> scan(const R& r, u64 start, int m = -1) {
+  std::vector<u64> out;
+  auto c = m < 0 ? r.cursor(start) : r.marked_cursor(start, static_cast<xa_mark>(m));
+  while (auto e = c.next()) out.push_back(e->index);
+  return out;
+}
+
+TEST_F(XarrayTest, AppendAtIndexZeroAndTheTopIndexThenRefusesAnythingElse) {
+  ASSERT_TRUE(x.append_ordered(0, 1));
+  EXPECT_EQ(x.append_ordered(0, 2).code(), errc::invalid_argument);
+  ASSERT_TRUE(x.append_ordered(top, 3));
+  EXPECT_EQ(x.height(), xa::max_height);
+  EXPECT_EQ(x.append_ordered(top, 4).code(), errc::invalid_argument);
+  EXPECT_EQ(x.append_ordered(5, 4).code(), errc::invalid_argument);
+  EXPECT_EQ(x.append_ordered(half, order{63}, 4).code(), errc::invalid_argument);
+  EXPECT_EQ(x.count(), 2u);
+  EXPECT_EQ(scan(x, 0), (std::vector<u64>{0, top}));
+  EXPECT_EQ(scan(x, 1), (std::vector<u64>{top}));
+  EXPECT_EQ(scan(x, top), (std::vector<u64>{top}));
+  ASSERT_TRUE(x.erase(top));  // the last entry gone: appends after index 0 work again
+  ASSERT_TRUE(x.append_ordered(half, order{63}, 4));
+  EXPECT_EQ(x.entry_at(top)->index, half);
+  auto v = view();
+  ASSERT_TRUE(v);
+  EXPECT_EQ(scan(*v, 7), (std::vector<u64>{half}));
+}
+
+TEST_F(XarrayTest, AppendFillsDenseLeavesAcrossLeafBoundaries) {
+  constexpr u64 n = 5 * xa::leaf_slots + 17;
+  for (u64 i = 0; i < n; ++i) ASSERT_TRUE(x.append_ordered(i, i + 1)) << i;
+  // one compact leaf turned dense, then one dense leaf per window: no pages to spare
+  EXPECT_EQ(x.nodes(), 1u + 6u);
+  EXPECT_EQ(x.count(), n);
+  EXPECT_EQ(x.append_ordered(n - 1, 1).code(), errc::invalid_argument);
+  auto v = view();
+  ASSERT_TRUE(v);
+  EXPECT_EQ(*v->load(xa::leaf_slots - 1), xa::leaf_slots);
+  EXPECT_EQ(*v->load(xa::leaf_slots), xa::leaf_slots + 1);
+  std::vector<u64> want(n);
+  for (u64 i = 0; i < n; ++i) want[i] = i;
+  EXPECT_EQ(scan(*v, 0), want);
+  // the writer keeps appending after the remap: its hint re-descends
+  ASSERT_TRUE(x.append_ordered(n, 9));
+  ASSERT_TRUE(view());
+}
+
+TEST_F(XarrayTest, AppendAfterSparseRunsAndIntoCompactLeavesUntilTheySplit) {
+  u64 k = 0;
+  for (u64 i = 0; i < 3 * xa::compact_capacity; ++i) {
+    k += 1000;
+    ASSERT_TRUE(x.append_ordered(k, k));
+  }
+  ASSERT_TRUE(x.append_ordered(u64{1} << 50, order{20}, 7));
+  for (u64 i = 1; i < 300; ++i) ASSERT_TRUE(x.append_ordered((u64{1} << 50) + (i << 20), 8));
+  EXPECT_EQ(x.count(), 3 * xa::compact_capacity + 300);
+  auto v = view();
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->entry_at((u64{1} << 50) + 5)->span.value, 20u);
+  auto w = xa::adopt(*v, mem.pages());
+  ASSERT_TRUE(w);
+  EXPECT_EQ(w->append_ordered(u64{1} << 50, 1).code(), errc::invalid_argument);
+  ASSERT_TRUE(w->append_ordered(u64{1} << 51, 1));
+}
+
+TEST_F(XarrayTest, InPlaceStoresAndErasesAtLeafBoundaries) {
+  for (u64 i = 0; i < 3 * xa::leaf_slots; ++i) ASSERT_TRUE(x.store(i, i + 1));
+  const u64 nodes = x.nodes();
+  for (u64 i : {xa::leaf_slots - 1, xa::leaf_slots, 2 * xa::leaf_slots - 1, u64{0}}) {
+    ASSERT_TRUE(x.store(i, 77));  // overwrite in place
+    ASSERT_TRUE(x.erase(i));
+    EXPECT_EQ(x.erase(i).code(), errc::not_found);
+    ASSERT_TRUE(x.store(i, i + 1));  // back into the dense leaf
+  }
+  EXPECT_EQ(x.nodes(), nodes);
+  EXPECT_EQ(x.count(), 3 * xa::leaf_slots);
+  ASSERT_TRUE(view());
+  // emptying one dense leaf frees it (the general path)
+  for (u64 i = xa::leaf_slots; i < 2 * xa::leaf_slots; ++i) ASSERT_TRUE(x.erase(i));
+  EXPECT_EQ(x.nodes(), nodes - 1);
+  EXPECT_EQ(x.find(xa::leaf_slots)->index, 2 * xa::leaf_slots);
+  ASSERT_TRUE(view());
+}
+
+TEST_F(XarrayTest, MultiOrderNeighboursInADenseLeaf) {
+  for (u64 i = 0; i < xa::leaf_slots; ++i) ASSERT_TRUE(x.store(i, i + 1));
+  ASSERT_TRUE(x.store_range(8, order{2}, 50));  // 8..11 one entry between 7 and 12
+  EXPECT_EQ(*x.exchange(10, 60), 50u);           // every slot of the entry
+  EXPECT_EQ(*x.load(8), 60u);
+  EXPECT_EQ(*x.load(11), 60u);
+  ASSERT_TRUE(x.set_mark(9, xa_mark::mark1));    // marks the head
+  EXPECT_EQ(x.find_marked(0, xa_mark::mark1)->index, 8u);
+  EXPECT_EQ(scan(x, 10).front(), 8u);             // the scan starts inside the entry
+  EXPECT_EQ(scan(x, 10)[1], 12u);
+  EXPECT_EQ(scan(x, 0, 1), (std::vector<u64>{8}));
+  ASSERT_TRUE(x.erase(12));                      // neighbours erase in place
+  ASSERT_TRUE(x.erase(7));
+  ASSERT_TRUE(x.store(7, 1));
+  EXPECT_EQ(x.entry_at(9)->span.value, 2u);
+  ASSERT_TRUE(x.store(11, 5));                   // inside the entry: replaces it whole
+  EXPECT_EQ(x.load(8).code(), errc::not_found);
+  EXPECT_EQ(*x.load(11), 5u);
+  EXPECT_EQ(x.marks(), 0u);
+  ASSERT_TRUE(view());
+}
+
+TEST_F(XarrayTest, MarksOnTheLastSlotOfADenseLeafReachTheSummaries) {
+  for (u64 i = 0; i < 2 * xa::leaf_slots; ++i) ASSERT_TRUE(x.store(i, i + 1));
+  const u64 last = xa::leaf_slots - 1;
+  ASSERT_TRUE(x.set_mark(last, xa_mark::mark2));
+  ASSERT_TRUE(x.set_mark(last, xa_mark::mark2));  // no change, no error
+  EXPECT_EQ(x.marks(), 4u);
+  EXPECT_EQ(x.find_marked(0, xa_mark::mark2)->index, last);
+  EXPECT_EQ(scan(x, 0, 2), (std::vector<u64>{last}));
+  ASSERT_TRUE(x.set_mark(2 * xa::leaf_slots - 1, xa_mark::mark2));
+  EXPECT_EQ(scan(x, last + 1, 2), (std::vector<u64>{2 * xa::leaf_slots - 1}));
+  ASSERT_TRUE(view());
+  ASSERT_TRUE(x.erase(last));  // erasing a marked entry clears its leaf's summary bit
+  EXPECT_EQ(x.find_marked(0, xa_mark::mark2)->index, 2 * xa::leaf_slots - 1);
+  ASSERT_TRUE(x.clear_mark(2 * xa::leaf_slots - 1, xa_mark::mark2));
+  EXPECT_EQ(x.marks(), 0u);
+  EXPECT_EQ(x.find_marked(0, xa_mark::mark2).code(), errc::not_found);
+  EXPECT_EQ(x.nodes(), 3u);  // the side node went with the last mark
+  EXPECT_EQ(x.clear_mark(last, xa_mark::mark2).code(), errc::not_found);
+  EXPECT_EQ(x.set_mark(last, static_cast<xa_mark>(3)).code(), errc::invalid_argument);
+  ASSERT_TRUE(view());
+}
+
+TEST_F(XarrayTest, CursorResumesAcrossChangesAndClearingEachHit) {
+  for (u64 i = 0; i < 4 * xa::leaf_slots; ++i) ASSERT_TRUE(x.store(i * 3, i + 1));
+  for (u64 i = 0; i < 4 * xa::leaf_slots; i += 5) ASSERT_TRUE(x.set_mark(i * 3, xa_mark::mark0));
+  // the "find dirty, clean it" loop: each hit cleared while the scan goes on
+  u64 hits = 0;
+  auto c = x.marked_cursor(0, xa_mark::mark0);
+  while (auto e = c.next()) {
+    EXPECT_EQ(e->index, hits * 15);
+    ASSERT_TRUE(x.clear_mark(e->index, xa_mark::mark0));
+    ++hits;
+  }
+  EXPECT_EQ(hits, (4 * xa::leaf_slots + 4) / 5);
+  EXPECT_EQ(x.marks(), 0u);
+  // changes ahead of the cursor are seen, erased entries are not, nothing twice
+  auto d = x.cursor(0);
+  EXPECT_EQ(d.next()->index, 0u);
+  ASSERT_TRUE(x.store(1, 9));     // ahead: seen
+  ASSERT_TRUE(x.erase(3));        // ahead: gone
+  ASSERT_TRUE(x.store(0, 9));     // behind: not again
+  EXPECT_EQ(d.next()->index, 1u);
+  EXPECT_EQ(d.next()->index, 6u);
+  ASSERT_TRUE(x.store_range(u64{1} << 40, order{12}, 5));  // grows the tree: re-descends
+  u64 n = 0, lastseen = 0;
+  while (auto e = d.next()) ++n, lastseen = e->index;
+  EXPECT_EQ(lastseen, u64{1} << 40);
+  EXPECT_EQ(n, 4 * xa::leaf_slots - 3 + 1);
+  EXPECT_EQ(d.next().code(), errc::not_found);
+  EXPECT_EQ(x.marked_cursor(0, static_cast<xa_mark>(5)).next().code(), errc::not_found);
 }
 
 TEST(XarrayWide, SixteenByteValuesAndSixtyFourKPages) {

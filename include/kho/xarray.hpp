@@ -391,6 +391,252 @@ struct xa_read {
 };
 
 
+/// A resumable scan in index order (of every entry, or of those carrying one mark): it
+/// keeps the path of branches to where it stopped, so each next() continues from there
+/// instead of descending from the root again. Derived is the writer or the view.
+///
+/// The scan may interleave with changes to the writer: next() returns the first entry
+/// (carrying the mark) that begins after the last entry returned, in the map as it is
+/// then. A change that moves or frees nodes or records (the writer's generation) or a
+/// new mapping of the root block makes the cursor descend again from its position.
+/// The cursor reads through `Derived`, which must outlive it and stay where it is.
+template <class Derived, class Value, unsigned PageShift>
+class xa_cursor {
+  using geo = xa_geometry<Value, PageShift>;
+  using read = xa_read<Value, PageShift>;
+
+ public:
+  using entry = xarray_entry<Value>;
+
+  /// A scan from `start`; mark < 0 for every entry, else only those carrying mark
+  /// `mark` (an invalid mark gives an empty scan).
+  xa_cursor(const Derived& d, u64 start, int mark)
+      : d_(&d), pos_(start), mark_(mark), done_(mark >= static_cast<int>(xa_mark_count)) {}
+
+  /// The next entry (carrying the mark): on the first call the entry holding `start` or
+  /// the first after it, then the first that begins after the last one returned.
+  /// Complexity: O(1) amortised per entry over a whole scan (O(H + leaf) after a change).
+  /// Errors: not_found (the scan is over).
+  result<entry> next() {
+    if (done_) return errc::not_found;
+    if (gen_ != generation() || anchor_ != anchor()) seek();
+    for (;;) {
+      if (leaf_ != nullptr) {
+        entry e;
+        if (leaf_compact_ ? scan_compact(e) : scan_dense(e)) {
+          first_ = false;
+          if (e.last() == ~u64{0}) {
+            done_ = true;
+          } else {
+            pos_ = e.last() + 1;
+          }
+          return e;
+        }
+        leaf_ = nullptr;
+        if (leaf_last_ == ~u64{0}) break;
+        pos_ = leaf_last_ + 1;
+        first_ = false;
+      }
+      if (!next_leaf()) break;
+    }
+    done_ = true;
+    return errc::not_found;
+  }
+
+  /// The index the scan continues from.
+  u64 position() const { return pos_; }
+
+ private:
+  struct level {
+    const unsigned char* br;
+    unsigned h;
+    u64 base;
+    u64 j;  // the next slot to look at
+  };
+
+  u64 generation() const {
+    if constexpr (requires(const Derived& x) { x.generation(); }) {
+      return d_->generation();
+    } else {
+      return 0;  // a view never changes
+    }
+  }
+  const void* anchor() const { return d_->memory().to_virt(d_->root(), 1); }
+
+  /// Rebuilds the path to pos_ (descending whatever the summaries say).
+  void seek() {
+    gen_ = generation();
+    anchor_ = anchor();
+    depth_ = 0;
+    leaf_ = nullptr;
+    u64 ref = d_->root_ref();
+    unsigned h = d_->root_height();
+    if (ref == 0 || (geo::cover(h) < 64 && (pos_ >> geo::cover(h)) != 0)) {
+      done_ = true;
+      return;
+    }
+    if ((ref & xa_kind_mask) != xa_branch) {
+      enter_root_leaf(ref, h);
+      return;
+    }
+    u64 base = 0;
+    for (;;) {
+      const unsigned char* br = read::node(d_->memory(), ref);
+      const u64 j = (pos_ - base) >> geo::slot_bits(h);
+      stack_[depth_++] = level{br, h, base, j};
+      const u64 child = read::slot(br, j);
+      if (child == 0) return;  // next_leaf() starts at slot j and moves on
+      if ((child & xa_kind_mask) != xa_branch) {
+        enter(stack_[depth_ - 1], child);
+        return;
+      }
+      stack_[depth_ - 1].j = j + 1;
+      base += j << geo::slot_bits(h);
+      ref = child;
+      --h;
+    }
+  }
+
+  void enter_root_leaf(u64 ref, unsigned h) {
+    leaf_ = read::node(d_->memory(), ref);
+    leaf_compact_ = true;
+    leaf_last_ = geo::span_mask(geo::cover(h));
+    rec_ = start_record();
+  }
+
+  /// Enters the leaf in slot L.j and moves L past it.
+  void enter(level& L, u64 ref) {
+    const u64 span = (ref & xa_kind_mask) == xa_compact ? u64{1} << read::run_of(ref) : 1;
+    const u64 js = L.j & ~(span - 1);
+    const unsigned sb = geo::slot_bits(L.h);
+    leaf_ = read::node(d_->memory(), ref);
+    leaf_base_ = L.base + (js << sb);
+    leaf_last_ = leaf_base_ + ((span << sb) - 1);
+    L.j = js + span;
+    leaf_compact_ = (ref & xa_kind_mask) == xa_compact;
+    if (leaf_compact_) {
+      rec_ = start_record();
+    } else {
+      sec_ = read::side_section(d_->memory(), L.br, js);
+    }
+  }
+
+  /// The first record to look at: the one holding pos_ on the first call, else the
+  /// first beginning at or after pos_.
+  u64 start_record() const {
+    u64 i = read::c_upper_bound(leaf_, pos_);
+    if (i > 0) {
+      const u64 key = read::c_key(leaf_, i - 1);
+      if (key == pos_ || (first_ && ((pos_ - key) >> read::c_order(leaf_, i - 1)) == 0)) --i;
+    }
+    return i;
+  }
+
+  /// Finds the next leaf, skipping empty slots and (for a marked scan) slots whose
+  /// summary bit is clear. False at the end of the map.
+  bool next_leaf() {
+    while (depth_ > 0) {
+      level& L = stack_[depth_ - 1];
+      if (L.j >= (u64{1} << geo::slot_log(L.h))) {
+        --depth_;
+        continue;
+      }
+      const u64 ref = read::slot(L.br, L.j);
+      if (ref == 0) {
+        ++L.j;
+        continue;
+      }
+      const u64 span = (ref & xa_kind_mask) == xa_compact ? u64{1} << read::run_of(ref) : 1;
+      if (mark_ >= 0 && !read::summary_bit(L.br, static_cast<unsigned>(mark_), L.j)) {
+        L.j = (L.j & ~(span - 1)) + span;
+        continue;
+      }
+      if ((ref & xa_kind_mask) == xa_branch) {
+        const u64 cbase = L.base + (L.j << geo::slot_bits(L.h));
+        ++L.j;
+        stack_[depth_] = level{read::node(d_->memory(), ref), L.h - 1, cbase, 0};
+        ++depth_;
+        continue;
+      }
+      enter(L, ref);
+      return true;
+    }
+    return false;
+  }
+
+  bool scan_compact(entry& e) {
+    for (const u64 n = read::c_count(leaf_); rec_ < n; ++rec_) {
+      if (mark_ >= 0 && !((read::c_marks(leaf_, rec_) >> mark_) & 1)) continue;
+      e = read::c_entry(leaf_, rec_++);
+      return true;
+    }
+    return false;
+  }
+
+  bool scan_dense(entry& e) {
+    u64 i = pos_ > leaf_base_ ? pos_ - leaf_base_ : 0;
+    if (i >= geo::leaf_slots) return false;
+    if (first_ && sec_ != nullptr && read::d_present(leaf_, i) &&
+        detail::test_bit(read::side_bitmap(sec_, read::tail), i)) {
+      u64 head;
+      unsigned ord;
+      read::d_extent(sec_, i, head, ord);  // the scan starts inside a multi-order entry
+      i = head;
+    }
+    if (mark_ >= 0) {
+      // only heads carry marks: the first set bit at or after i is the next hit
+      if (sec_ == nullptr) return false;
+      const unsigned char* bits = read::side_bitmap(sec_, static_cast<unsigned>(mark_));
+      u64 w = i / 64;
+      u64 word = get64(bits + 8 * w) & (~u64{0} << (i % 64));
+      while (word == 0) {
+        if (++w == geo::leaf_slots / 64) return false;
+        word = get64(bits + 8 * w);
+      }
+      e = head_entry(w * 64 + static_cast<u64>(std::countr_zero(word)));
+      return true;
+    }
+    const unsigned char* tails = sec_ == nullptr ? nullptr : read::side_bitmap(sec_, read::tail);
+    for (; i < geo::leaf_slots; ++i) {
+      if (!read::d_present(leaf_, i)) continue;
+      if (tails != nullptr && detail::test_bit(tails, i)) continue;  // inside an entry already returned
+      e = head_entry(i);
+      return true;
+    }
+    return false;
+  }
+
+  /// The entry whose first slot is s (a head: present and not a tail).
+  entry head_entry(u64 s) const {
+    const Value v = read::d_value(leaf_, s);
+    if (sec_ == nullptr) return entry{leaf_base_ + s, order{0}, 0, v};
+    const unsigned char* tails = read::side_bitmap(sec_, read::tail);
+    u64 n = 1;
+    while (s + n < geo::leaf_slots && detail::test_bit(tails, s + n)) ++n;
+    const u64 at = 8 * (s / 64), b = s % 64;
+    static_assert(xa_mark_count == 3);
+    const u8 marks = static_cast<u8>(((get64(sec_ + at) >> b) & 1) |
+                                     (((get64(sec_ + geo::side_bitmap_bytes + at) >> b) & 1) << 1) |
+                                     (((get64(sec_ + 2 * geo::side_bitmap_bytes + at) >> b) & 1) << 2));
+    return entry{leaf_base_ + s, order{static_cast<unsigned>(std::countr_zero(n))}, marks, v};
+  }
+
+  const Derived* d_;
+  u64 pos_;
+  int mark_;
+  bool done_;
+  bool first_ = true;
+  u64 gen_ = ~u64{0};
+  const void* anchor_ = nullptr;
+  level stack_[geo::max_height + 1];
+  unsigned depth_ = 0;
+  const unsigned char* leaf_ = nullptr;
+  bool leaf_compact_ = false;
+  u64 leaf_base_ = 0, leaf_last_ = 0;
+  u64 rec_ = 0;                          // compact: the next record
+  const unsigned char* sec_ = nullptr;   // dense: the side section, or nullptr
+};
+
 /// The const queries, written once for the writer and the view. Derived provides
 /// memory(), root_ref(), root_height() and count().
 template <class Derived, class Value, unsigned PageShift>
@@ -455,6 +701,18 @@ class xa_queries {
   template <class F>
   void for_each_marked(u64 first, u64 last, xa_mark m, F&& f) const {
     if (static_cast<unsigned>(m) < xa_mark_count) each(first, last, static_cast<int>(m), f);
+  }
+
+  using cursor_type = xa_cursor<Derived, Value, PageShift>;
+  /// A scan of every entry from `start` that resumes where it stopped (see xa_cursor).
+  /// Complexity: O(1) amortised per entry. Errors: none (next() says not_found at the end).
+  cursor_type cursor(u64 start = 0) const { return cursor_type(self(), start, -1); }
+  /// A scan of the entries carrying `m` from `start`: each next() continues from the
+  /// last hit, skipping subtrees whose summary bit is clear, where find_marked descends
+  /// from the root every time. Complexity: O(1) amortised per hit plus the summaries
+  /// skipped. An invalid mark yields an empty scan.
+  cursor_type marked_cursor(u64 start, xa_mark m) const {
+    return cursor_type(self(), start, static_cast<int>(m));
   }
 
   bool empty() const { return self().count() == 0; }
@@ -539,6 +797,9 @@ class xarray : public detail::xa_queries<xarray<Value, PageShift, Source>, Value
     if (o.value > 63) return errc::out_of_range;
     if ((index & geo::span_mask(o.value)) != 0) return errc::misaligned;
     if (detail::is_zero_value(v)) return errc::invalid_argument;
+    settle();
+    if (o.value == 0 && (store_in_place(index, v) || (follows_dense_run(index) && open_dense(index, v)))) return {};
+    touch();
     u64 lo = index, hi = index + geo::span_mask(o.value);
     if (auto e = overlapping(index, hi)) {
       if (e->index == index && e->span == o) {
@@ -556,6 +817,14 @@ class xarray : public detail::xa_queries<xarray<Value, PageShift, Source>, Value
   /// Removes the whole entry holding `index` (all 2^order indices of a multi-order entry,
   /// and its marks). Complexity: O(H + compact_capacity). Errors: not_found.
   status erase(u64 index) {
+    settle();
+    spot at;
+    if (!locate(index, at)) return errc::not_found;
+    const int r = at.compact() ? c_erase_in_place(at, index) : d_erase_in_place(at, index);
+    if (r == 0) return errc::not_found;
+    if (r > 0) return {};
+    // The leaf empties or the entry spans slots: the general path, which frees and shrinks.
+    touch();
     auto e = this->entry_at(index);
     if (!e) return errc::not_found;
     remove_range(e->index, e->last());
@@ -568,11 +837,52 @@ class xarray : public detail::xa_queries<xarray<Value, PageShift, Source>, Value
   /// dense leaf). Errors: not_found (nothing stored), invalid_argument (all-zero value).
   result<Value> exchange(u64 index, const Value& v) {
     if (detail::is_zero_value(v)) return errc::invalid_argument;
-    auto e = this->entry_at(index);
-    if (!e) return errc::not_found;
-    write_value(*e, v);
-    return e->value;
+    spot at;
+    if (!locate(index, at)) return errc::not_found;
+    if (at.compact()) {
+      const long p = read::c_find(at.leaf, index);
+      if (p < 0) return errc::not_found;
+      const Value old = read::c_value(at.leaf, static_cast<u64>(p));
+      std::memcpy(at.leaf + geo::values_off + geo::value_size * static_cast<u64>(p), &v, sizeof v);
+      return old;
+    }
+    const u64 i = index & (geo::leaf_slots - 1);
+    if (!read::d_present(at.leaf, i)) return errc::not_found;
+    u64 head;
+    unsigned ord;
+    read::d_extent(at.side(memory()), i, head, ord);
+    const Value old = read::d_value(at.leaf, head);
+    for (u64 k = 0; k < (u64{1} << ord); ++k) std::memcpy(at.leaf + geo::value_size * (head + k), &v, sizeof v);
+    return old;
   }
+
+  /// Appends `v` as one entry covering [index, index + 2^o) after every entry already in
+  /// the map: the bulk path for index-ordered input (the folios of a memfd arrive in
+  /// index order when it is preserved). Entries land in the rightmost leaf directly, with
+  /// no search; a run of consecutive indices that filled a dense leaf starts the next one
+  /// dense instead of passing through a compact leaf first.
+  /// Complexity: O(H) (H+2 counters) while entries land in the current leaf, otherwise
+  /// as store_range. Errors: invalid_argument (index not after the last entry's last
+  /// index: out-of-order input; nothing changed), and store_range's.
+  status append_ordered(u64 index, order o, const Value& v) {
+    tail_hint& t = tail_;
+    if (o.value == 0 && t.dense && t.gen == gen_ && index > t.last && index <= t.leaf_last && t.anchor == &rb() &&
+        !detail::is_zero_value(v)) {
+      // The slot is absent (index is past the last entry) and carries no side bits. The
+      // counts follow at the next other change, at seal() or when the leaf is left.
+      std::memcpy(t.at.leaf + geo::value_size * (index & (geo::leaf_slots - 1)), &v, sizeof v);
+      ++t.pending;
+      t.last = index;
+      return {};
+    }
+    return append_slow(index, o, v);
+  }
+  /// append_ordered of an order-0 entry.
+  status append_ordered(u64 index, const Value& v) { return append_ordered(index, order{0}, v); }
+
+  /// Bumped by every change that moves or frees nodes or compact records; cursors over
+  /// this writer re-descend from their position when it moved.
+  u64 generation() const { return gen_; }
 
   /// Sets mark `m` on the entry holding `index`. Complexity: O(H * fanout / 64).
   /// Errors: not_found, invalid_argument (m), out_of_memory (a dense leaf's side node).
@@ -582,6 +892,7 @@ class xarray : public detail::xa_queries<xarray<Value, PageShift, Source>, Value
 
   /// Recomputes the root block's checksum: call after the last change before handover.
   void seal() {
+    flush_tail();
     xarray_root& r = rb();
     r.checksum.set(checksum_with_hole(&r, sizeof r, offsetof(xarray_root, checksum)));
   }
@@ -593,7 +904,7 @@ class xarray : public detail::xa_queries<xarray<Value, PageShift, Source>, Value
   }
 
   phys_addr root() const { return root_pa_; }
-  u64 count() const { return rb().count.get(); }
+  u64 count() const { return rb().count.get() + tail_.pending; }
   unsigned height() const { return rb().height.get(); }
   u64 nodes() const { return rb().nodes.get(); }
   u8 marks() const { return static_cast<u8>(rb().marks.get()); }
@@ -623,12 +934,14 @@ class xarray : public detail::xa_queries<xarray<Value, PageShift, Source>, Value
 
   // -- node pages and the fingerprint
   result<u64> new_node() {
+    touch();
     auto pa = alloc_zeroed(*src_, order{0}, geo::page);
     if (!pa) return pa.err();
     account(pa->value, 1);
     return pa->value;
   }
   void free_node(u64 ref) {
+    touch();
     const u64 pa = ref & ~geo::page_mask;
     account(pa, ~u64{0});
     src_->free(phys_addr{pa}, order{0});
@@ -835,6 +1148,7 @@ class xarray : public detail::xa_queries<xarray<Value, PageShift, Source>, Value
 
   /// Removes every entry inside [lo, hi] (callers widen the range to whole entries).
   void remove_range(u64 lo, u64 hi) {
+    touch();
     xarray_root& r = rb();
     const u64 ref = r.root.get();
     const unsigned h = r.height.get();
@@ -909,6 +1223,7 @@ class xarray : public detail::xa_queries<xarray<Value, PageShift, Source>, Value
   // -- height
   /// Raises the height until the root covers index `last`. Errors: out_of_memory.
   status grow_for(u64 last) {
+    touch();
     xarray_root& r = rb();
     const unsigned want = geo::height_for(last);
     while (r.height.get() < want) {
@@ -936,6 +1251,7 @@ class xarray : public detail::xa_queries<xarray<Value, PageShift, Source>, Value
 
   /// Lowers the height while the top branch holds one child at slot 0.
   void shrink() {
+    touch();
     xarray_root& r = rb();
     for (;;) {
       const u64 ref = r.root.get();
@@ -1083,6 +1399,7 @@ class xarray : public detail::xa_queries<xarray<Value, PageShift, Source>, Value
   /// into a branch one level down, or (level 1, one slot) turns it into a dense leaf.
   /// Errors: out_of_memory (nothing changed).
   status split(unsigned char* br, unsigned h, u64 base, u64 j) {
+    touch();
     const unsigned sb = geo::slot_bits(h);
     const u64 ref = read::slot(br, j);
     const u64 pa = ref & ~geo::page_mask;
@@ -1191,33 +1508,409 @@ class xarray : public detail::xa_queries<xarray<Value, PageShift, Source>, Value
     for (u64 k = 0; k < (u64{1} << e.span.value); ++k) std::memcpy(n + geo::value_size * (i + k), &v, sizeof v);
   }
 
+  /// One descent; summaries change only on the path, and only while a bit flips.
   status change_mark(u64 index, xa_mark m, bool on) {
     const unsigned mi = static_cast<unsigned>(m);
     if (mi >= xa_mark_count) return errc::invalid_argument;
-    auto e = this->entry_at(index);
-    if (!e) return errc::not_found;
-    if (e->marked(m) == on) return {};
-    frame path[geo::max_height + 1];
-    unsigned depth = 0;
-    const u64 ref = descend(e->index, path, depth);
-    unsigned char* n = node(ref);
-    if (kind(ref) == detail::xa_compact) {
-      const u64 i = static_cast<u64>(read::c_find(n, e->index));
-      n[geo::marks_off + i] = static_cast<u8>(on ? n[geo::marks_off + i] | (1u << mi) : n[geo::marks_off + i] & ~(1u << mi));
-      detail::header(n).marks = compact_marks(n);
-    } else {
-      frame& f = path[depth - 1];
-      auto sec = on ? ensure_side(f.br, f.j) : result<unsigned char*>(read::side_section(memory(), f.br, f.j));
-      if (!sec) return sec.err();
-      detail::assign_bit(read::side_bitmap(*sec, mi), e->index - leaf_base(f), on);
-      if (!on) drop_side_if_empty(f.br, f.j);
+    const u8 bit = static_cast<u8>(1u << mi);
+    spot at;
+    if (!locate(index, at)) return errc::not_found;
+    if (at.compact()) {
+      const long p = read::c_find(at.leaf, index);
+      if (p < 0) return errc::not_found;
+      u8& rec = at.leaf[geo::marks_off + static_cast<u64>(p)];
+      if (((rec & bit) != 0) == on) return {};
+      rec = static_cast<u8>(on ? rec | bit : rec & ~bit);
+      const u8 old = detail::header(at.leaf).marks;
+      const u8 now = on ? static_cast<u8>(old | bit) : compact_marks(at.leaf);
+      if (now != old) {
+        detail::header(at.leaf).marks = now;
+        propagate(at, now);
+      }
+      return {};
     }
-    refresh_path(path, depth, 0);
+    const u64 i = index & (geo::leaf_slots - 1);
+    if (!read::d_present(at.leaf, i)) return errc::not_found;
+    const step& f = at.path[at.depth - 1];
+    unsigned char* sec = read::side_section(memory(), f.br, f.j);
+    if (sec == nullptr && !on) return {};
+    u64 head;
+    unsigned ord;
+    read::d_extent(sec, i, head, ord);
+    if (sec != nullptr && detail::test_bit(read::side_bitmap(sec, mi), head) == on) return {};
+    if (on) {
+      if (sec == nullptr) {
+        auto s = ensure_side(f.br, f.j);
+        if (!s) return s.err();
+        sec = *s;
+      }
+      detail::assign_bit(read::side_bitmap(sec, mi), head, true);
+      if (!read::summary_bit(f.br, mi, f.j)) propagate(at, child_marks(f.br, f.j));
+      return {};
+    }
+    detail::assign_bit(read::side_bitmap(sec, mi), head, false);
+    if (!detail::any_bits(read::side_bitmap(sec, mi), geo::side_bitmap_bytes)) {
+      propagate(at, child_marks(f.br, f.j));
+      drop_side_if_empty(f.br, f.j);
+    }
     return {};
   }
 
+  // -- one-descent paths
+  /// Where a descent for one index ended: the branches above and the leaf.
+  struct step {
+    unsigned char* br;
+    u64 j;
+  };
+  struct spot {
+    step path[geo::max_height + 1];
+    unsigned depth = 0;
+    u64 ref = 0;
+    unsigned char* leaf = nullptr;
+    xarray_root* root = nullptr;
+    bool compact() const { return kind(ref) == detail::xa_compact; }
+    template <Memory Mem>
+    unsigned char* side(const Mem& mem) const {
+      return depth == 0 ? nullptr : read::side_section(mem, path[depth - 1].br, path[depth - 1].j);
+    }
+  };
+  /// Walks to the leaf whose range holds `index`. False if none does (no entry there).
+  bool locate(u64 index, spot& at) const {
+    xarray_root& r = rb();
+    u64 ref = r.root.get();
+    unsigned h = r.height.get();
+    if (ref == 0 || (geo::cover(h) < 64 && (index >> geo::cover(h)) != 0)) return false;
+    unsigned depth = 0;
+    while (kind(ref) == detail::xa_branch) {
+      unsigned char* br = node(ref);
+      // a branch's range is aligned to its cover, so the slot is these bits of the index
+      const u64 j = (index >> geo::slot_bits(h)) & (geo::fanout - 1);
+      at.path[depth++] = step{br, j};
+      ref = read::slot(br, j);
+      if (ref == 0) return false;
+      --h;
+    }
+    at.depth = depth;
+    at.ref = ref;
+    at.leaf = node(ref);
+    at.root = &r;
+    return true;
+  }
+  /// Adds `delta` (mod 2^64) to the entry counts on the path of `at` and in the root block.
+  static void count_by(const spot& at, u64 delta) {
+    for (unsigned k = 0; k < at.depth; ++k) {
+      detail::xa_node_header& h = detail::header(at.path[k].br);
+      h.entries.set(h.entries.get() + delta);
+    }
+    at.root->count.set(at.root->count.get() + delta);
+  }
+  static void count_down(const spot& at) { count_by(at, ~u64{0}); }
+  static void count_up(const spot& at) { count_by(at, 1); }
+  /// The leaf below `at` now carries `marks`: rewrites the summary bits upwards while
+  /// a branch's own marks change, and the root block's marks at the top.
+  void propagate(const spot& at, u8 marks) {
+    for (unsigned k = at.depth; k-- > 0;) {
+      unsigned char* br = at.path[k].br;
+      const u64 j = at.path[k].j, ref = read::slot(br, j);
+      const u64 n = kind(ref) == detail::xa_compact ? u64{1} << read::run_of(ref) : 1;
+      set_summary(br, j & ~(n - 1), n, marks);
+      const u8 now = branch_marks(br);
+      if (now == detail::header(br).marks) return;
+      detail::header(br).marks = now;
+      marks = now;
+    }
+    rb().marks.set(marks);
+  }
+
+  /// A plain order-0 store: overwrites an order-0 entry or adds one to the leaf that
+  /// covers `index`, in one descent. False (nothing changed) where the general path must
+  /// run: no leaf there, a full compact leaf, or a multi-order entry in the way.
+  bool store_in_place(u64 index, const Value& v) {
+    spot at;
+    if (!locate(index, at)) return false;
+    unsigned char* leaf = at.leaf;
+    if (at.compact()) {
+      const u64 n = read::c_count(leaf), p = read::c_upper_bound(leaf, index);
+      if (p > 0) {
+        const u64 key = read::c_key(leaf, p - 1);
+        if (key == index && read::c_order(leaf, p - 1) == 0) {
+          std::memcpy(leaf + geo::values_off + geo::value_size * (p - 1), &v, sizeof v);
+          return true;
+        }
+        if (((index - key) >> read::c_order(leaf, p - 1)) == 0) return false;
+      }
+      if (n == geo::compact_capacity) return false;
+      if (p < n) {
+        touch();  // records move
+        c_move(leaf, p + 1, leaf, p, n - p);
+      }
+      detail::put64(leaf + geo::keys_off + 8 * p, index);
+      std::memcpy(leaf + geo::values_off + geo::value_size * p, &v, sizeof v);
+      leaf[geo::orders_off + p] = 0;
+      leaf[geo::marks_off + p] = 0;
+      detail::header(leaf).count.set(static_cast<u32>(n + 1));
+      detail::header(leaf).entries.set(n + 1);
+    } else {
+      const u64 i = index & (geo::leaf_slots - 1);
+      const step& f = at.path[at.depth - 1];
+      if (read::d_present(leaf, i)) {
+        if (const unsigned char* sec = read::side_section(memory(), f.br, f.j)) {
+          const unsigned char* tails = read::side_bitmap(sec, read::tail);
+          if (detail::test_bit(tails, i) || (i + 1 < geo::leaf_slots && detail::test_bit(tails, i + 1))) return false;
+        }
+        std::memcpy(leaf + geo::value_size * i, &v, sizeof v);
+        return true;
+      }
+      // An absent slot carries no side bits: the new entry is unmarked, as summaries say.
+      std::memcpy(leaf + geo::value_size * i, &v, sizeof v);
+      set_dense_count(f.br, f.j, read::dense_count(f.br, f.j) + 1);
+    }
+    count_up(at);
+    return true;
+  }
+
+  /// Erase from a compact leaf in place: 1 done, 0 nothing there, -1 the leaf would
+  /// empty (the general path frees it).
+  int c_erase_in_place(spot& at, u64 index) {
+    unsigned char* leaf = at.leaf;
+    const long found = read::c_find(leaf, index);
+    if (found < 0) return 0;
+    const u64 n = read::c_count(leaf), p = static_cast<u64>(found);
+    if (n == 1) return -1;
+    touch();
+    const u8 marks = read::c_marks(leaf, p);
+    c_move(leaf, p, leaf, p + 1, n - p - 1);
+    c_zero(leaf, n - 1, 1);
+    detail::header(leaf).count.set(static_cast<u32>(n - 1));
+    detail::header(leaf).entries.set(n - 1);
+    if (marks != 0) {
+      const u8 now = compact_marks(leaf);
+      if (now != detail::header(leaf).marks) {
+        detail::header(leaf).marks = now;
+        propagate(at, now);
+      }
+    }
+    count_down(at);
+    if (at.depth == 0) shrink();  // a compact root's height follows its last record
+    return 1;
+  }
+  /// Erase of an order-0 entry from a dense leaf in place: 1, 0 or -1 as above (-1 also
+  /// for a multi-order entry).
+  int d_erase_in_place(spot& at, u64 index) {
+    const u64 i = index & (geo::leaf_slots - 1);
+    if (!read::d_present(at.leaf, i)) return 0;
+    const step& f = at.path[at.depth - 1];
+    unsigned char* sec = read::side_section(memory(), f.br, f.j);
+    if (sec != nullptr) {
+      const unsigned char* tails = read::side_bitmap(sec, read::tail);
+      if (detail::test_bit(tails, i) || (i + 1 < geo::leaf_slots && detail::test_bit(tails, i + 1))) return -1;
+    }
+    const u16 dcount = read::dense_count(f.br, f.j);
+    if (dcount == 1) return -1;
+    std::memset(at.leaf + geo::value_size * i, 0, geo::value_size);
+    set_dense_count(f.br, f.j, dcount - 1u);
+    if (sec != nullptr) {
+      bool had = false;
+      for (unsigned m = 0; m < xa_mark_count; ++m) {
+        had |= detail::test_bit(read::side_bitmap(sec, m), i);
+        detail::assign_bit(read::side_bitmap(sec, m), i, false);
+      }
+      if (had) {
+        const u8 now = child_marks(f.br, f.j);
+        if (now != summary_of(f.br, f.j)) propagate(at, now);
+        drop_side_if_empty(f.br, f.j);
+      }
+    }
+    count_down(at);
+    return 1;
+  }
+  static u8 summary_of(const unsigned char* br, u64 j) {
+    u8 m = 0;
+    for (unsigned k = 0; k < xa_mark_count; ++k) m |= static_cast<u8>(read::summary_bit(br, k, j) << k);
+    return m;
+  }
+
+  // -- the bulk path
+  /// Where append_ordered writes next: the rightmost leaf, the branches above it, and
+  /// the last index in the map. Valid while the generation and the mapping of the root
+  /// block are those it was taken under; store_range and erase drop it.
+  struct tail_hint {
+    u64 gen = ~u64{0};
+    const void* anchor = nullptr;
+    u64 last = 0;       // last index of the last entry
+    u64 leaf_last = 0;  // last index the leaf covers
+    bool dense = false;
+    spot at{};          // the path to the leaf
+    u64 pending = 0;    // dense appends not yet in the counts
+  };
+
+  /// Brings the counts up to date with the appends made since the tail hint was taken.
+  /// Descends again (the mapping may have changed since): O(H).
+  void flush_tail() {
+    tail_hint& t = tail_;
+    if (t.pending == 0) return;
+    spot at;
+    if (locate(t.last, at) && !at.compact()) {
+      const step& f = at.path[at.depth - 1];
+      set_dense_count(f.br, f.j, read::dense_count(f.br, f.j) + t.pending);
+      count_by(at, t.pending);
+    }
+    t.pending = 0;
+  }
+  /// Before any other change: counts up to date, the hint dropped.
+  void settle() {
+    flush_tail();
+    tail_.gen = ~u64{0};
+  }
+
+  status append_slow(u64 index, order o, const Value& v) {
+    if (o.value > 63) return errc::out_of_range;
+    if ((index & geo::span_mask(o.value)) != 0) return errc::misaligned;
+    if (detail::is_zero_value(v)) return errc::invalid_argument;
+    flush_tail();
+    tail_hint& t = tail_;
+    xarray_root& r = rb();
+    const bool hint = t.gen == gen_ && t.anchor == &r;
+    const bool any = r.root.get() != 0;
+    const u64 last = hint ? t.last : any ? last_index() : 0;
+    if (any && index <= last) return errc::invalid_argument;
+    if (hint && !t.dense && o.value == 0 && index <= t.leaf_last) {
+      unsigned char* leaf = t.at.leaf;
+      const u64 n = read::c_count(leaf);
+      if (n < geo::compact_capacity) {  // after every record: no record moves
+        detail::put64(leaf + geo::keys_off + 8 * n, index);
+        std::memcpy(leaf + geo::values_off + geo::value_size * n, &v, sizeof v);
+        detail::header(leaf).count.set(static_cast<u32>(n + 1));
+        detail::header(leaf).entries.set(n + 1);
+        count_up(t.at);
+        t.last = index;
+        return {};
+      }
+    }
+    // A run of consecutive indices that filled a dense leaf crosses into the next leaf's
+    // window: start that leaf dense (a compact leaf would fill and burst at once).
+    const bool dense_next = o.value == 0 && hint && t.dense && index == last + 1 && r.height.get() >= 1 &&
+                            read::dense_count(t.at.path[t.at.depth - 1].br, t.at.path[t.at.depth - 1].j) >=
+                                geo::compact_capacity;
+    settle();
+    if (!(dense_next && open_dense(index, v))) {
+      KHO_TRY(store_range(index, o, v));
+    }
+    return take_tail(index + geo::span_mask(o.value));
+  }
+
+  /// True if `index` starts a leaf's window right after a dense leaf that a run of
+  /// consecutive indices filled beyond a compact leaf's capacity, ending at index - 1:
+  /// ascending stores then open the next leaf dense instead of filling and bursting a
+  /// compact one (a dense leaf opened so is at worst one page per compact_capacity
+  /// entries stored before it).
+  bool follows_dense_run(u64 index) const {
+    if ((index & (geo::leaf_slots - 1)) != 0 || index == 0) return false;
+    spot at;
+    if (!locate(index - 1, at) || at.compact()) return false;
+    const step& f = at.path[at.depth - 1];
+    return read::dense_count(f.br, f.j) >= geo::compact_capacity && read::d_present(at.leaf, geo::leaf_slots - 1);
+  }
+
+  /// Creates the branches down to level 1 and a dense leaf holding `v` at `index`, where
+  /// the path is free of leaves. False (nothing changed) where a leaf is in the way or a
+  /// page is missing: every page is allocated before anything is linked.
+  bool open_dense(u64 index, const Value& v) {
+    xarray_root& r = rb();
+    unsigned h = r.height.get();
+    if (h == 0 || (geo::cover(h) < 64 && (index >> geo::cover(h)) != 0)) return false;
+    u64 ref = r.root.get();
+    spot at;
+    u64 base = 0;
+    unsigned char* br = nullptr;
+    u64 j = 0;
+    for (;;) {
+      if (kind(ref) != detail::xa_branch) return false;
+      br = node(ref);
+      j = (index - base) >> geo::slot_bits(h);
+      at.path[at.depth++] = step{br, j};
+      base += j << geo::slot_bits(h);
+      const u64 child = read::slot(br, j);
+      if (child == 0) break;
+      ref = child;
+      --h;
+    }
+    // Slot j of the level-h branch is empty: h - 1 branches and one dense leaf go below.
+    u64 pages[geo::max_height + 1];
+    for (unsigned k = 0; k < h; ++k) {
+      auto pa = new_node();
+      if (!pa) {
+        while (k-- > 0) free_node(pages[k]);
+        return false;
+      }
+      pages[k] = *pa;
+    }
+    for (unsigned k = 0; k + 1 < h; ++k) {
+      const unsigned level = h - 1 - k;
+      unsigned char* nb = node(pages[k]);
+      detail::header(nb).magic.set(detail::xa_branch_magic);
+      detail::header(nb).level = static_cast<u8>(level);
+      detail::header(nb).shift = static_cast<u8>(geo::cover(level));
+      detail::header(nb).base.set(base);
+      detail::header(nb).entries.set(1);
+      write_slots(br, j, 1, ref_of(pages[k], detail::xa_branch));
+      br = nb;
+      j = (index - base) >> geo::slot_bits(level);
+      base += j << geo::slot_bits(level);
+    }
+    std::memcpy(node(pages[h - 1]) + geo::value_size * (index & (geo::leaf_slots - 1)), &v, sizeof v);
+    set_dense_count(br, j, 1);
+    write_slots(br, j, 1, ref_of(pages[h - 1], detail::xa_dense));
+    at.root = &r;
+    count_up(at);
+    return true;
+  }
+
+  /// Points the tail hint at the leaf holding `last` (just written, the map's last index).
+  status take_tail(u64 last) {
+    tail_hint& t = tail_;
+    t.gen = ~u64{0};
+    if (!locate(last, t.at)) return {};
+    t.dense = !t.at.compact();
+    if (t.dense) {
+      t.leaf_last = last | (geo::leaf_slots - 1);
+    } else {
+      const detail::xa_node_header& h = detail::header(t.at.leaf);
+      t.leaf_last = h.base.get() + geo::span_mask(h.shift);
+    }
+    t.last = last;
+    t.anchor = t.at.root;
+    t.gen = gen_;
+    return {};
+  }
+
+  /// The last index of the last entry (the map is not empty). Complexity: O(H * fanout).
+  u64 last_index() const {
+    const xarray_root& r = rb();
+    u64 ref = r.root.get();
+    unsigned h = r.height.get();
+    u64 base = 0;
+    while (kind(ref) == detail::xa_branch) {
+      const unsigned char* br = node(ref);
+      u64 j = (u64{1} << geo::slot_log(h)) - 1;
+      while (read::slot(br, j) == 0) --j;  // a branch is never empty
+      base += j << geo::slot_bits(h);
+      ref = read::slot(br, j);
+      --h;
+    }
+    const unsigned char* leaf = node(ref);
+    if (kind(ref) == detail::xa_compact) return read::c_entry(leaf, read::c_count(leaf) - 1).last();
+    u64 i = geo::leaf_slots - 1;
+    while (!read::d_present(leaf, i)) --i;  // a dense leaf is never empty; a tail ends its entry
+    return (base & ~(geo::leaf_slots - 1)) + i;
+  }
+
+  void touch() { ++gen_; }
+
   Source* src_;
   phys_addr root_pa_;
+  u64 gen_ = 0;
+  tail_hint tail_{};
 };
 
 // ---- reader ----------------------------------------------------------------------------

@@ -39,11 +39,14 @@ int exercise_xarray(Value a, Value b) {
   if (!x) return -1;
   for (u64 i = 0; i < 3000; ++i)
     if (!x->store(i * 3, a)) return -2;
+  if (!x->append_ordered(u64{1} << 39, order{3}, a) || x->append_ordered(5, a)) return -10;
   if (!x->store_range(u64{1} << 40, order{18}, b) || !x->store(~u64{0}, b)) return -3;
   if (!x->set_mark(3, xa_mark::mark1) || !x->clear_mark(3, xa_mark::mark1)) return -4;
   if (!x->exchange(6, b) || !x->erase(9) || !x->find_after(0) || x->find_marked(0, xa_mark::mark2)) return -5;
   u64 n = 0;
   x->for_each(0, ~u64{0}, [&](const xarray_entry<Value>&) { ++n; });
+  for (auto c = x->marked_cursor(0, xa_mark::mark1); c.next();) ++n;
+  for (auto c = x->cursor(1); c.next();) ++n;
   x->for_each_marked(0, ~u64{0}, xa_mark::mark0, [&](const xarray_entry<Value>&) { return false; });
   x->seal();
   auto v = attach_xarray<Value, PageShift>(mem, x->root(), bump);  // scratch: the shim's pool
@@ -53,6 +56,7 @@ int exercise_xarray(Value a, Value b) {
     page_owners<decltype(bump), PageShift> owners(bump);
     if (!v->claim_pages(owners) || owners.size() != v->nodes() + 1) return -8;
   }
+  if (!v->cursor(0).next() || v->marked_cursor(0, xa_mark::mark2).next()) return -9;
   auto w = xarray<Value, PageShift, decltype(pages)>::adopt(*v, pages);
   if (!w || !w->store(1, a)) return -7;
   w->destroy();
