@@ -150,6 +150,10 @@ def main():
                                 "Random load: xarray vs baselines (per batch)", "CPU time (ms)",
                                 groups, labels):
             made.append("xarray_load.svg")
+    if os.path.exists(path("xarray_writes.json")) and os.path.exists(path("xarray_before.json")):
+        before, after = load(path("xarray_before.json")), load(path("xarray_writes.json"))
+        if plot_write_bars(os.path.join(out, "xarray_writes.svg"), before, after):
+            made.append("xarray_writes.svg")
     if os.path.exists(path("holes.json")):
         runs = load(path("holes.json"))
         lines = []
@@ -159,6 +163,49 @@ def main():
                       "CPU time (ms)", lines):
             made.append("holes.svg")
     print("charts:", ", ".join(made) if made else "none")
+
+
+# The xarray's write paths (bench/xarray_bench.cpp): before = main before issue 12,
+# after = one descent, cursor and bulk append; ns per item (median CPU time).
+XARRAY_WRITES = [
+    ("store seq 1M", "BM_StoreSeq_Xarray/n:1000000", "BM_StoreSeq_Xarray/n:1000000"),
+    ("store seq 16M", "BM_StoreSeq_Xarray/n:16777216", "BM_StoreSeq_Xarray/n:16777216"),
+    ("set_mark 1e5", "BM_SetMark_Xarray/n:100000", "BM_SetMark_Xarray/n:100000"),
+    ("set_mark 16M", "BM_SetMark_Xarray/n:16777216", "BM_SetMark_Xarray/n:16777216"),
+    ("erase seq 1M", "BM_EraseSeq_Xarray/n:1000000", "BM_EraseSeq_Xarray/n:1000000"),
+    ("exchange 1M", "BM_Exchange_Xarray/n:1000000", "BM_Exchange_Xarray/n:1000000"),
+    ("marked scan 16M", "BM_MarkedScan_Restart", "BM_MarkedScan_Cursor"),
+    ("ordered build 1M", "BM_StoreSeq_Xarray/n:1000000", "BM_BulkBuild_Xarray/n:1000000"),
+]
+
+
+def plot_write_bars(out, before, after):
+    """Clustered bars, ns per item: main before the change vs after, per write path."""
+    def per_item(runs, name):
+        for r in runs:
+            if r["name"] == name and r.get("items_per_second"):
+                return 1e9 / r["items_per_second"]
+        return None
+    rows = [(label, per_item(before, b), per_item(after, a)) for label, b, a in XARRAY_WRITES]
+    rows = [r for r in rows if r[1] is not None or r[2] is not None]
+    if not rows:
+        return False
+    with tempfile.TemporaryDirectory() as tmp:
+        data = os.path.join(tmp, "bars.dat")
+        with open(data, "w") as f:
+            f.write('group "main (before)" "one descent / cursor / bulk (after)"\n')
+            for label, b, a in rows:
+                f.write(f'"{label}" {b if b is not None else "NaN"} {a if a is not None else "NaN"}\n')
+        script = "\n".join([
+            "set terminal svg size 900,500 dynamic font 'sans,12'",
+            f"set output '{out}'", "set title 'Xarray write paths, dense u64 (median CPU ns per item)' noenhanced",
+            "set style data histograms", "set style histogram clustered gap 1",
+            "set style fill solid 0.8 border -1", "set grid y", "set yrange [0:*]",
+            "set ylabel 'ns per item'", "set key top right noenhanced", "set xtics noenhanced rotate by -20",
+            f"plot '{data}' using 2:xtic(1) title columnhead, '' using 3 title columnhead",
+        ])
+        subprocess.run(["gnuplot"], input=script, text=True, check=True)
+    return True
 
 
 # The hole finder's benchmarks (bench/holes_bench.cpp), 1 TiB of RAM; the per-page

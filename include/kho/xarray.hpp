@@ -56,9 +56,14 @@
 // fingerprint a writer can recompute proves nothing about the graph; the visited set does.
 //
 // Complexity: load, store, erase, exchange, set/clear_mark are O(H + log compact_capacity)
-// (H <= 7 with 4 KiB pages); a store that splits a leaf adds O(page); store_range adds
-// O(entries and nodes it replaces); find/find_marked O(H * fanout) worst case, ordered
-// iteration O(1) amortised per entry. Validation (attach) costs O(bytes reachable from the
+// (H <= 7 with 4 KiB pages), and where the entry is plain (an order-0 store or erase in
+// a leaf that neither fills nor empties, any mark or exchange) they are ONE descent:
+// counts change on the path, mark summaries only where a bit flips, bottom-up until a
+// branch's own marks stay the same. A store that splits a leaf adds O(page); store_range
+// adds O(entries and nodes it replaces); find/find_marked O(H * fanout) worst case; a
+// cursor (cursor(), marked_cursor()) resumes where it stopped, O(1) amortised per entry;
+// append_ordered (index-ordered input: a memfd's folios at preservation) writes into the
+// rightmost leaf without a search and opens the next dense leaf directly. Validation (attach) costs O(bytes reachable from the
 // root) in time and O(pages reachable) in scratch (about 32 bytes per page), never O(RAM)
 // or O(a count the root claims); claim_pages O(pages reached).
 //
