@@ -86,7 +86,10 @@ struct built_tree {
     collect_leaves(tree->root(), radix_geometry<12>::depth - 1);
   }
   auto view() const {
-    auto v = attach_preserve_bitmap(memory.mem, tree->root(), std::span<u64>(const_cast<u64*>(scratch.data()), scratch.size()));
+    // The visited set borrows pages from the tree's own source and gives them back.
+    auto& pages = const_cast<bump_page_source<flat_memory>&>(memory.pages);
+    auto v = attach_preserve_bitmap(memory.mem, tree->root(), pages,
+                                    std::span<u64>(const_cast<u64*>(scratch.data()), scratch.size()));
     if (!v) std::abort();
     return std::move(*v);
   }

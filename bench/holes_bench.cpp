@@ -62,7 +62,7 @@ struct machine {
       blocks += s.ok();
     }
     scratch.resize(tree->node_count());
-    auto v = attach_preserve_bitmap(mem, tree->root(), scratch);
+    auto v = attach_preserve_bitmap(mem, tree->root(), pages, scratch);
     if (!v) std::abort();
     view.emplace(*v);
     view->for_each_range([&](phys_addr, u64) { ++ranges; });

@@ -23,6 +23,7 @@
 #include <kho/preserve_bitmap.hpp>
 #include <kho/restore.hpp>
 #include <kho/model/physical_memory.hpp>
+#include <kho/model/scratch_pages.hpp>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -132,8 +133,9 @@ covered_spans run_old_image(model::physical_memory& pm, const std::string& crash
         "seal");
 
   covered_spans covered = {{root->root(), page_geometry<>::size}, {*blob, sizeof state}};
-  std::vector<u64> scratch(map->node_count());
-  auto nodes = attach_preserve_bitmap(mem, map->root(), scratch);
+  std::vector<u64> node_list(map->node_count());
+  model::scratch_pages scratch(mem);
+  auto nodes = attach_preserve_bitmap(mem, map->root(), scratch.pages(), node_list);
   if (!nodes) die("the map does not validate in the old image");
   for (u64 n : nodes->nodes()) covered.emplace_back(phys_addr{n}, page_geometry<>::size);
   return covered;
@@ -179,8 +181,9 @@ void reclaim_services(model::physical_memory& pm, phys_addr root, phys_range scr
 /// KHO boot memory ran short: find `need` bytes the preserved map leaves free (exact to
 /// the page, tree pages excluded) and hand back the largest piece for allocations.
 nlohmann::json grow_scratch(const flat_memory& mem, phys_addr map_root, u64 need, phys_range& largest) {
-  std::vector<u64> scratch(mem.size() / page_geometry<>::size);
-  auto view = attach_preserve_bitmap(mem, map_root, scratch);
+  std::vector<u64> node_list(mem.size() / page_geometry<>::size);
+  model::scratch_pages scratch(mem);
+  auto view = attach_preserve_bitmap(mem, map_root, scratch.pages(), node_list);
   if (!view) return {{"ok", false}, {"error", model::describe_error(view.err())}};
   const phys_range ram[] = {{mem.base(), mem.end()}};
   nlohmann::json report = model::grow_scratch_report(*view, ram, need);
@@ -196,8 +199,10 @@ nlohmann::json grow_scratch(const flat_memory& mem, phys_addr map_root, u64 need
 nlohmann::json restore_preserved(const flat_memory& mem, const nlohmann::json& report) {
   for (const auto& e : report["entries"]) {
     if (e["compatible"] != radix_compatible) continue;
-    std::vector<u64> scratch(mem.size() / page_geometry<>::size);
-    auto view = attach_preserve_bitmap(mem, phys_addr{std::stoull(e["phys"].get<std::string>(), nullptr, 16)}, scratch);
+    std::vector<u64> node_list(mem.size() / page_geometry<>::size);
+    model::scratch_pages scratch(mem);
+    auto view = attach_preserve_bitmap(mem, phys_addr{std::stoull(e["phys"].get<std::string>(), nullptr, 16)},
+                                       scratch.pages(), node_list);
     if (!view) return {{"error", to_string(view.code())}};
     // The memblock arrays live in the next kernel's own boot memory, not in the handover.
     alignas(4096) static unsigned char boot_memory[4 << 20];

@@ -2,6 +2,7 @@
 // cycles of every length, addresses outside memory, truncated memory, budgets. Each
 // must give its documented error at the offending block.
 #include <kho/block_list.hpp>
+#include <kho/page_owners.hpp>
 
 #include "test_arena.hpp"
 
@@ -140,6 +141,81 @@ TEST(CorruptBlockList, EveryBitOfEveryHeaderFlippedIsRefusedOrHarmless) {
   }
   EXPECT_GT(refused, 3u * 128 / 2);
   EXPECT_TRUE(c.attach());
+}
+
+// A cycle back to the head is reported at the head, with the depth the walk had
+// reached; a self-loop of the head at depth 1.
+TEST(CorruptBlockList, CycleIsReportedAtTheRepeatedBlock) {
+  chain c(3 * cap);
+  c.header(c.blocks[0]).next.set(c.blocks[0].value);
+  auto v = c.attach();
+  ASSERT_EQ(v.code(), errc::cycle);
+  EXPECT_EQ(v.err().loc.at, c.blocks[0]);
+  EXPECT_EQ(v.err().loc.depth, 1u);
+  EXPECT_STREQ(v.err().loc.structure, "block_list");
+}
+
+// Bytes after a block's last entry: Linux's writer does not promise them zero (a
+// rolled-back freeze can leave stale entries there, see block_tail), so a bare chain
+// ignores them by default; kho's writer keeps them zero, and block_tail::zero holds a
+// chain to that with reserved_nonzero at the first stale byte.
+TEST(CorruptBlockList, StaleBytesAfterTheLastEntry) {
+  chain c(2 * cap + 3);  // the last block holds 3 entries
+  const phys_addr last = c.blocks.back();
+  c.mem.bytes(last)[16 + 3 * sizeof(rec) + 9] = 0x42;
+  EXPECT_TRUE(c.attach());  // ignored: what a Linux-written chain may hold
+  auto v = attach_block_list<rec>(c.mem.memory(), c.l.head(), unlimited_blocks, block_tail::zero);
+  ASSERT_EQ(v.code(), errc::reserved_nonzero);
+  EXPECT_EQ(v.err().loc.at, last + 16 + 3 * sizeof(rec) + 9);
+  EXPECT_EQ(v.err().loc.depth, 2u);
+  EXPECT_STREQ(v.err().loc.structure, "block_list");
+  c.mem.bytes(last)[16 + 3 * sizeof(rec) + 9] = 0;
+  EXPECT_TRUE(attach_block_list<rec>(c.mem.memory(), c.l.head(), unlimited_blocks, block_tail::zero));
+}
+
+// Entries of 64 bytes leave (4096 - 16) mod 64 = 48 bytes no entry can use: zero too.
+TEST(CorruptBlockList, StaleBytesInTheRemainderNoEntryFits) {
+  struct wide {
+    u64 w[8];
+  };
+  arena<12> mem{u64{1} << 20};
+  block_list<wide, arena<12>::source_type> l(mem.pages());
+  for (u64 i = 0; i < block_capacity<wide>; ++i) ASSERT_TRUE(l.push_back(wide{{i}}));
+  ASSERT_EQ(l.blocks(), 1u);
+  EXPECT_TRUE(attach_block_list<wide>(mem.memory(), l.head(), unlimited_blocks, block_tail::zero));
+  mem.bytes(l.head())[4095] = 1;
+  auto v = attach_block_list<wide>(mem.memory(), l.head(), unlimited_blocks, block_tail::zero);
+  ASSERT_EQ(v.code(), errc::reserved_nonzero);
+  EXPECT_EQ(v.err().loc.at, l.head() + 4095);
+  EXPECT_EQ(v.err().loc.depth, 0u);
+}
+
+TEST(CorruptBlockList, WriterKeepsTailsZeroThroughErase) {
+  chain c(cap + 10);
+  for (u64 i = 0; i < 15; ++i) ASSERT_TRUE(c.l.erase(c.l.head() + 16 + i * sizeof(rec)));
+  EXPECT_TRUE(attach_block_list<rec>(c.mem.memory(), c.l.head(), unlimited_blocks, block_tail::zero));
+}
+
+TEST(BlockListClaimPages, EveryBlockOnceAndATwiceNamedBlockIsAliased) {
+  chain c(3 * cap);
+  auto v = c.attach();
+  ASSERT_TRUE(v);
+  scratch_arena<12> scratch;
+  page_owners<scratch_arena<12>::source_type> owners(scratch.pages());
+  ASSERT_TRUE(v->claim_pages(owners));
+  EXPECT_EQ(owners.size(), 3u);
+  for (phys_addr b : c.blocks) {
+    ASSERT_NE(owners.find(b), nullptr);
+    EXPECT_STREQ(owners.find(b)->structure, "block_list");
+  }
+  // A second list whose head is this list's middle block: two owners for two pages.
+  auto tail = attach_block_list<rec>(c.mem.memory(), c.blocks[1]);
+  ASSERT_TRUE(tail);
+  kho::status st = tail->claim_pages(owners);
+  ASSERT_EQ(st.code(), errc::aliased);
+  EXPECT_EQ(st.err().loc.at, c.blocks[1]);
+  EXPECT_EQ(st.err().loc.structure, std::string("block_list"));
+  EXPECT_EQ(st.err().other.at, c.l.head());
 }
 
 }  // namespace

@@ -4,6 +4,9 @@
 // blocks, names without their NUL, duplicate names and tokens, missing or miscounted
 // shared objects, counts the root disagrees with, truncated memory, exhausted scratch.
 #include <kho/luo.hpp>
+#include <kho/model/physical_memory.hpp>
+#include <kho/page_owners.hpp>
+#include <kho/preserve_bitmap.hpp>
 
 #include "test_arena.hpp"
 
@@ -23,19 +26,22 @@ struct sealed_luo {
   arena<12> scratch{u64{16} << 20, u64{1} << 44};
   phys_addr root{};
 
-  // Three sessions; "vm" holds 60 files (two blocks), two sharing an FLB.
+  // Three sessions; "vm" holds 60 files (two blocks), two sharing an FLB. Every file
+  // and the FLB have a state page of their own (vm's file 0 has none: data 0).
   sealed_luo() {
     auto w = writer::create(mem.pages(), 9);
-    const luo_flb iommu{"iommufd:0", phys_addr{0x9000}};
+    const luo_flb iommu{"iommufd:0", state_page()};
     EXPECT_TRUE(w->create_session("vm"));
     EXPECT_TRUE(w->create_session("db"));
     EXPECT_TRUE(w->create_session("web"));
     for (u64 t = 0; t < 60; ++t)
-      EXPECT_TRUE(w->preserve_file("vm", {t, "memfd-v1", phys_addr{t}, 0}, t < 2 ? &iommu : nullptr));
-    EXPECT_TRUE(w->preserve_file("db", {1, "memfd-v1", phys_addr{1}, 0}));
-    EXPECT_TRUE(w->preserve_file("web", {1, "memfd-v1", phys_addr{1}, 0}));
+      EXPECT_TRUE(w->preserve_file("vm", {t, "memfd-v1", t ? state_page() : phys_addr{}, 0},
+                                   t < 2 ? &iommu : nullptr));
+    EXPECT_TRUE(w->preserve_file("db", {1, "memfd-v1", state_page(), 0}));
+    EXPECT_TRUE(w->preserve_file("web", {1, "memfd-v1", state_page(), 0}));
     root = w->seal()->root;
   }
+  phys_addr state_page() { return *alloc_zeroed(mem.pages(), order{0}, 4096); }
 
   luo_root& r() { return *reinterpret_cast<luo_root*>(mem.bytes(root)); }
   template <class T>
@@ -295,7 +301,7 @@ TEST(CorruptLuo, BlockBudget) {
   s.r().block_count.set(u64{1} << 60);  // a forged claim does not buy scratch
   s.reseal_root();
   EXPECT_EQ(s.attach({linux_max_blocks}).code(), errc::budget_exceeded);
-  EXPECT_EQ(s.code(), errc::out_of_memory);
+  expect_error(s, errc::bad_count, "luo", s.root, 0);  // the six blocks walked, no more
 }
 
 TEST(CorruptLuo, NotSealedTornAndTruncated) {
@@ -321,6 +327,227 @@ TEST(CorruptLuo, ScratchExhausted) {
   arena<12> tiny(u64{2} << 12, u64{1} << 45);  // two pages: not enough for four indexes
   EXPECT_EQ(attach_luo(s.mem.memory(), s.root, tiny.pages()).code(), errc::out_of_memory);
   EXPECT_EQ(tiny.pages().pages_in_use(), 0u);  // what it took is given back
+}
+
+TEST(CorruptLuo, RootReservedFieldsMustBeZero) {
+  {
+    sealed_luo s;
+    s.r().reserved0.set(1);
+    s.reseal_root();
+    expect_error(s, errc::reserved_nonzero, "luo", s.root + offsetof(luo_root, reserved0), 0);
+  }
+  {
+    sealed_luo s;
+    s.r().reserved1.set(0x80000000u);
+    s.reseal_root();
+    expect_error(s, errc::reserved_nonzero, "luo", s.root + offsetof(luo_root, reserved1), 0);
+  }
+}
+
+TEST(CorruptLuo, FlbReservedMustBeZero) {
+  sealed_luo s;
+  s.flb(0).reserved.set(u64{1} << 63);
+  s.reseal();
+  expect_error(s, errc::reserved_nonzero, "luo-flbs", s.entry_pa(&s.flb(0)), 1);
+}
+
+// kho's writer zeroes what erase vacates, and kho-luo-v1 says the bytes after a
+// block's last entry are zero; they are outside the content checksum, so only this
+// check stands between a stale byte there and a reader that trusts it.
+TEST(CorruptLuo, StaleBytesAfterABlocksLastEntry) {
+  {
+    sealed_luo s;  // db's one file: entry 0, then zero to the end of the page
+    const u64 block = s.session(1).files.get();
+    s.mem.bytes(phys_addr{block})[16 + 80 + 5] = 0xee;
+    expect_error(s, errc::reserved_nonzero, "luo-files", phys_addr{block + 16 + 80 + 5}, 2);
+  }
+  {
+    sealed_luo s;  // the very last byte of the session block
+    const u64 block = s.r().sessions.get();
+    s.mem.bytes(phys_addr{block})[4095] = 1;
+    expect_error(s, errc::reserved_nonzero, "luo-sessions", phys_addr{block + 4095}, 1);
+  }
+  {
+    sealed_luo s;  // a count lowered by one leaves a whole stale FLB-sized entry behind
+    const u64 block = s.r().flbs.get();
+    luo_flb_entry ghost = s.flb(0);
+    ghost.id.set(5);
+    std::memcpy(&s.flb(1), &ghost, sizeof ghost);
+    expect_error(s, errc::reserved_nonzero, "luo-flbs", phys_addr{block + 16 + 80}, 1);
+  }
+}
+
+TEST(CorruptLuo, DuplicateFlbNames) {
+  sealed_luo s;
+  luo_flb_entry copy = s.flb(0);  // same name, another id, another state page
+  copy.id.set(99);
+  copy.data.set(s.state_page().value);
+  copy.refs.set(1);
+  std::memcpy(&s.flb(1), &copy, sizeof copy);
+  s.header(s.r().flbs.get()).count.set(2);
+  s.r().flb_count.set(2);
+  s.reseal();
+  expect_error(s, errc::duplicate, "luo-flbs", s.entry_pa(&s.flb(1)), 1);
+}
+
+// A file's data is 0 or the page where its handler's state starts: page-aligned and
+// inside memory. The same holds for an FLB's data.
+TEST(CorruptLuo, FileAndFlbDataMustBeAPageInMemory) {
+  {
+    sealed_luo s;
+    s.file(0, 3).data.set(s.file(0, 3).data.get() + 8);
+    s.reseal();
+    expect_error(s, errc::misaligned, "luo-files", s.entry_pa(&s.file(0, 3)), 2);
+  }
+  {
+    sealed_luo s;
+    s.file(2, 0).data.set(s.mem.memory().end().value);  // the page just past memory
+    s.reseal();
+    expect_error(s, errc::out_of_bounds, "luo-files", s.entry_pa(&s.file(2, 0)), 2);
+  }
+  {
+    sealed_luo s;
+    s.file(2, 0).data.set(0x1000);  // page-aligned, but no memory there
+    s.reseal();
+    expect_error(s, errc::out_of_bounds, "luo-files", s.entry_pa(&s.file(2, 0)), 2);
+  }
+  {
+    sealed_luo s;
+    s.flb(0).data.set(s.flb(0).data.get() | 0x800);
+    s.reseal();
+    expect_error(s, errc::misaligned, "luo-flbs", s.entry_pa(&s.flb(0)), 1);
+  }
+  {
+    sealed_luo s;
+    s.flb(0).data.set(u64{1} << 62);
+    s.reseal();
+    expect_error(s, errc::out_of_bounds, "luo-flbs", s.entry_pa(&s.flb(0)), 1);
+  }
+  {
+    sealed_luo s;  // 0: no state in memory, which is fine
+    s.file(1, 0).data.set(0);
+    s.flb(0).data.set(0);
+    s.reseal();
+    EXPECT_EQ(s.code(), errc::ok);
+  }
+}
+
+// A root that claims 2^40 blocks and has three, in a sparse 1 TiB image: scratch grows
+// with the three blocks walked, and the claim is refused when the walk ends short of it.
+TEST(CorruptLuo, LyingBlockCountInATebibyteImage) {
+  constexpr u64 tib = u64{1} << 40, base = u64{1} << 40;
+  auto pm = model::physical_memory::create(base, tib);
+  const flat_memory mem = pm.memory();
+  source pages(mem, phys_addr{base + (u64{512} << 30)}, phys_addr{base + tib});
+  auto w = writer::create(pages, 3);
+  ASSERT_TRUE(w);
+  ASSERT_TRUE(w->create_session("vm"));
+  for (u64 t = 0; t < 60; ++t) ASSERT_TRUE(w->preserve_file("vm", {t, "memfd-v1", phys_addr{}, 0}));
+  const phys_addr root = w->seal()->root;
+  auto* r = static_cast<luo_root*>(mem.to_virt(root, sizeof(luo_root)));
+  for (u64 claim : {u64{1} << 40, tib / 4096, u64{4}}) {
+    r->block_count.set(claim);
+    r->checksum.set(checksum_with_hole(r, sizeof(luo_root), offsetof(luo_root, checksum)));
+    scratch_arena<12> scratch;
+    auto v = attach_luo(mem, root, scratch.pages());
+    ASSERT_FALSE(v.has_value());
+    EXPECT_EQ(v.code(), errc::bad_count) << claim;
+    EXPECT_STREQ(v.err().loc.structure, "luo");
+    EXPECT_EQ(v.err().loc.at, root);
+    EXPECT_EQ(v.err().loc.depth, 0u);
+    EXPECT_LE(scratch.pages().high_water() - phys_addr{scratch_arena<12>::base}, u64{64} << 10);
+    EXPECT_EQ(scratch.pages().pages_in_use(), 0u);
+  }
+  // Claims of sessions and files refuse the same way, before any index is sized.
+  r->block_count.set(3);
+  r->session_count.set(u64{1} << 40);
+  r->checksum.set(checksum_with_hole(r, sizeof(luo_root), offsetof(luo_root, checksum)));
+  scratch_arena<12> scratch;
+  auto v = attach_luo(mem, root, scratch.pages());
+  EXPECT_EQ(v.code(), errc::bad_count);
+  EXPECT_EQ(v.err().loc.at, root);
+  EXPECT_EQ(scratch.pages().pages_in_use(), 0u);
+}
+
+// ---- claim_pages: what each structure reaches, once, and aliases across structures.
+
+using owners_type = page_owners<scratch_arena<12>::source_type>;
+
+// Claims `first`'s pages, then `second`'s in the same table: the second must collide,
+// at `loc` (the page and its claimant), with `other` (the first owner and its root).
+template <class First, class Second>
+void expect_second_claim_aliased(const First& first, const Second& second, where loc, where other) {
+  scratch_arena<12> scratch;
+  owners_type owners(scratch.pages());
+  ASSERT_TRUE(first.claim_pages(owners));
+  kho::status st = second.claim_pages(owners);
+  ASSERT_EQ(st.code(), errc::aliased) << to_string(st.code());
+  EXPECT_STREQ(st.err().loc.structure, loc.structure);
+  EXPECT_EQ(st.err().loc.at, loc.at);
+  EXPECT_STREQ(st.err().other.structure, other.structure);
+  EXPECT_EQ(st.err().other.at, other.at);
+}
+
+TEST(LuoClaimPages, RootBlocksAndStatePagesOnce) {
+  sealed_luo s;
+  auto v = s.attach();
+  ASSERT_TRUE(v);
+  scratch_arena<12> scratch;
+  owners_type owners(scratch.pages());
+  ASSERT_TRUE(v->claim_pages(owners));
+  // root 1, blocks 6, state pages: 59 of vm's files (file 0 has none), db's, web's, the FLB's.
+  EXPECT_EQ(owners.size(), 1u + 6u + 59u + 2u + 1u);
+  EXPECT_STREQ(owners.find(s.root)->structure, "luo");
+  EXPECT_NE(owners.find(phys_addr{s.file(1, 0).data.get()}), nullptr);
+  EXPECT_NE(owners.find(phys_addr{s.flb(0).data.get()}), nullptr);
+}
+
+TEST(LuoClaimPages, TwoFilesNamingOneStatePageAreAliased) {
+  sealed_luo s;
+  s.file(2, 0).data.set(s.file(1, 0).data.get());  // web's file names db's state
+  s.reseal();
+  auto v = s.attach();
+  ASSERT_TRUE(v) << "each file alone is valid";
+  scratch_arena<12> scratch;
+  owners_type owners(scratch.pages());
+  kho::status st = v->claim_pages(owners);
+  ASSERT_EQ(st.code(), errc::aliased);
+  EXPECT_EQ(st.err().loc.at, phys_addr{s.file(1, 0).data.get()});
+  EXPECT_STREQ(st.err().other.structure, "luo");
+}
+
+TEST(LuoClaimPages, RadixLeafThatIsTheLuoRootIsAliased) {
+  sealed_luo s;
+  auto map = preserve_bitmap<source>::create(s.mem.pages(), false);
+  ASSERT_TRUE(map);
+  ASSERT_TRUE(map->preserve(s.root, order{0}));
+  // The old kernel's bug: the level-1 table names the LUO root as its leaf.
+  u64* table = reinterpret_cast<u64*>(s.mem.bytes(map->root()));
+  for (int level = 5; level > 1; --level) {
+    u64 next = 0;
+    for (u64 i = 0; i < 512 && next == 0; ++i) next = table[i];
+    table = reinterpret_cast<u64*>(s.mem.bytes(phys_addr{next}));
+  }
+  u64* slot = table;
+  while (*slot == 0) ++slot;
+  *slot = s.root.value;
+  std::vector<u64> nodes(16);
+  auto radix = attach_tree(s.mem.memory(), map->root(), nodes);
+  ASSERT_TRUE(radix) << to_string(radix.code());
+  auto luo = s.attach();
+  ASSERT_TRUE(luo);
+  expect_second_claim_aliased(*radix, *luo, where{"luo", s.root, 0}, where{"radix", map->root(), 0});
+}
+
+TEST(LuoClaimPages, SessionBlockThatIsAnotherListsBlockIsAliased) {
+  sealed_luo s;
+  // A bare block list (say a second handover entry) whose head is LUO's session block.
+  const phys_addr sessions{s.r().sessions.get()};
+  auto list = attach_block_list<luo_session_entry>(s.mem.memory(), sessions);
+  ASSERT_TRUE(list);
+  auto luo = s.attach();
+  ASSERT_TRUE(luo);
+  expect_second_claim_aliased(*list, *luo, where{"luo", sessions, 0}, where{"block_list", sessions, 0});
 }
 
 }  // namespace

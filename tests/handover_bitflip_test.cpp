@@ -35,7 +35,7 @@ struct small_handover {
     EXPECT_TRUE(w->seal());
     root = w->root();
     std::vector<u64> scratch(64);
-    auto v = attach_preserve_bitmap(mem.memory(), map->root(), scratch);
+    auto v = attach_tree(mem.memory(), map->root(), scratch);
     EXPECT_TRUE(v);
     radix_nodes.assign(v->nodes().begin(), v->nodes().end());
   }

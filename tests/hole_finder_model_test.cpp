@@ -290,7 +290,7 @@ void check_against_oracle() {
     m.reserved.push_back({phys_addr{base + start}, phys_addr{base + start + len}});
   std::sort(m.reserved.begin(), m.reserved.end(), [](auto a, auto b) { return a.start < b.start; });
 
-  auto view = attach_preserve_bitmap<S>(m.mem.memory(), m.tree->root(), m.scratch);
+  auto view = attach_tree<S>(m.mem.memory(), m.tree->root(), m.scratch);
   RC_ASSERT(view.has_value());
 
   // The oracle: RAM pages free unless a block, a tree page or a reserved range touches them.
@@ -317,7 +317,7 @@ void check_against_oracle() {
 
   // The next kernel maps the same memory elsewhere: same answers.
   const flat_memory moved = m.mem.remap();
-  auto again = attach_preserve_bitmap<S>(moved, m.tree->root(), m.scratch);
+  auto again = attach_tree<S>(moved, m.tree->root(), m.scratch);
   RC_ASSERT(again.has_value());
   auto g = make_hole_finder(*again, m.ram, m.reserved);
   RC_ASSERT(g.has_value());

@@ -35,7 +35,7 @@ struct machine {
   }
   void preserve(u64 page, unsigned o) { ASSERT_TRUE(tree->preserve(phys_addr{page * P}, order{o}).ok()); }
   auto view() {
-    auto v = attach_preserve_bitmap<S>(mem.memory(), tree->root(), scratch);
+    auto v = attach_tree<S>(mem.memory(), tree->root(), scratch);
     EXPECT_TRUE(v.has_value());
     return std::move(*v);
   }
@@ -386,7 +386,7 @@ TEST(HoleFinderReports, DumpSummaryAndGrowScratchStep) {
   EXPECT_EQ(bad["error"]["error"], to_string(errc::misaligned));
 
   std::vector<u64> scratch(64);
-  auto view = attach_preserve_bitmap(mem.memory(), tree->root(), scratch);
+  auto view = attach_tree(mem.memory(), tree->root(), scratch);
   ASSERT_TRUE(view.has_value());
   const phys_range ram[] = {{mem.memory().base(), mem.memory().end()}};
   const nlohmann::json grown = model::grow_scratch_report(*view, ram, 8 * MiB);

@@ -106,7 +106,7 @@ struct boot_machine {
     const flat_memory m = mem.remap();
     tree_pages.rebind(m);
     tree->rebind();
-    auto v = attach_preserve_bitmap(m, tree->root(), scratch);
+    auto v = attach_tree(m, tree->root(), scratch);
     RC_ASSERT(v.has_value());
     return *v;
   }

@@ -66,7 +66,10 @@ struct luo_sut {
 using command = rc::state::Command<luo_model, luo_sut>;
 
 const char* const flb_names[] = {"", "", "iommufd:0", "iommufd:1", "kvm"};
-u64 flb_data(const std::string& name) { return name.size() * 0x1000 + 0x10; }
+// Handler state: a page inside the arena's memory (4 GiB + 64 MiB), as the reader
+// requires of a nonzero data.
+u64 flb_data(const std::string& name) { return (u64{4} << 30) + name.size() * 0x1000; }
+u64 file_data(u64 token) { return (u64{4} << 30) + (token % 0x4000) * 0x1000; }
 
 rc::Gen<std::string> session_gen() {
   return rc::gen::map(rc::gen::inRange(0, 6), [](int i) { return "svc-" + std::to_string(i); });
@@ -104,12 +107,12 @@ struct preserve : command {
   void checkPreconditions(const luo_model& m) const override { RC_PRE(!m.kexeced); }
   void apply(luo_model& m) const override {
     auto it = m.sessions.find(session);
-    if (it != m.sessions.end()) it->second.try_emplace(token, file_model{compatible, token * 77, flb});
+    if (it != m.sessions.end()) it->second.try_emplace(token, file_model{compatible, file_data(token), flb});
   }
   void run(const luo_model& m, luo_sut& s) const override {
     const luo_flb shared{flb.c_str(), phys_addr{flb_data(flb)}};
     const errc got = s.w->preserve_file(session.c_str(), {token, compatible.c_str(),
-                                                          phys_addr{token * 77}, token},
+                                                          phys_addr{file_data(token)}, token},
                                         flb.empty() ? nullptr : &shared).code();
     auto it = m.sessions.find(session);
     RC_ASSERT(got == (it == m.sessions.end()       ? errc::not_found

@@ -42,6 +42,10 @@ struct machine {
   }
 };
 
+// Handler state: page i (mod 16384) of the arena's 64 MiB at 4 GiB, as the reader
+// requires of a nonzero data.
+phys_addr state_page(u64 i) { return phys_addr{(u64{4} << 30) + (i % 16384) * 4096}; }
+
 std::string name(const char* prefix, u64 i) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%s-%07llu", prefix, static_cast<unsigned long long>(i));
@@ -56,15 +60,20 @@ TEST(Luo, WriterRefusesBadNamesDuplicatesAndUnknowns) {
   EXPECT_TRUE(w.create_session(std::string(63, 'x').c_str()));
   EXPECT_TRUE(w.create_session("svc"));
   EXPECT_EQ(w.create_session("svc").code(), errc::already_exists);
-  EXPECT_EQ(w.preserve_file("nope", {1, "memfd-v1", phys_addr{1}, 0}).code(), errc::not_found);
-  EXPECT_EQ(w.preserve_file("svc", {1, "", phys_addr{1}, 0}).code(), errc::bad_string);
-  EXPECT_EQ(w.preserve_file("svc", {1, std::string(48, 'c').c_str(), phys_addr{1}, 0}).code(),
+  EXPECT_EQ(w.preserve_file("nope", {1, "memfd-v1", state_page(1), 0}).code(), errc::not_found);
+  EXPECT_EQ(w.preserve_file("svc", {1, "", state_page(1), 0}).code(), errc::bad_string);
+  EXPECT_EQ(w.preserve_file("svc", {1, std::string(48, 'c').c_str(), state_page(1), 0}).code(),
             errc::bad_string);
-  EXPECT_TRUE(w.preserve_file("svc", {1, std::string(47, 'c').c_str(), phys_addr{1}, 0}));
-  EXPECT_EQ(w.preserve_file("svc", {1, "memfd-v1", phys_addr{2}, 0}).code(), errc::already_exists);
-  const luo_flb a{"iommufd:0", phys_addr{0x1000}}, other{"iommufd:0", phys_addr{0x2000}};
-  EXPECT_TRUE(w.preserve_file("svc", {2, "vfio-v1", phys_addr{3}, 0}, &a));
-  EXPECT_EQ(w.preserve_file("svc", {3, "vfio-v1", phys_addr{3}, 0}, &other).code(),
+  EXPECT_TRUE(w.preserve_file("svc", {1, std::string(47, 'c').c_str(), state_page(1), 0}));
+  EXPECT_EQ(w.preserve_file("svc", {1, "memfd-v1", state_page(2), 0}).code(), errc::already_exists);
+  // data is 0 or the page where the handler's state starts, in memory.
+  EXPECT_EQ(w.preserve_file("svc", {9, "memfd-v1", state_page(2) + 8, 0}).code(), errc::misaligned);
+  EXPECT_EQ(w.preserve_file("svc", {9, "memfd-v1", phys_addr{0x1000}, 0}).code(), errc::out_of_bounds);
+  const luo_flb loose{"x:0", state_page(2) + 8};
+  EXPECT_EQ(w.preserve_file("svc", {9, "memfd-v1", phys_addr{}, 0}, &loose).code(), errc::misaligned);
+  const luo_flb a{"iommufd:0", state_page(0x1000)}, other{"iommufd:0", state_page(0x2000)};
+  EXPECT_TRUE(w.preserve_file("svc", {2, "vfio-v1", state_page(3), 0}, &a));
+  EXPECT_EQ(w.preserve_file("svc", {3, "vfio-v1", state_page(3), 0}, &other).code(),
             errc::invalid_argument);
   EXPECT_EQ(w.flb_refs("iommufd:0"), 1u);
   EXPECT_EQ(w.unpreserve_file("svc", 99).code(), errc::not_found);
@@ -79,7 +88,7 @@ TEST(Luo, ThroughTheHandoverRootAtAnotherAddress) {
   machine m;
   writer w = m.make(41);
   ASSERT_TRUE(w.create_session("db"));
-  ASSERT_TRUE(w.preserve_file("db", {7, "memfd-v1", phys_addr{0x5000}, 3}));
+  ASSERT_TRUE(w.preserve_file("db", {7, "memfd-v1", state_page(0x5000), 3}));
   auto sealed = w.seal();
   ASSERT_TRUE(sealed);
   auto root = handover_writer<source>::create(m.mem.pages());
@@ -97,7 +106,7 @@ TEST(Luo, ThroughTheHandoverRootAtAnotherAddress) {
   auto f = v->retrieve("db", 7);
   ASSERT_TRUE(f);
   EXPECT_STREQ(f->file->compatible, "memfd-v1");
-  EXPECT_EQ(f->file->data.get(), 0x5000u);
+  EXPECT_EQ(f->file->data.get(), state_page(0x5000).value);
   EXPECT_EQ(f->file->flags.get(), 3u);
   EXPECT_EQ(f->flb, nullptr);
 }
@@ -107,8 +116,8 @@ TEST(Luo, RetrieveExactlyOnceFinishAndReport) {
   writer w = m.make();
   ASSERT_TRUE(w.create_session("a"));
   ASSERT_TRUE(w.create_session("b"));
-  for (u64 t = 0; t < 5; ++t) ASSERT_TRUE(w.preserve_file("a", {t, "memfd-v1", phys_addr{t}, 0}));
-  ASSERT_TRUE(w.preserve_file("b", {0, "memfd-v1", phys_addr{9}, 0}));
+  for (u64 t = 0; t < 5; ++t) ASSERT_TRUE(w.preserve_file("a", {t, "memfd-v1", state_page(t), 0}));
+  ASSERT_TRUE(w.preserve_file("b", {0, "memfd-v1", state_page(9), 0}));
   auto v = m.kexec(w);
   ASSERT_TRUE(v);
   ASSERT_TRUE(v->retrieve("a", 1));
@@ -141,20 +150,20 @@ TEST(Luo, RetrieveExactlyOnceFinishAndReport) {
 TEST(Luo, SharedObjectsAreCountedTheSameWayInBothKernels) {
   machine m;
   writer w = m.make();
-  const luo_flb iommu{"iommufd:0", phys_addr{0x7000}}, kvm{"kvm:1", phys_addr{0x8000}};
+  const luo_flb iommu{"iommufd:0", state_page(0x7000)}, kvm{"kvm:1", state_page(0x8000)};
   ASSERT_TRUE(w.create_session("vm-a"));
   ASSERT_TRUE(w.create_session("vm-b"));
-  ASSERT_TRUE(w.preserve_file("vm-a", {1, "vfio-v1", phys_addr{1}, 0}, &iommu));
-  ASSERT_TRUE(w.preserve_file("vm-a", {2, "vfio-v1", phys_addr{2}, 0}, &iommu));
-  ASSERT_TRUE(w.preserve_file("vm-b", {1, "vfio-v1", phys_addr{3}, 0}, &iommu));
-  ASSERT_TRUE(w.preserve_file("vm-b", {2, "kvm-v1", phys_addr{4}, 0}, &kvm));
+  ASSERT_TRUE(w.preserve_file("vm-a", {1, "vfio-v1", state_page(1), 0}, &iommu));
+  ASSERT_TRUE(w.preserve_file("vm-a", {2, "vfio-v1", state_page(2), 0}, &iommu));
+  ASSERT_TRUE(w.preserve_file("vm-b", {1, "vfio-v1", state_page(3), 0}, &iommu));
+  ASSERT_TRUE(w.preserve_file("vm-b", {2, "kvm-v1", state_page(4), 0}, &kvm));
   EXPECT_EQ(w.flb_refs("iommufd:0"), 3u);
   EXPECT_EQ(w.flb_count(), 2u);
   // The last dependent file takes its FLB with it; a new file brings it back.
   ASSERT_TRUE(w.unpreserve_file("vm-b", 2));
   EXPECT_EQ(w.flb_refs("kvm:1"), 0u);
   EXPECT_EQ(w.flb_count(), 1u);
-  ASSERT_TRUE(w.preserve_file("vm-b", {3, "kvm-v1", phys_addr{4}, 0}, &kvm));
+  ASSERT_TRUE(w.preserve_file("vm-b", {3, "kvm-v1", state_page(4), 0}, &kvm));
   ASSERT_TRUE(w.unpreserve_file("vm-a", 2));
   EXPECT_EQ(w.flb_refs("iommufd:0"), 2u);
 
@@ -169,7 +178,7 @@ TEST(Luo, SharedObjectsAreCountedTheSameWayInBothKernels) {
   ASSERT_TRUE(first);
   ASSERT_NE(first->flb, nullptr);
   EXPECT_STREQ(first->flb->name, "iommufd:0");
-  EXPECT_EQ(first->flb->data.get(), 0x7000u);
+  EXPECT_EQ(first->flb->data.get(), state_page(0x7000).value);
   EXPECT_TRUE(first->flb_first);
   auto second = v->retrieve("vm-a", 1);
   ASSERT_TRUE(second);
@@ -189,11 +198,11 @@ TEST(Luo, DestroySessionReleasesItsFilesAndFlbs) {
   machine m;
   writer w = m.make();
   const u64 baseline = m.mem.pages().pages_in_use();
-  const luo_flb shared{"iommufd:0", phys_addr{0x7000}};
+  const luo_flb shared{"iommufd:0", state_page(0x7000)};
   for (u64 s = 0; s < 60; ++s) {
     ASSERT_TRUE(w.create_session(name("s", s).c_str()));
     for (u64 t = 0; t < 60; ++t)
-      ASSERT_TRUE(w.preserve_file(name("s", s).c_str(), {t, "memfd-v1", phys_addr{t}, 0},
+      ASSERT_TRUE(w.preserve_file(name("s", s).c_str(), {t, "memfd-v1", state_page(t), 0},
                                   t % 7 == 0 ? &shared : nullptr));
   }
   EXPECT_EQ(w.flb_refs("iommufd:0"), 60u * 9);
@@ -302,7 +311,7 @@ TEST(LuoScale, MillionSessionsReattachedAndIterated) {
     const std::string s = name("service", i);
     ASSERT_TRUE(w.create_session(s.c_str())) << i;
     if (i % 1000 == 0) {
-      ASSERT_TRUE(w.preserve_file(s.c_str(), {i, "memfd-v1", phys_addr{i}, 0}));
+      ASSERT_TRUE(w.preserve_file(s.c_str(), {i, "memfd-v1", state_page(i), 0}));
     }
   }
   EXPECT_EQ(w.create_session(name("service", 4242).c_str()).code(), errc::already_exists);
@@ -329,9 +338,9 @@ TEST(LuoScale, MillionFilesInOneSessionReattachedAndIterated) {
   machine m(u64{2} << 30);
   writer w = m.make();
   ASSERT_TRUE(w.create_session("big"));
-  const luo_flb shared{"iommufd:0", phys_addr{0x1000}};
+  const luo_flb shared{"iommufd:0", state_page(0x1000)};
   for (u64 t = 0; t < n; ++t)
-    ASSERT_TRUE(w.preserve_file("big", {t * 3, "vfio-v1", phys_addr{t}, t}, t % 2 ? &shared : nullptr));
+    ASSERT_TRUE(w.preserve_file("big", {t * 3, "vfio-v1", state_page(t), t}, t % 2 ? &shared : nullptr));
   EXPECT_EQ(w.flb_refs("iommufd:0"), n / 2);
   auto v = m.kexec(w);
   ASSERT_TRUE(v) << to_string(v.code());

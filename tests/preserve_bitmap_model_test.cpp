@@ -40,7 +40,7 @@ struct radix_sut {
     RC_ASSERT(t.has_value());
     tree.emplace(std::move(*t));
   }
-  auto attach(const flat_memory& m) { return attach_preserve_bitmap<S>(m, tree->root(), scratch); }
+  auto attach(const flat_memory& m) { return attach_tree<S>(m, tree->root(), scratch); }
 };
 
 /// Sorted, coalesced ranges covering every block and every extra page.

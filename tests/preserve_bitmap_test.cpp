@@ -165,7 +165,7 @@ TEST(PreserveBitmap, RecordsItsOwnPages) {
   ASSERT_TRUE(t);
   ASSERT_TRUE(t->preserve(phys_addr{0x1000}, order{0}));
   std::vector<u64> scratch(64);
-  auto v = attach_preserve_bitmap(mem.memory(), t->root(), scratch);
+  auto v = attach_tree(mem.memory(), t->root(), scratch);
   ASSERT_TRUE(v);
   EXPECT_EQ(v->total(), 1 + v->node_count());
   v->for_each_node([&](phys_addr n) { EXPECT_TRUE(t->is_preserved(n)) << std::hex << n.value; });
@@ -194,7 +194,7 @@ TYPED_TEST(PreserveBitmapShift, RoundTripAtAnotherAddress) {
   ASSERT_TRUE(t->preserve(phys_addr{u64{1} << 40}, order{9}));
   const ranges before = walk(*t);
   std::vector<u64> scratch(256);
-  auto v = attach_preserve_bitmap<S>(mem.remap(), t->root(), scratch);
+  auto v = attach_tree<S>(mem.remap(), t->root(), scratch);
   ASSERT_TRUE(v) << to_string(v.code());
   EXPECT_EQ(walk(*v), before);
   EXPECT_EQ(v->count(order{1}), 300u);
@@ -214,12 +214,12 @@ TEST(PreserveBitmapView, ReadsALinuxStyleTree) {
   // Empty that second leaf by hand, as a kernel that never frees nodes would.
   std::vector<u64> scratch(32);
   {
-    auto v = attach_preserve_bitmap(mem.memory(), t->root(), scratch);
+    auto v = attach_tree(mem.memory(), t->root(), scratch);
     ASSERT_TRUE(v);
     const u64 leaf = v->nodes().back();
     std::memset(mem.bytes(phys_addr{leaf}), 0, 4096);
   }
-  auto v = attach_preserve_bitmap(mem.memory(), t->root(), scratch);
+  auto v = attach_tree(mem.memory(), t->root(), scratch);
   ASSERT_TRUE(v);
   EXPECT_EQ(v->total(), 1u);
   EXPECT_EQ(v->node_count(), 7u);  // root, 4 tables, 2 leaves

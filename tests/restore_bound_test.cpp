@@ -149,7 +149,7 @@ struct tree_fixture {
     tree.emplace(std::move(*preserve_bitmap<source>::create(mem.pages(), own_pages)));
   }
   auto view() {
-    auto v = attach_preserve_bitmap(mem.remap(), tree->root(), scratch);
+    auto v = attach_tree(mem.remap(), tree->root(), scratch);
     EXPECT_TRUE(v);
     return *v;
   }

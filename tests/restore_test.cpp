@@ -65,7 +65,7 @@ RC_GTEST_PROP(Restore, NaiveAndLinearLeaveIdenticalRegions, ()) {
   RC_ASSERT(tree.has_value());
   for (auto [pa, o] : blocks) RC_ASSERT(tree->preserve(phys_addr{pa}, order{o}).ok());
   std::vector<u64> scratch(1024);
-  auto view = attach_preserve_bitmap(mem.remap(), tree->root(), scratch);
+  auto view = attach_tree(mem.remap(), tree->root(), scratch);
   RC_ASSERT(view.has_value());
   auto naive = memblock_model<arena<12>::source_type>::create(mem.pages());
   auto linear = memblock_model<arena<12>::source_type>::create(mem.pages());

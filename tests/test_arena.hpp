@@ -7,11 +7,15 @@
 
 #include <kho/memory.hpp>
 #include <kho/model/physical_memory.hpp>
+#include <kho/preserve_bitmap.hpp>
 
 #include <gtest/gtest.h>
 
 #include <memory>
 #include <optional>
+#include <span>
+
+#include <cstdlib>
 
 #include <unistd.h>
 
@@ -55,5 +59,36 @@ class arena {
   std::unique_ptr<model::physical_memory> pm_;
   source_type source_;
 };
+
+/// Scratch pages for readers' bookkeeping (visited sets, indexes), apart from the
+/// memory being read: a heap buffer standing for a physical range of its own, backed
+/// only where a reader touches it.
+template <unsigned PageShift = 12>
+class scratch_arena {
+ public:
+  using source_type = bump_page_source<flat_memory, PageShift>;
+  static constexpr u64 base = u64{1} << 46;
+
+  explicit scratch_arena(u64 size = u64{32} << 20)
+      : buf_(static_cast<unsigned char*>(std::aligned_alloc(u64{1} << 16, size))),
+        source_(flat_memory(phys_addr{base}, size, buf_.get()), phys_addr{base}, phys_addr{base + size}) {}
+
+  source_type& pages() { return source_; }
+
+ private:
+  struct release {
+    void operator()(unsigned char* p) const { std::free(p); }
+  };
+  std::unique_ptr<unsigned char, release> buf_;
+  source_type source_;
+};
+
+/// Attaches a radix tree with its visited set in a per-thread scratch arena (freed
+/// pages return to it, so repeated attaches do not grow it).
+template <unsigned PageShift = 12, Memory M>
+auto attach_tree(const M& mem, phys_addr root, std::span<u64> nodes) {
+  static thread_local scratch_arena<PageShift> scratch;
+  return attach_preserve_bitmap<PageShift>(mem, root, scratch.pages(), nodes);
+}
 
 }  // namespace kho::test

@@ -21,7 +21,8 @@
 //   - every block of the chain is page aligned and inside memory;
 //   - 1 <= count <= capacity in every block (an empty list has head 0, no block);
 //   - no block is reached twice (no cycle), and the walk stays within a block budget;
-//   - the writer keeps bytes past the last entry of a block zero.
+//   - the writer keeps bytes past the last entry of a block zero (checked only on
+//     request, block_tail::zero: Linux's writer does not promise it, see block_tail).
 // The writer appends in the tail block and erases by moving the list's last entry
 // into the hole, so the order is insertion order wherever nothing was erased.
 //
@@ -29,6 +30,10 @@
 // traits whose "pointers" are physical addresses resolved through the Memory policy;
 // the header stays the kernel's {next, count}. Upstream caps a set at 10,000 blocks
 // (linux_max_blocks below); kho's reader takes a budget instead and defaults to none.
+//
+// Validation budget: attach costs O(blocks walked) time (O(bytes walked) when the
+// tails are checked) and no scratch at all, whatever the size of memory; a budget
+// (max_blocks) caps the walk for callers that know a bound.
 //
 // Complexity: push_back O(1); erase O(1); clear O(blocks); attach O(blocks);
 // iteration O(size + blocks). The writer needs no memory but the blocks and, for
@@ -38,6 +43,7 @@
 
 #include <kho/detail/endian.hpp>
 #include <kho/memory.hpp>
+#include <kho/page_owners.hpp>
 #include <kho/phys.hpp>
 #include <kho/result.hpp>
 
@@ -60,6 +66,15 @@ inline constexpr u64 linux_max_blocks = 10000;
 
 /// No budget but memory: the walk still ends, because cycles are detected.
 inline constexpr u64 unlimited_blocks = ~u64{0};
+
+/// What a reader requires of the bytes after a block's last entry.
+///   ignore  a bare chain Linux wrote: its serialize rollback (luo_session_serialize's
+///           error path) zeroes only the names of the entries it gives back and never
+///           lowers a block's count, so a retried freeze can leave stale entry bytes
+///           past the last entry; the kernel's own reader never looks at them.
+///   zero    a chain kho's writer wrote (it zeroes what erase vacates), or one inside
+///           a kho format that documents them as zero: nonzero is reserved_nonzero.
+enum class block_tail : u8 { ignore, zero };
 
 struct block_header {
   detail::le64 next;   // physical address of the next block, 0 at the end
@@ -235,6 +250,16 @@ class block_iterator {
   Value* cur_ = nullptr;
   Value* stop_ = nullptr;
 };
+
+/// The first nonzero byte after a block's `count` entries (its offset in the block),
+/// or 0 if every byte to the end of the page is zero. Complexity: O(page).
+template <class Entry, unsigned PageShift>
+u64 nonzero_tail(const block_header* h, u64 count) {
+  const auto* bytes = reinterpret_cast<const unsigned char*>(h);
+  for (u64 i = sizeof(block_header) + count * sizeof(Entry); i < page_geometry<PageShift>::size; ++i)
+    if (bytes[i] != 0) return i;
+  return 0;
+}
 
 /// What a validated walk found.
 struct chain_stats {
@@ -457,15 +482,27 @@ class block_list_view {
   static constexpr u64 per_block = block_capacity<Entry, PageShift>;
   static constexpr const char* structure = "block_list";
 
-  /// Validates the chain at `head` (0: an empty list).
-  /// Complexity: O(blocks). Errors (at the offending block; depth is its position in
-  /// the chain): misaligned, out_of_bounds, bad_count (0 or more than per_block),
-  /// cycle, budget_exceeded (more than `max_blocks` blocks).
+  /// Validates the chain at `head` (0: an empty list). With block_tail::zero, every
+  /// byte after a block's last entry must be zero as well.
+  /// Complexity: O(blocks) (O(bytes) with block_tail::zero); no scratch: Brent's cycle
+  /// detection needs two addresses.
+  /// Errors (at the offending block; depth is its position in the chain): misaligned,
+  /// out_of_bounds, bad_count (0 or more than per_block), cycle, budget_exceeded (more
+  /// than `max_blocks` blocks), reserved_nonzero (block_tail::zero: at the first nonzero
+  /// byte after the last entry).
   static result<block_list_view> attach(const M& mem, phys_addr head,
-                                        u64 max_blocks = unlimited_blocks) {
+                                        u64 max_blocks = unlimited_blocks,
+                                        block_tail tail = block_tail::ignore) {
+    u64 position = 0;
     auto stats = detail::walk_chain<Entry, PageShift>(
         mem, head, max_blocks, structure,
-        [](phys_addr, const block_header*, const Entry*) { return status{}; });
+        [&](phys_addr pa, const block_header* h, const Entry*) -> status {
+          const u64 at = position++;
+          if (tail == block_tail::ignore) return {};
+          if (const u64 off = detail::nonzero_tail<Entry, PageShift>(h, h->count.get()))
+            return make_error(errc::reserved_nonzero, structure, pa + off, static_cast<u32>(at));
+          return {};
+        });
     if (!stats) return stats.err();
     return block_list_view(mem, head, stats->size, stats->blocks);
   }
@@ -496,6 +533,23 @@ class block_list_view {
   phys_addr head() const { return head_; }
   const M& memory() const { return mem_; }
 
+  /// Claims every block of the chain for page_owner{structure, head()} in `owners`
+  /// (kho::page_owners); blocks must also be preserved. Call on a validated view.
+  /// Complexity: O(pages reached) = O(blocks). Errors: those of page_owners::claim.
+  template <class Owners>
+  status claim_pages(Owners& owners) const {
+    return claim_chain(owners, page_owner{structure, head_});
+  }
+
+  /// The same, for a chain that is part of a bigger structure: claims as `who`.
+  template <class Owners>
+  status claim_chain(Owners& owners, page_owner who) const {
+    using node_ptr = detail::block_ptr<M>;
+    for (node_ptr b{&mem_, head_}; b; b = detail::block_node_traits<M>::get_next(b))
+      KHO_TRY(owners.claim(b.pa, 1, who));
+    return {};
+  }
+
  private:
   block_list_view(const M& mem, phys_addr head, u64 size, u64 blocks)
       : mem_(mem), head_(head), size_(size), blocks_(blocks) {}
@@ -509,8 +563,9 @@ class block_list_view {
 /// Attaches with the Memory type deduced.
 template <class Entry, unsigned PageShift = 12, Memory M>
 result<block_list_view<Entry, M, PageShift>> attach_block_list(const M& mem, phys_addr head,
-                                                               u64 max_blocks = unlimited_blocks) {
-  return block_list_view<Entry, M, PageShift>::attach(mem, head, max_blocks);
+                                                               u64 max_blocks = unlimited_blocks,
+                                                               block_tail tail = block_tail::ignore) {
+  return block_list_view<Entry, M, PageShift>::attach(mem, head, max_blocks, tail);
 }
 
 }  // namespace kho

@@ -47,11 +47,19 @@
 //     ids are unique and ids are nonzero;
 //   - a file's flb is 0 or the id of an FLB, and an FLB's refs is the number of files
 //     that name it (so it is never 0);
-//   - no block belongs to two lists or twice to one; counts in the root match.
+//   - no block belongs to two lists or twice to one; counts in the root match;
+//   - reserved fields (the root's reserved0 and reserved1, an FLB's reserved) and
+//     every byte after a block's last entry are zero;
+//   - a file's and an FLB's `data` is 0 or a page-aligned address of a page in memory
+//     (where the handler's state starts; claim_pages makes that page LUO's).
+//
+// Validation budget: attach costs O(bytes reachable) time and O(blocks walked +
+// entries) scratch, grown as it walks: no count the root claims sizes anything, and
+// the size of memory does not enter at all.
 //
 // Complexity: writer operations O(1) expected (destroy_session: O(its files));
-// seal O(blocks + bytes); attach O(bytes) with O(entries) scratch; retrieve O(1)
-// expected; finish O(files of the session).
+// seal O(blocks + bytes); attach O(bytes) with O(blocks + entries) scratch; retrieve
+// O(1) expected; finish O(files of the session).
 #pragma once
 
 #include <kho/block_list.hpp>
@@ -116,7 +124,7 @@ struct luo_session_entry {
 struct luo_file_entry {
   detail::le64 token;                    // the service's key, unique in the session
   char compatible[luo_compatible_len];   // handler that serialized it, e.g. "memfd-v1"
-  detail::le64 data;                     // physical address of the handler's state
+  detail::le64 data;                     // 0, or the page where the handler's state starts
   detail::le64 flags;                    // the handler's; opaque to LUO
   detail::le64 flb;                      // id of the FLB it depends on, 0 for none
 };
@@ -124,9 +132,9 @@ struct luo_file_entry {
 struct luo_flb_entry {
   char name[luo_flb_name_len];  // e.g. "iommufd:0"
   detail::le64 id;              // nonzero; what files refer to
-  detail::le64 data;            // physical address of the object's own state
+  detail::le64 data;            // 0, or the page where the object's state starts
   detail::le64 refs;            // files that depend on it
-  detail::le64 reserved;        // zero; a later minor version may use it
+  detail::le64 reserved;        // zero throughout major version 1 (reserved_nonzero)
 };
 
 static_assert(sizeof(luo_root) == 112);
@@ -197,7 +205,7 @@ struct luo_session_slot {
   block_list_state files;
 };
 
-/// One visited block (tag: its address).
+/// One visited page (tag: tag_of its page frame number).
 struct luo_block_slot {
   u64 tag;
 };
@@ -303,8 +311,12 @@ class luo_writer {
   /// (created with its first dependent file; later files name it and must agree on its
   /// data). Complexity: O(1) expected.
   /// Errors: bad_string, not_found (session), already_exists (token), invalid_argument
-  /// (an FLB of that name with other data), out_of_memory.
+  /// (an FLB of that name with other data), misaligned / out_of_bounds (a nonzero data
+  /// that is not the address of a page in memory: what the reader refuses),
+  /// out_of_memory.
   status preserve_file(const char* session, const luo_file& file, const luo_flb* shared = nullptr) {
+    KHO_TRY(check_state(file.data));
+    if (shared != nullptr) KHO_TRY(check_state(shared->data));
     luo_file_entry fe{};
     fe.token.set(file.token);
     fe.data.set(file.data.value);
@@ -483,6 +495,14 @@ class luo_writer {
 
   luo_writer(Source& source, phys_addr root) : src_(&source), root_(root) {}
 
+  // The reader's rule for a file's or FLB's data: 0, or a page-aligned page in memory.
+  status check_state(phys_addr data) const {
+    if (!data) return {};
+    if (!geometry::is_aligned(data)) return errc::misaligned;
+    if (src_->memory().to_virt(data, geometry::size) == nullptr) return errc::out_of_bounds;
+    return {};
+  }
+
   luo_root& root() const {
     return *static_cast<luo_root*>(src_->memory().to_virt(root_, sizeof(luo_root)));
   }
@@ -607,12 +627,16 @@ class luo_view {
   /// the indexes in `scratch`. Errors carry the structure ("luo", "luo-sessions",
   /// "luo-files", "luo-flbs"), the offending block or entry, and the depth (0 root,
   /// 1 session or FLB list, 2 file list).
-  /// Complexity: O(bytes) time, O(entries) scratch.
-  /// Errors: misaligned, out_of_bounds, bad_magic, bad_compatible, bad_version,
-  /// page_size_mismatch, not_sealed, torn, bad_checksum, bad_count, cycle,
-  /// budget_exceeded, bad_string, out_of_range (FLB id 0), duplicate (session name,
-  /// token in a session, FLB name or id), missing_dependency (a file's FLB),
-  /// out_of_memory (scratch).
+  /// Complexity: O(bytes reachable) time; scratch O(blocks walked + entries), grown as
+  /// the walk goes (never sized by the root's claimed counts), about 32 bytes a block
+  /// while walking and 64 an entry in the indexes; whatever the size of memory.
+  /// Errors: misaligned (root; a file's or FLB's data not page-aligned), out_of_bounds
+  /// (root; a data page outside memory), bad_magic, bad_compatible, bad_version,
+  /// page_size_mismatch, not_sealed, torn, bad_checksum, reserved_nonzero (the root's
+  /// reserved0/reserved1 at the field, an FLB's reserved at the entry, a byte after a
+  /// block's last entry at that byte), bad_count, cycle, budget_exceeded, bad_string,
+  /// out_of_range (FLB id 0), duplicate (session name, token in a session, FLB name or
+  /// id), missing_dependency (a file's FLB), out_of_memory (scratch).
   static result<luo_view> attach(const M& mem, phys_addr root, Scratch& scratch,
                                  const luo_limits& limits = {}) {
     luo_view v(mem, root, scratch);
@@ -753,6 +777,31 @@ class luo_view {
     return sessions_.bytes() + files_.bytes() + flb_ids_.bytes() + flb_names_.bytes();
   }
 
+  /// Claims every page this structure reaches for page_owner{structure, root()} in
+  /// `owners` (kho::page_owners): the root's page, every block of the session list,
+  /// of each session's file list and of the FLB list, and the first page of every
+  /// nonzero file and FLB `data` (the page where a handler's state starts; the handler,
+  /// which alone knows the state's size, claims the rest). All must be preserved. Two
+  /// files, or a file and an FLB, naming one state page are therefore `aliased`.
+  /// Call on a validated view. Complexity: O(pages reached) = O(blocks + entries).
+  /// Errors: those of page_owners::claim.
+  template <class Owners>
+  status claim_pages(Owners& owners) const {
+    const page_owner me{structure, root_};
+    KHO_TRY(owners.claim(root_, 1, me));
+    KHO_TRY(sessions().claim_chain(owners, me));
+    for (const luo_session_entry& e : sessions()) {
+      const file_view list = files(e);
+      KHO_TRY(list.claim_chain(owners, me));
+      for (const luo_file_entry& f : list)
+        if (const u64 data = f.data.get()) KHO_TRY(owners.claim(phys_addr{data}, 1, me));
+    }
+    KHO_TRY(flbs().claim_chain(owners, me));
+    for (const luo_flb_entry& b : flbs())
+      if (const u64 data = b.data.get()) KHO_TRY(owners.claim(phys_addr{data}, 1, me));
+    return {};
+  }
+
   /// Returns the scratch pages; the view must not be used afterwards.
   void release() {
     sessions_.release(*scratch_);
@@ -817,15 +866,29 @@ class luo_view {
     }
     if (checksum_with_hole(r_, sizeof(luo_root), offsetof(luo_root, checksum)) != r_->checksum.get())
       return fail(errc::bad_checksum);
+    if (r_->reserved0.get() != 0)
+      return make_error(errc::reserved_nonzero, structure, root_ + offsetof(luo_root, reserved0), 0);
+    if (r_->reserved1.get() != 0)
+      return make_error(errc::reserved_nonzero, structure, root_ + offsetof(luo_root, reserved1), 0);
     const u64 claimed = r_->block_count.get();
     if (claimed > limits.max_blocks) return fail(errc::budget_exceeded);
     KHO_TRY(check_blocks(claimed));
     return index_entries();
   }
 
+  // A file's or FLB's `data`: 0 (no state in memory) or the physical address of the
+  // page where its handler's state starts, page-aligned and inside memory. The state
+  // may run on; the handler that knows its size checks the rest.
+  errc check_state(u64 data) const {
+    if (data == 0) return errc::ok;
+    if (!geometry::is_aligned(phys_addr{data})) return errc::misaligned;
+    return mem_.to_virt(phys_addr{data}, geometry::size) ? errc::ok : errc::out_of_bounds;
+  }
+
   // Pass 1: every list's blocks and strings, the counts, the content checksum. Each
-  // block is recorded in a visited set, so a block shared by two lists is a cycle and
-  // the walk never exceeds the blocks the root claims (which bound the scratch).
+  // block is recorded in a visited set, so a block shared by two lists is a cycle. The
+  // set grows with the blocks actually walked: the root's block_count only bounds the
+  // walk, it never sizes scratch (a root that claims 2^40 blocks and has one costs one).
   status check_blocks(u64 claimed) {
     detail::probe_table<detail::luo_block_slot, Scratch, PageShift> visited;
     status s = walk_all(claimed, visited);
@@ -833,12 +896,20 @@ class luo_view {
     return s;
   }
 
+  // Probes allowed per entry of a scratch table: linear probing averages about 1.5 at
+  // load 1/2, so only crafted collisions come near; the slack covers tiny tables.
+  static constexpr u64 probe_allowance(u64 entries) { return 16 * entries + 1024; }
+
   template <class Visited>
   status walk_all(u64 claimed, Visited& visited) {
-    KHO_TRY(visited.reserve(*scratch_, claimed + 1));
-    visited.set_probe_budget(16 * claimed + 1024);
+    // Inserts a page (tag: its frame number, which it alone has) unless it is there.
+    auto visit = [&](phys_addr pa, bool& fresh) {
+      visited.raise_probe_budget(probe_allowance(visited.size() + 1));
+      return visited.insert_unique(*scratch_, {detail::tag_of(pa.value >> PageShift)},
+                                   [](auto&) { return true; }, fresh);
+    };
     bool fresh = false;
-    KHO_TRY(visited.insert_unique(*scratch_, {root_.value}, [](auto&) { return true; }, fresh));
+    if (auto r = visit(root_, fresh); !r) return make_error(r.code(), structure, root_, 0);
     XXH64_state_t st;
     XXH64_reset(&st, 0);
     u64 left = claimed;
@@ -850,8 +921,7 @@ class luo_view {
           mem_, head, left, name,
           [&](phys_addr pa, const block_header* h, const Entry* entries) -> status {
             bool inserted = false;
-            KHO_TRY(visited.insert_unique(*scratch_, {pa.value}, [](auto&) { return true; },
-                                          inserted));
+            if (auto r = visit(pa, inserted); !r) return make_error(r.code(), name, pa, depth);
             if (!inserted) return make_error(errc::cycle, name, pa, depth);
             const u64 n = h->count.get();
             XXH64_update(&st, h, sizeof(block_header) + n * sizeof(Entry));
@@ -860,6 +930,9 @@ class luo_view {
               if (c != errc::ok)
                 return make_error(c, name, pa + sizeof(block_header) + i * sizeof(Entry), depth);
             }
+            // kho's writer zeroes what erase vacates, and this format says so.
+            if (const u64 off = detail::nonzero_tail<Entry, PageShift>(h, n))
+              return make_error(errc::reserved_nonzero, name, pa + off, depth);
             return {};
           });
       if (!stats) {
@@ -885,9 +958,9 @@ class luo_view {
     const session_view all = this->sessions();  // iterators point into it
     for (auto it = all.begin(); it != all.end(); ++it) {
       auto list = chain.template operator()<luo_file_entry>(
-          phys_addr{it->files.get()}, "luo-files", 2, [](const luo_file_entry& f) {
-            return detail::is_canonical_string(f.compatible, luo_compatible_len) ? errc::ok
-                                                                                  : errc::bad_string;
+          phys_addr{it->files.get()}, "luo-files", 2, [this](const luo_file_entry& f) {
+            if (!detail::is_canonical_string(f.compatible, luo_compatible_len)) return errc::bad_string;
+            return check_state(f.data.get());
           });
       if (!list) return list.err();
       if (list->size != it->file_count.get())
@@ -897,9 +970,11 @@ class luo_view {
     if (files != r_->file_count.get()) return make_error(errc::bad_count, structure, root_);
 
     auto flbs = chain.template operator()<luo_flb_entry>(
-        phys_addr{r_->flbs.get()}, "luo-flbs", 1, [](const luo_flb_entry& b) {
+        phys_addr{r_->flbs.get()}, "luo-flbs", 1, [this](const luo_flb_entry& b) {
           if (!detail::is_canonical_string(b.name, luo_flb_name_len)) return errc::bad_string;
-          return b.id.get() == 0 ? errc::out_of_range : errc::ok;
+          if (b.id.get() == 0) return errc::out_of_range;
+          if (b.reserved.get() != 0) return errc::reserved_nonzero;
+          return check_state(b.data.get());
         });
     if (!flbs) return flbs.err();
     flb_blocks_ = flbs->blocks;
@@ -911,6 +986,8 @@ class luo_view {
   }
 
   // Pass 2: the indexes, and with them duplicates, FLB references and refcounts.
+  // The counts are the ones pass 1 proved equal to what it walked, so the tables are
+  // sized by entries that exist, not by a claim.
   status index_entries() {
     const u64 sessions = r_->session_count.get(), file_total = r_->file_count.get(),
               flbs = r_->flb_count.get();
@@ -918,10 +995,10 @@ class luo_view {
     KHO_TRY(files_.reserve(*scratch_, file_total));
     KHO_TRY(flb_ids_.reserve(*scratch_, flbs));
     KHO_TRY(flb_names_.reserve(*scratch_, flbs));
-    sessions_.set_probe_budget(16 * sessions + 1024);
-    files_.set_probe_budget(16 * file_total + 1024);
-    flb_ids_.set_probe_budget(16 * flbs + 1024);
-    flb_names_.set_probe_budget(16 * flbs + 1024);
+    sessions_.set_probe_budget(probe_allowance(sessions));
+    files_.set_probe_budget(probe_allowance(file_total));
+    flb_ids_.set_probe_budget(probe_allowance(flbs));
+    flb_names_.set_probe_budget(probe_allowance(flbs));
 
     // Inserts unless an equal key is there: then `dup` at `pa`.
     auto add = [&](slot_table& t, const detail::luo_slot& slot, auto&& eq, const char* name,

@@ -37,6 +37,9 @@
 //     (it would otherwise decode to a negative order);
 //   - the depth is exact: the format has no node headers, so a node's level is its
 //     distance from the root.
+// Validation budget: time O(N * PAGE_SIZE/8 + N log N) and scratch O(N) for the N node
+// pages actually reachable from the root, never O(RAM): a visited set in the caller's
+// scratch pages refuses the second arrival at any node before its subtree is read.
 // Empty nodes are valid (Linux never frees them); this writer frees a leaf when its
 // last bit clears, and then every table that empties on the path up (never the root).
 //
@@ -49,7 +52,9 @@
 #include <kho/checksum.hpp>
 #include <kho/detail/bits.hpp>
 #include <kho/detail/endian.hpp>
+#include <kho/detail/probe_table.hpp>
 #include <kho/memory.hpp>
+#include <kho/page_owners.hpp>
 #include <kho/phys.hpp>
 #include <kho/result.hpp>
 
@@ -595,8 +600,19 @@ class preserve_bitmap : public detail::radix_queries<preserve_bitmap<Source, Pag
 
 // ---- reader ------------------------------------------------------------------------
 
+namespace detail {
+
+/// One visited node page of a radix tree being validated (tag: its page frame, with
+/// tag_of's high bit, so the tag alone identifies the page).
+struct radix_node_slot {
+  u64 tag;
+};
+
+}  // namespace detail
+
 /// The next kernel's side: a tree validated once, then queried without further checks.
-/// The view keeps `scratch` (the sorted node list) for for_each_node.
+/// The view keeps `nodes` (the sorted list of the tree's own pages) for nodes(),
+/// for_each_node() and claim_pages().
 template <Memory M, unsigned PageShift = 12>
 class preserve_bitmap_view : public detail::radix_queries<preserve_bitmap_view<M, PageShift>, PageShift> {
  public:
@@ -605,25 +621,38 @@ class preserve_bitmap_view : public detail::radix_queries<preserve_bitmap_view<M
   static constexpr unsigned orders = geometry::max_order + 1;
   static constexpr const char* structure = "radix";
 
-  /// Validates the whole tree at `root`, recording each node's address in `scratch`,
-  /// which bounds the node count (one u64 per node) and must outlive the view.
-  /// Complexity: O(nodes * page/8 + nodes log nodes).
-  /// Errors: misaligned, out_of_bounds, out_of_range (entries or bits for keys the
-  /// format cannot hold), cycle (a node reached twice), budget_exceeded (more nodes
-  /// than scratch holds).
-  static result<preserve_bitmap_view> attach(const M& mem, phys_addr root, std::span<u64> scratch) {
-    preserve_bitmap_view v(mem, root, scratch);
-    u64 path[geometry::depth];
-    if (status s = v.validate(root, geometry::depth - 1, 0, path, 0); !s) return s.err();
-    std::sort(scratch.data(), scratch.data() + v.nodes_);
-    for (u64 i = 1; i < v.nodes_; ++i)
-      if (scratch[i] == scratch[i - 1]) return make_error(errc::cycle, structure, phys_addr{scratch[i]});
+  /// Validates the whole tree at `root`. Every node is entered at most once: a visited
+  /// set of node pages, in pages lent by `scratch` (a PageSource) and returned to it
+  /// before attach returns, refuses a node reached a second time *before* its subtree
+  /// is read, so a tree whose slots all name one child (a DAG of six pages standing
+  /// for 512^5 paths) is refused after six pages, at the repeated node. The node
+  /// addresses are recorded in `nodes`, sorted; it must outlive the view, and its size
+  /// caps the node count (a caller may size it by memory: only node_count() slots are
+  /// ever written).
+  /// Complexity: O(N * page/8 + N log N) time for the N node pages reachable, whatever
+  /// the size of memory; scratch O(N) (at most 32 bytes a node: 8-byte slots at load
+  /// 1/2 or more after growth), with a probe budget of 16 a node against collisions.
+  /// Errors (loc: "radix", the node, its depth from the root): misaligned,
+  /// out_of_bounds, out_of_range (a table entry whose keys start at or above
+  /// geometry::key_limit, at the table; bits for keys 0 and 1, at the leaf), cycle (a
+  /// node reached twice, ancestor or not: at the node, with the depth it was reached
+  /// at the second time), budget_exceeded (more nodes than `nodes` holds, or scratch
+  /// probes beyond the budget), out_of_memory (scratch exhausted).
+  template <PageSource Scratch>
+  static result<preserve_bitmap_view> attach(const M& mem, phys_addr root, Scratch& scratch,
+                                             std::span<u64> nodes) {
+    preserve_bitmap_view v(mem, root, nodes);
+    detail::probe_table<detail::radix_node_slot, Scratch, PageShift> seen;
+    const status s = v.validate(seen, scratch, root, geometry::depth - 1, 0);
+    seen.release(scratch);
+    if (!s) return s.err();
+    std::sort(nodes.data(), nodes.data() + v.nodes_);
     v.walker_ = walker(&v.mem_, root);
     return v;
   }
 
   preserve_bitmap_view(const preserve_bitmap_view& o)
-      : mem_(o.mem_), root_(o.root_), scratch_(o.scratch_), nodes_(o.nodes_), walker_(&mem_, root_) {
+      : mem_(o.mem_), root_(o.root_), nodes_list_(o.nodes_list_), nodes_(o.nodes_), walker_(&mem_, root_) {
     std::memcpy(counts_, o.counts_, sizeof counts_);
   }
   preserve_bitmap_view& operator=(const preserve_bitmap_view&) = delete;
@@ -636,41 +665,65 @@ class preserve_bitmap_view : public detail::radix_queries<preserve_bitmap_view<M
   /// not record them) must treat them as busy too.
   template <class F>
   void for_each_node(F&& f) const {
-    for (u64 i = 0; i < nodes_; ++i) f(phys_addr{scratch_[i]});
+    for (u64 i = 0; i < nodes_; ++i) f(phys_addr{nodes_list_[i]});
   }
-  std::span<const u64> nodes() const { return {scratch_.data(), nodes_}; }
+  std::span<const u64> nodes() const { return {nodes_list_.data(), nodes_}; }
+
+  /// Claims every page this structure reaches (every table and leaf page) for
+  /// page_owner{structure, root()} in `owners` (kho::page_owners). The claims are
+  /// preserve::exempt: the upstream format never records the tree's own pages in the
+  /// tree, and kho's restore (restore_naive / restore_linear reserve nodes()) and the
+  /// hole finder (nodes() as busy pages) treat them as busy without that record.
+  /// Call on a validated view.
+  /// Complexity: O(pages reached). Errors: those of page_owners::claim.
+  template <class Owners>
+  status claim_pages(Owners& owners) const {
+    for (u64 i = 0; i < nodes_; ++i)
+      KHO_TRY(owners.claim(phys_addr{nodes_list_[i]}, 1, page_owner{structure, root_},
+                           Owners::preserve::exempt));
+    return {};
+  }
 
  private:
   friend class detail::radix_queries<preserve_bitmap_view, PageShift>;
   const walker& walk() const { return walker_; }
   const u64* order_counts() const { return counts_; }
 
-  preserve_bitmap_view(const M& mem, phys_addr root, std::span<u64> scratch)
-      : mem_(mem), root_(root), scratch_(scratch) {}
+  preserve_bitmap_view(const M& mem, phys_addr root, std::span<u64> nodes)
+      : mem_(mem), root_(root), nodes_list_(nodes) {}
 
   status fail(errc e, phys_addr at, unsigned level) const {
     return make_error(e, structure, at, geometry::depth - 1 - level);
   }
 
-  // Depth-first over the tree; `path` holds the ancestors so a pointer back up is a
-  // cycle at once, before it can multiply the work.
-  status validate(phys_addr pa, unsigned level, u64 base, u64* path, unsigned depth) {
+  // Probes allowed per visited node: linear probing averages about 1.5 at load 1/2,
+  // so only crafted collisions come near; the slack covers tiny tables.
+  static constexpr u64 probe_allowance(u64 nodes) { return 16 * nodes + 1024; }
+
+  // Depth-first. A node is checked and entered in the visited set before anything
+  // under it is read: a pointer back to an ancestor and a second path to a subtree
+  // are both caught where the repeated node is reached, before they multiply work.
+  template <class Seen, class Scratch>
+  status validate(Seen& seen, Scratch& scratch, phys_addr pa, unsigned level, u64 base) {
     if (!page_geometry<PageShift>::is_aligned(pa)) return fail(errc::misaligned, pa, level);
     const u64* node = static_cast<const u64*>(mem_.to_virt(pa, geometry::page_size));
     if (node == nullptr) return fail(errc::out_of_bounds, pa, level);
-    for (unsigned i = 0; i < depth; ++i)
-      if (path[i] == pa.value) return fail(errc::cycle, pa, level);
-    if (nodes_ == scratch_.size()) return fail(errc::budget_exceeded, pa, level);
-    scratch_[nodes_++] = pa.value;
+    seen.raise_probe_budget(probe_allowance(seen.size() + 1));
+    bool fresh = false;
+    auto slot = seen.insert_unique(scratch, {detail::tag_of(pa.value >> PageShift)},
+                                   [](const detail::radix_node_slot&) { return true; }, fresh);
+    if (!slot) return fail(slot.code(), pa, level);
+    if (!fresh) return fail(errc::cycle, pa, level);
+    if (nodes_ == nodes_list_.size()) return fail(errc::budget_exceeded, pa, level);
+    nodes_list_[nodes_++] = pa.value;
     if (level == 0) return count_leaf(node, base, pa);
-    path[depth] = pa.value;
     const unsigned child_bits = geometry::span_bits(level - 1);
     for (u64 i = 0; i < geometry::table_entries; ++i) {
       const u64 child = detail::load_le(node + i);
       if (child == 0) continue;
       const u64 child_base = base + (i << child_bits);
       if (child_base >= geometry::key_limit) return fail(errc::out_of_range, pa, level);
-      KHO_TRY(validate(phys_addr{child}, level - 1, child_base, path, depth + 1));
+      KHO_TRY(validate(seen, scratch, phys_addr{child}, level - 1, child_base));
     }
     return {};
   }
@@ -700,17 +753,18 @@ class preserve_bitmap_view : public detail::radix_queries<preserve_bitmap_view<M
 
   M mem_;
   phys_addr root_;
-  std::span<u64> scratch_;
+  std::span<u64> nodes_list_;
   u64 nodes_ = 0;
   u64 counts_[orders]{};
   walker walker_{};
 };
 
 /// Attaches with the Memory type deduced.
-template <unsigned PageShift = 12, Memory M>
+template <unsigned PageShift = 12, Memory M, PageSource Scratch>
 result<preserve_bitmap_view<M, PageShift>> attach_preserve_bitmap(const M& mem, phys_addr root,
-                                                                  std::span<u64> scratch) {
-  return preserve_bitmap_view<M, PageShift>::attach(mem, root, scratch);
+                                                                  Scratch& scratch,
+                                                                  std::span<u64> nodes) {
+  return preserve_bitmap_view<M, PageShift>::template attach<Scratch>(mem, root, scratch, nodes);
 }
 
 }  // namespace kho

@@ -4,6 +4,7 @@
 #include <kho/block_list.hpp>
 #include <kho/luo.hpp>
 #include <kho/memory.hpp>
+#include <kho/page_owners.hpp>
 
 namespace {
 
@@ -30,8 +31,12 @@ int exercise_block_list() {
   for (u64 i = 0; i < 1000; ++i)
     if (!list.push_back(record{i, i * 3})) return -1;
   if (!list.erase(list.begin().phys())) return -2;
-  auto v = attach_block_list<record, PageShift>(mem, list.head(), linux_max_blocks);
+  auto v = attach_block_list<record, PageShift>(mem, list.head(), linux_max_blocks, block_tail::zero);
   if (!v) return static_cast<int>(v.code());
+  {
+    page_owners<decltype(pages), PageShift> owners(pages);
+    if (!v->claim_pages(owners)) return -4;
+  }
   u64 sum = 0;
   for (const record& r : *v) sum += r.value;
   v->for_each_block([&](phys_addr, const record* first, u64 n) { sum += first[n - 1].key; });
@@ -72,6 +77,10 @@ int exercise_luo() {
     for (const luo_file_entry& f : v->files(s)) n += static_cast<int>(f.token.get());
   for (const luo_flb_entry& b : v->flbs()) n += static_cast<int>(b.refs.get());
   n += static_cast<int>(v->liveupdate_number() + v->scratch_bytes());
+  {
+    page_owners<decltype(scratch), PageShift> owners(scratch);
+    n += static_cast<int>(v->claim_pages(owners).code());  // the FLB and a file share a page here
+  }
   v->release();
   w->destroy();
   return n;

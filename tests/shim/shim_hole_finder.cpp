@@ -37,7 +37,7 @@ int exercise() {
   if (!tree) return -1;
   if (!tree->preserve(phys_addr{u64{1} << 30}, order{1})) return -2;
   if (!tree->preserve(phys_addr{u64{1} << 33}, order{9})) return -3;
-  auto view = attach_preserve_bitmap<PageShift>(mem, tree->root(), scratch);
+  auto view = attach_preserve_bitmap<PageShift>(mem, tree->root(), pages, scratch);
   if (!view) return static_cast<int>(view.code());
   const phys_range ram[] = {{phys_addr{0}, phys_addr{u64{1} << 32}},
                             {phys_addr{pool_base}, phys_addr{pool_base + sizeof pool}},

@@ -22,13 +22,17 @@ int exercise() {
   u64 sum = tree->is_preserved(phys_addr{u64{1} << 40}) + tree->contains(phys_addr{0}, order{1});
   tree->for_each_range([&](phys_addr s, u64 n) { sum += s.value + n; });
   tree->for_each_block([&](phys_addr s, order o) { sum += s.value + o.value; });
-  auto view = attach_preserve_bitmap<PageShift>(mem, tree->root(), scratch);
+  auto view = attach_preserve_bitmap<PageShift>(mem, tree->root(), pages, scratch);
   if (!view) return static_cast<int>(view.code());
   view->for_each_range(phys_addr{0}, phys_addr{u64{1} << 42}, [&](phys_addr s, u64 n) {
     sum += s.value + n;
     return true;
   });
   view->for_each_node([&](phys_addr n) { sum += n.value; });
+  {
+    page_owners<source, PageShift> owners(pages);
+    if (!view->claim_pages(owners)) return -7;
+  }
   auto naive = memblock_model<source, PageShift>::create(pages);
   auto linear = memblock_model<source, PageShift>::create(pages);
   if (!naive || !linear) return -4;

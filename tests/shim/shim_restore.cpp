@@ -29,7 +29,7 @@ int exercise() {
   if (!tree) return -1;
   if (!tree->preserve(phys_addr{u64{1} << 30}, order{0})) return -2;
   if (!tree->preserve(phys_addr{u64{1} << 31}, order{9})) return -3;
-  auto view = attach_preserve_bitmap<PageShift>(mem, tree->root(), scratch);
+  auto view = attach_preserve_bitmap<PageShift>(mem, tree->root(), pages, scratch);
   if (!view) return static_cast<int>(view.code());
   u64 sum = restore_bound(*view) + restore_capacity(*view, phys_addr{0}, phys_addr{u64{1} << 31});
   auto bounded = memblock_model<source, PageShift>::create(pages);

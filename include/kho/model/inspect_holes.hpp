@@ -6,11 +6,14 @@
 
 #include <kho/hole_finder.hpp>
 #include <kho/model/report.hpp>
+#include <kho/model/scratch_pages.hpp>
 #include <kho/preserve_bitmap.hpp>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <memory>
+#include <span>
 #include <vector>
 
 namespace kho::model {
@@ -28,8 +31,10 @@ inline nlohmann::json holes_report(const flat_memory& mem, phys_addr radix_root)
                           {"error", describe_error(e)},
                           {"summary", fmt::format("refused: {}", format_error(e))}};
   };
-  std::vector<u64> scratch(mem.size() / geometry::size + 1);
-  auto view = attach_preserve_bitmap(mem, radix_root, scratch);
+  scratch_pages scratch(mem);
+  const u64 slots = mem.size() / geometry::size + 1;  // touched only up to the node count
+  auto nodes = std::make_unique_for_overwrite<u64[]>(slots);
+  auto view = attach_preserve_bitmap(mem, radix_root, scratch.pages(), std::span<u64>(nodes.get(), slots));
   if (!view) return refuse(view.err());
   // RAM: the memory's pages (a base or size off a page boundary loses the partial page).
   const u64 start = (mem.base().value + geometry::mask) & ~geometry::mask;

@@ -10,6 +10,7 @@
 #include <kho/handover.hpp>
 #include <kho/luo.hpp>
 #include <kho/model/physical_memory.hpp>
+#include <kho/model/scratch_pages.hpp>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -22,25 +23,8 @@ namespace kho::model {
 
 inline constexpr const char* luo_compatible = kho::luo_compatible;
 
-/// Scratch pages for luo_view's indexes. The indexes take about 64 bytes per entry at
-/// most and entries take at least 80 bytes of memory, so twice the memory being read
-/// (sparse: only what the indexes touch is ever backed) always suffices.
-class luo_scratch {
- public:
-  using source_type = bump_page_source<flat_memory>;
-  static constexpr u64 base = u64{1} << 46;  // far from any modelled RAM
-
-  explicit luo_scratch(const flat_memory& reading)
-      : pm_(std::make_unique<physical_memory>(
-            physical_memory::create(base, 2 * reading.size() + (u64{64} << 20)))),
-        pages_(pm_->memory(), pm_->base(), pm_->base() + pm_->size()) {}
-
-  source_type& pages() { return pages_; }
-
- private:
-  std::unique_ptr<physical_memory> pm_;
-  source_type pages_;
-};
+/// Scratch pages for luo_view's indexes (see scratch_pages.hpp).
+using luo_scratch = scratch_pages;
 
 /// A failure as JSON, with the same fields as describe_error in inspect.hpp.
 inline nlohmann::json luo_error_json(const error& e) {

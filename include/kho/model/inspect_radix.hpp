@@ -3,24 +3,31 @@
 
 #include <kho/handover.hpp>
 #include <kho/model/report.hpp>
+#include <kho/model/scratch_pages.hpp>
 #include <kho/preserve_bitmap.hpp>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <memory>
 #include <optional>
+#include <span>
 #include <vector>
 
 namespace kho::model {
 
 /// Attaches the radix tree at `root` (a bare kho-v2 tree or a root entry's) and
 /// reports per-order counts, the coalesced ranges as ["start", "size"] hex pairs, and
-/// the tree's own pages. One scratch slot per page of memory bounds the node count.
+/// the tree's own pages. Validation's visited set lives in scratch pages of its own;
+/// the node list has one slot per page of memory, allocated but never touched beyond
+/// the nodes actually found (so a sparse 1 TiB image costs what its tree holds).
 /// With `deep_checksum`, every node's bytes must also hash to it.
 inline nlohmann::json radix_report(const flat_memory& mem, phys_addr root,
                                    std::optional<u64> deep_checksum = std::nullopt) {
-  std::vector<u64> scratch(mem.size() / page_geometry<>::size + 1);
-  auto view = attach_preserve_bitmap(mem, root, scratch);
+  scratch_pages scratch(mem);
+  const u64 slots = mem.size() / page_geometry<>::size + 1;
+  auto nodes = std::make_unique_for_overwrite<u64[]>(slots);
+  auto view = attach_preserve_bitmap(mem, root, scratch.pages(), std::span<u64>(nodes.get(), slots));
   auto refuse = [](const error& e) -> nlohmann::json {
     return {{"ok", false}, {"error", describe_error(e)},
             {"summary", fmt::format("refused: {}", format_error(e))}};

@@ -1,0 +1,158 @@
+// Fuzz target behind the checksums: valid LUO state (sessions, files, shared objects,
+// state pages) named in a handover root, damaged block by block, then re-sealed as a
+// forger would (content checksum, the root's counts and checksum, the handover root).
+// Validation must refuse it, giving its scratch back, or accept state that retrieve,
+// finish, the unreclaimed report and claim_pages read without leaving memory.
+#include <kho/handover.hpp>
+#include <kho/luo.hpp>
+#include <kho/page_owners.hpp>
+
+#include "reseal.hpp"
+
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace kho;
+using machine = fuzz::machine<u64{2} << 20>;  // 512 pages
+using source = bump_page_source<flat_memory>;
+
+alignas(4096) unsigned char scratch_memory[8 << 20];
+
+// A forger's walk of one chain: at most 64 blocks, counts clipped to a block, stops
+// at the first block outside memory. Feeds the used bytes to `st` (when given) and
+// returns the blocks and entries it saw; equal to the writer's on an intact chain.
+template <class Entry, class F>
+void forge_chain(const flat_memory& mem, phys_addr head, XXH64_state_t* st, u64& blocks, u64& entries, F&& each) {
+  constexpr u64 cap = block_capacity<Entry>;
+  for (u64 b = 0; head && b < 64; ++b) {
+    const auto* h = static_cast<const block_header*>(mem.to_virt(head, 4096));
+    if (h == nullptr || (head.value & 4095) != 0) return;
+    const u64 n = h->count.get() < cap ? h->count.get() : cap;
+    if (st != nullptr) XXH64_update(st, h, sizeof(block_header) + n * sizeof(Entry));
+    ++blocks;
+    entries += n;
+    for (u64 i = 0; i < n; ++i) each(reinterpret_cast<const Entry*>(h + 1)[i]);
+    head = phys_addr{h->next.get()};
+  }
+}
+
+void forge_seal(const flat_memory& mem, luo_root& r, bool recount) {
+  XXH64_state_t st;
+  XXH64_reset(&st, 0);
+  u64 blocks = 0, sessions = 0, files = 0, flbs = 0, ignored = 0;
+  std::vector<phys_addr> heads;
+  forge_chain<luo_session_entry>(mem, phys_addr{r.sessions.get()}, &st, blocks, sessions,
+                                 [&](const luo_session_entry& e) { heads.push_back(phys_addr{e.files.get()}); });
+  for (phys_addr h : heads) forge_chain<luo_file_entry>(mem, h, &st, blocks, files, [](auto&) {});
+  forge_chain<luo_flb_entry>(mem, phys_addr{r.flbs.get()}, &st, blocks, flbs, [](auto&) {});
+  (void)ignored;
+  r.content_checksum.set(XXH64_digest(&st));
+  if (recount) {
+    r.block_count.set(blocks);
+    r.session_count.set(sessions);
+    r.file_count.set(files);
+    r.flb_count.set(flbs);
+  }
+  r.checksum.set(checksum_with_hole(&r, sizeof r, offsetof(luo_root, checksum)));
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  machine m;
+  fuzz::cursor in(data, size);
+  const flat_memory mem = m.plain();
+  source pages(mem, mem.base(), mem.end());
+  auto w = luo_writer<source>::create(pages, in.take(1));
+  if (!w) return 0;
+  // The valid state: up to 4 sessions of up to 70 files (two blocks), some sharing one
+  // of two FLBs, some with a state page.
+  const unsigned sessions = 1 + static_cast<unsigned>(in.take(1) % 4);
+  std::vector<phys_addr> states;
+  auto state = [&]() -> phys_addr {
+    auto pa = alloc_zeroed(pages, order{0}, 4096);
+    if (!pa) return phys_addr{};
+    states.push_back(*pa);
+    return *pa;
+  };
+  const luo_flb flb_a{"iommufd:0", state()}, flb_b{"kvm:1", phys_addr{}};
+  for (unsigned s = 0; s < sessions; ++s) {
+    const std::string name = "session-" + std::to_string(s);
+    if (!w->create_session(name.c_str())) return 0;
+    const unsigned files = static_cast<unsigned>(in.take(1) % 71);
+    const unsigned shape = static_cast<unsigned>(in.take(1));
+    for (unsigned f = 0; f < files; ++f) {
+      const luo_flb* shared = ((shape >> (f % 8)) & 1) ? (f % 3 ? &flb_a : &flb_b) : nullptr;
+      const phys_addr data = f % 4 == 0 ? phys_addr{} : state();
+      if (!w->preserve_file(name.c_str(), {f * 7 + s, f % 2 ? "memfd-v1" : "vfio-pci-v1", data, f}, shared))
+        return 0;
+    }
+  }
+  auto sealed = w->seal();
+  if (!sealed) return 0;
+  auto root = handover_writer<source>::create(pages, 1);
+  if (!root || !root->add(luo_entry_name, luo_compatible, sealed->root, sealed->size) || !root->seal()) return 0;
+
+  flat_memory smem(phys_addr{u64{1} << 46}, sizeof scratch_memory, scratch_memory);
+  source scratch(smem, smem.base(), smem.end());
+  // Its pages (root and blocks), from a validation of the intact state.
+  std::vector<phys_addr> own;
+  {
+    auto intact = attach_luo(mem, sealed->root, scratch);
+    if (!intact) __builtin_trap();  // the writer's state is valid
+    own.push_back(sealed->root);
+    page_owners<source> owners(scratch);
+    if (!intact->claim_pages(owners)) __builtin_trap();  // valid state: each page once
+    auto add_chain = [&](phys_addr b) {
+      for (; b; b = phys_addr{static_cast<const block_header*>(mem.to_virt(b, 16))->next.get()}) own.push_back(b);
+    };
+    add_chain(phys_addr{intact->sessions().head()});
+    for (const luo_session_entry& e : intact->sessions()) add_chain(phys_addr{e.files.get()});
+    add_chain(phys_addr{intact->flbs().head()});
+    intact->release();
+  }
+  if (scratch.pages_in_use() != 0) __builtin_trap();
+  const bool recount = (in.take(1) & 1) != 0;
+  while (!in.done()) fuzz::damage(in, own, m);
+
+  luo_root& r = *reinterpret_cast<luo_root*>(m.bytes(sealed->root));
+  forge_seal(mem, r, recount);
+  if (!root->seal()) __builtin_trap();
+
+  const fuzz::guarded_memory g = m.guarded();
+  auto h = attach_handover(g, root->root());
+  if (!h) __builtin_trap();
+  auto e = h->find_compatible(luo_compatible);
+  if (!e) __builtin_trap();
+  auto view = attach_luo(g, phys_addr{(*e)->phys.get()}, scratch);
+  if (!view) {
+    if (scratch.pages_in_use() != 0) __builtin_trap();  // refused: scratch given back
+    return 0;
+  }
+  m.arm();
+  {
+    page_owners<source> owners(scratch);
+    (void)view->claim_pages(owners);  // may alias (a shared state page), never fault
+  }
+  std::vector<std::string> names;
+  for (const luo_session_entry& s : view->sessions()) names.emplace_back(s.name);
+  for (const std::string& name : names) {
+    auto session = view->find(name.c_str());
+    if (!session) __builtin_trap();  // listed sessions can be found
+    std::vector<u64> tokens;
+    for (const luo_file_entry& f : view->files(**session)) tokens.push_back(f.token.get());
+    for (u64 t : tokens) {
+      if (!view->retrieve(name.c_str(), t)) __builtin_trap();
+      if (view->retrieve(name.c_str(), t).code() != errc::already_retrieved) __builtin_trap();
+    }
+    if (!view->finish(name.c_str())) __builtin_trap();
+  }
+  (void)view->for_each_unreclaimed([](const luo_unreclaimed&) {});
+  for (const luo_flb_entry& b : view->flbs())
+    if (!view->flb_status(b.name)) __builtin_trap();
+  view->release();
+  if (scratch.pages_in_use() != 0) __builtin_trap();
+  return 0;
+}
