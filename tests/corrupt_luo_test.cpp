@@ -329,6 +329,63 @@ TEST(CorruptLuo, ScratchExhausted) {
   EXPECT_EQ(tiny.pages().pages_in_use(), 0u);  // what it took is given back
 }
 
+// Every check of the root, forged and re-sealed, named at the root (depth 0).
+TEST(CorruptLuo, EachRootCheckIsLocatedAtTheRoot) {
+  struct forgery {
+    void (*apply)(luo_root&);
+    errc want;
+  };
+  const forgery forgeries[] = {
+      {[](luo_root& r) { r.magic.set(r.magic.get() ^ 1); }, errc::bad_magic},
+      {[](luo_root& r) { r.compatible[8] = '2'; }, errc::bad_compatible},
+      {[](luo_root& r) { std::memset(r.compatible, 'k', sizeof r.compatible); }, errc::bad_compatible},
+      {[](luo_root& r) { r.version_major.set(2); }, errc::bad_version},
+      {[](luo_root& r) { r.page_shift.set(14); }, errc::page_size_mismatch},
+      {[](luo_root& r) { r.state.set(static_cast<u32>(luo_state::open)); }, errc::not_sealed},
+      {[](luo_root& r) { r.state.set(0x5345414d); }, errc::torn},
+      {[](luo_root& r) { r.liveupdate_number.set(r.liveupdate_number.get() + 1); }, errc::ok},
+      {[](luo_root& r) { r.version_minor.set(7); }, errc::ok},  // higher minors are read
+  };
+  for (const forgery& f : forgeries) {
+    sealed_luo s;
+    f.apply(s.r());
+    s.reseal_root();
+    if (f.want == errc::ok) {
+      EXPECT_EQ(s.code(), errc::ok);
+      continue;
+    }
+    expect_error(s, f.want, "luo", s.root, 0);
+  }
+  {
+    sealed_luo s;  // not re-sealed: the checksum is what refuses
+    s.r().liveupdate_number.set(1234);
+    expect_error(s, errc::bad_checksum, "luo", s.root, 0);
+  }
+  {
+    sealed_luo s;  // the content checksum, over a file entry's flags (no other rule sees them)
+    s.file(0, 9).flags.set(77);
+    s.reseal_root();
+    expect_error(s, errc::bad_checksum, "luo", s.root, 0);
+  }
+  {
+    sealed_luo s;
+    auto v = attach_luo(s.mem.memory(), s.root + 8, s.scratch.pages());
+    EXPECT_EQ(v.code(), errc::misaligned);
+    EXPECT_EQ(v.err().loc.at, s.root + 8);
+    const phys_addr end = s.mem.memory().end();
+    auto w = attach_luo(s.mem.memory(), end, s.scratch.pages());
+    EXPECT_EQ(w.code(), errc::out_of_bounds);
+    EXPECT_EQ(w.err().loc.at, end);
+    EXPECT_STREQ(w.err().loc.structure, "luo");
+  }
+  {
+    sealed_luo s;
+    auto v = s.attach({5});
+    ASSERT_EQ(v.code(), errc::budget_exceeded);
+    EXPECT_EQ(v.err().loc.at, s.root);
+  }
+}
+
 TEST(CorruptLuo, RootReservedFieldsMustBeZero) {
   {
     sealed_luo s;

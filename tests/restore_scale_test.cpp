@@ -53,7 +53,7 @@ TEST(RestoreScale, ScatteredPagesOver16TiB) {
   for (u64 i = 0; i < n; ++i)  // an odd stride over the pages: distinct
     ASSERT_TRUE(tree->preserve(phys_addr{((i * 0x9e3779b97f4a7c15ULL) & ((space >> 12) - 1)) << 12}, order{0}));
   std::vector<u64> scratch(tree->node_count());
-  auto view = attach_preserve_bitmap(tree_mem.mem, tree->root(), scratch);
+  auto view = attach_tree(tree_mem.mem, tree->root(), scratch);
   ASSERT_TRUE(view);
   const u64 nodes = view->node_count();
 

@@ -122,7 +122,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!root->seal()) __builtin_trap();
 
   const fuzz::guarded_memory g = m.guarded();
-  auto h = attach_handover(g, root->root());
+  auto h = attach_handover_root(g, root->root());
   if (!h) __builtin_trap();
   auto e = h->find_compatible(luo_compatible);
   if (!e) __builtin_trap();

@@ -73,7 +73,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!root->set_deep_checksum("preserved-memory-map", XXH64_digest(&st)) || !root->seal()) __builtin_trap();
 
   const fuzz::guarded_memory g = m.guarded();
-  auto h = attach_handover(g, root->root());
+  auto h = attach_handover_root(g, root->root());
   if (!h) __builtin_trap();  // re-sealed: the root itself is fine
   auto e = h->find_compatible(radix_compatible);
   if (!e) __builtin_trap();
