@@ -123,7 +123,7 @@ TEST(RestoreAtBound, MergesThePresentRegionsAsItWrites) {
   ASSERT_TRUE(tree->preserve(phys_addr{0x12000}, order{1}));
   ASSERT_TRUE(tree->preserve(phys_addr{0x20000}, order{0}));
   std::vector<u64> scratch(64);
-  auto view = attach_preserve_bitmap(mem.remap(), tree->root(), scratch);
+  auto view = attach_tree(mem.remap(), tree->root(), scratch);
   ASSERT_TRUE(view);
   auto m = memblock_model<source>::create(mem.pages());
   ASSERT_TRUE(m);
