@@ -11,6 +11,8 @@
 #include <kho/preserve_bitmap.hpp>
 #include <kho/restore.hpp>
 
+#include "test_arena.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstdlib>
