@@ -15,6 +15,7 @@
 // write after sealing): a changed byte must be refused, an unchanged one accepted.
 #include <kho/handover.hpp>
 #include <kho/hole_finder.hpp>
+#include <kho/model/boot_page.hpp>
 #include <kho/model/demo_holes.hpp>
 #include <kho/model/demo_luo.hpp>
 #include <kho/model/demo_xarray.hpp>

@@ -23,6 +23,7 @@ expect_rc(0 ${KHO} dump --memory ${image} --base ${base} --json)
 if(NOT last_out MATCHES "\"status\": \"ok\"")
   message(FATAL_ERROR "dump --json: ${last_out}")
 endif()
+string(JSON handover_root GET "${last_out}" root)
 expect_rc(0 ${KHO} dump --memory ${image} --base ${base})
 
 # The bare radix tree, read with no kho root around it, must give the same ranges.
@@ -74,3 +75,110 @@ expect_rc(2 ${KHO} verify --memory ${WORK}/bad.img --base ${base} --root 0xfffff
 expect_rc(nonzero ${KHO} verify --memory ${WORK}/missing.img --base ${base})
 expect_rc(nonzero ${KHO} dump --memory ${image})
 expect_rc(nonzero ${KHO} frobnicate)
+
+# ---- hostile inputs (issue 10) ---------------------------------------------------
+# Only regular files: a FIFO would block open() forever, a device or a directory is
+# not an image. TIMEOUT turns a hang into a failure.
+function(expect_refused_file path pattern)
+  execute_process(COMMAND ${KHO} verify --memory ${path} --base ${base} TIMEOUT 30
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc MATCHES "^[1-9][0-9]*$" OR rc EQUAL 134 OR NOT "${out}${err}" MATCHES "${pattern}")
+    message(FATAL_ERROR "verify --memory ${path}: exit ${rc}\n${out}${err}")
+  endif()
+endfunction()
+execute_process(COMMAND mkfifo ${WORK}/fifo RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "mkfifo failed")
+endif()
+expect_refused_file(${WORK}/fifo "not a regular file")
+expect_refused_file(/dev/null "not a regular file")
+expect_refused_file(${WORK} "directory")
+
+# A base off a page boundary would put every page-aligned structure at a misaligned
+# host address: refused before anything is read.
+expect_rc(1 ${KHO} verify --memory ${image} --base 0x100000008)
+if(NOT last_out MATCHES "memory base 0x100000008 is not a multiple of the page size")
+  message(FATAL_ERROR "misaligned --base: ${last_out}")
+endif()
+expect_rc(1 ${KHO} dump --memory ${image} --base 0x100000800)
+
+# The boot page's fields, each with its own error at its own address (docs/format.md).
+function(patch_u64 file offset value)
+  # little-endian bytes of a value below 2^32, as printf escapes
+  set(bytes "")
+  foreach(shift 0 8 16 24 32 40 48 56)
+    if(shift LESS 32)
+      math(EXPR b "(${value} >> ${shift}) & 255" OUTPUT_FORMAT HEXADECIMAL)
+    else()
+      set(b 0x0)
+    endif()
+    string(REGEX REPLACE "^0x" "" b "${b}")
+    string(LENGTH "${b}" len)
+    if(len EQUAL 1)
+      set(b "0${b}")
+    endif()
+    string(APPEND bytes "\\x${b}")
+  endforeach()
+  execute_process(COMMAND sh -c "printf '${bytes}' | dd of=${file} bs=1 seek=${offset} conv=notrunc status=none"
+                  RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "patching ${file} failed")
+  endif()
+endfunction()
+function(expect_boot_refusal field_offset value pattern)
+  file(COPY_FILE ${image} ${WORK}/boot.img)
+  patch_u64(${WORK}/boot.img ${field_offset} ${value})
+  expect_rc(2 ${KHO} verify --memory ${WORK}/boot.img --base ${base})
+  if(NOT last_out MATCHES "${pattern}")
+    message(FATAL_ERROR "boot page field at ${field_offset} = ${value}: ${last_out}")
+  endif()
+  expect_rc(2 ${KHO} dump --memory ${WORK}/boot.img --base ${base} --json)
+endfunction()
+expect_boot_refusal(16 0x1000 "^invalid argument in boot page at 0x100000010: written for memory at 0x1000")
+expect_boot_refusal(24 4096 "^address outside memory in boot page at 0x100000018: written for 4096 bytes")
+expect_boot_refusal(32 99 "^stale handover in boot page at 0x100000020: boot page generation 99, root generation 1")
+expect_boot_refusal(48 14 "^page size mismatch in boot page at 0x100000030: page shift 14")
+expect_boot_refusal(56 1 "^reserved field not zero in boot page at 0x100000038")
+# The same image read at another base is the base check, not a misread handover.
+expect_rc(2 ${KHO} verify --memory ${image} --base 0x200000000)
+if(NOT last_out MATCHES "^invalid argument in boot page at 0x200000010")
+  message(FATAL_ERROR "verify at another base: ${last_out}")
+endif()
+# --root skips the boot page (and its checks).
+expect_boot_refusal(32 99 "stale handover")
+expect_rc(0 ${KHO} verify --memory ${WORK}/boot.img --base ${base} --root ${handover_root})
+
+# ---- memory bounded by the readers' scratch, not by the ranges ------------------
+# 64 radix leaves of alternating bits: 2^20 ranges from 256 KiB of tree. verify and a
+# capped dump must fit in the image's address space plus 256 MiB (listing every range
+# as JSON took about 460 MB); an uncapped dump runs out of memory with a message and
+# exit 3, never abort (134). ASan reserves terabytes of shadow: no ulimit there.
+expect_rc(0 ${HOSTILE} alternating --out ${WORK}/alt.img --base ${base} --leaves 64)
+if(NOT SANITIZE)
+  math(EXPR limit_kib "(16 << 20) + (256 << 10)")  # the 16 GiB sparse image + 256 MiB
+  set(limited sh -c "ulimit -v ${limit_kib} && exec \"$@\"" sh)
+else()
+  set(limited "")
+endif()
+expect_rc(0 ${limited} ${KHO} verify --memory ${WORK}/alt.img --base ${base})
+if(NOT last_out MATCHES "^ok: 1 entries verified")
+  message(FATAL_ERROR "verify of 2^20 ranges: ${last_out}")
+endif()
+expect_rc(0 ${limited} ${KHO} dump --memory ${WORK}/alt.img --base ${base} --json)
+string(JSON range_count GET "${last_out}" entries 0 range_count)
+string(JSON listed LENGTH "${last_out}" entries 0 ranges)
+string(JSON truncated GET "${last_out}" entries 0 ranges_truncated)
+if(NOT range_count EQUAL 1048577 OR NOT listed EQUAL 4096 OR NOT truncated STREQUAL "ON")
+  message(FATAL_ERROR "dump of 2^20 ranges: ${range_count} ranges, ${listed} listed, truncated ${truncated}")
+endif()
+expect_rc(0 ${limited} ${KHO} dump --memory ${WORK}/alt.img --base ${base} --max-ranges 3)
+if(NOT last_out MATCHES "1048577 ranges")
+  message(FATAL_ERROR "dump --max-ranges 3: ${last_out}")
+endif()
+if(NOT SANITIZE)
+  expect_rc(3 ${limited} ${KHO} dump --memory ${WORK}/alt.img --base ${base} --json --max-ranges 100000000)
+  if(NOT last_out MATCHES "kho: out of memory")
+    message(FATAL_ERROR "uncapped dump under a memory limit: ${last_out}")
+  endif()
+endif()
+file(REMOVE ${WORK}/alt.img)

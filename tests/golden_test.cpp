@@ -95,7 +95,8 @@ TEST(Golden, RadixTreesReadAsWritten) {
   const auto edges = inspect_file(load("radix-edges"), true);
   ASSERT_TRUE(edges["ok"]);
   EXPECT_EQ(edges["ranges"], nlohmann::json::parse(
-                                 R"([["0x80000000", "0x200000"], ["0x8000000000000000", "0x7fffffffffffffff"]])"));
+                                 R"([["0x80000000", "0x200000"], ["0x8000000000000000", "0x8000000000000000"]])"));
+  EXPECT_EQ(edges["preserved_bytes"], "0x8000000000200000");  // to 2^64 exactly
 }
 
 TEST(Golden, FullHandoverReadsAsWritten) {

@@ -1,6 +1,7 @@
 // Two processes: one writes and seals a handover in a memfd and exits; the other
 // maps the same file at a different virtual address and reads it back.
 #include <kho/handover.hpp>
+#include <kho/model/boot_page.hpp>
 #include <kho/model/physical_memory.hpp>
 
 #include <gtest/gtest.h>

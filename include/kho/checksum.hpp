@@ -14,7 +14,19 @@
 #ifndef XXH_NO_XXH3
 #define XXH_NO_XXH3  // the kernel has no XXH3; don't compile it
 #endif
+// GCC 12 at -O2/-O3 inlines XXH64_update into callers that pass constant lengths and
+// then warns (-Warray-bounds) about xxHash's branches that are dead for those
+// lengths: the tail memcpy of `bEnd - p` bytes (always < 32, but the range it infers
+// is [.., 4071]) into the 32-byte state buffer, and `bEnd - 32` formed for an 8-byte
+// input. Calling XXH64_update through a wrapper GCC may not specialize (noipa)
+// silences it too, but every call site (root, LUO blocks, radix nodes, any future
+// one) would have to remember it, and it would stop the inlining the hash relies on.
+// So the warning is off for statements located in xxhash.h only; kho's own code keeps
+// it, and xxHash is only ever built here with XXH_INLINE_ALL.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Warray-bounds"
 #include <xxhash.h>
+#pragma GCC diagnostic pop
 
 namespace kho {
 

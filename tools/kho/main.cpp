@@ -1,14 +1,24 @@
 // kho: inspect and verify handover memory images.
 //
-//   kho dump   --memory FILE --base PHYS [--root PHYS] [--json] [--holes]
+//   kho dump   --memory FILE --base PHYS [--root PHYS] [--json] [--holes] [--max-ranges N]
 //   kho verify --memory FILE --base PHYS [--root PHYS]
 //   kho dump   --memory FILE --base PHYS --radix-root PHYS [--json]   (a bare kho-v2 tree)
 //
-// FILE is a memory image standing for [PHYS, PHYS + file size). Without --root the
-// root's address comes from the boot page at PHYS. verify exits 0 when everything
-// validates and 2 (after one line naming the error and where) when not.
+// FILE is a regular file standing for [PHYS, PHYS + file size); PHYS must be
+// page-aligned. Without --root the root's address comes from the boot page at PHYS,
+// whose base, size, page shift, reserved word and generation are checked
+// (docs/format.md). verify reads everything and keeps only counts, so its memory is the
+// readers' scratch, whatever the handover holds; dump lists at most --max-ranges
+// preserved ranges per radix tree and says how many it left out.
+//
+// Exit status: 0 valid; 2 the handover (or boot page) is refused, after one line naming
+// the error and where; 1 the image cannot be read (not a regular file, misaligned base,
+// I/O error) or bad arguments (CLI11's own codes for unparsable ones); 3 out of memory.
+// Nothing ends in abort.
+#include <kho/model/boot_page.hpp>
 #include <kho/model/inspect.hpp>
 #include <kho/model/inspect_holes.hpp>
+#include <kho/model/inspect_radix.hpp>
 #include <kho/model/physical_memory.hpp>
 
 #include <CLI/CLI.hpp>
@@ -16,12 +26,20 @@
 
 #include <cstdio>
 #include <exception>
+#include <new>
 #include <optional>
 #include <string>
+#include <variant>
+
+#include <unistd.h>
 
 namespace {
 
 using namespace kho;
+
+constexpr int exit_refused = 2;
+constexpr int exit_unreadable = 1;
+constexpr int exit_out_of_memory = 3;
 
 struct image_options {
   std::string memory;
@@ -30,20 +48,65 @@ struct image_options {
   std::optional<u64> radix_root;
 };
 
+struct dump_options {
+  bool json = false;
+  bool holes = false;
+  u64 max_ranges = model::radix_listed_ranges;
+};
+
 void add_image_options(CLI::App* cmd, image_options& o) {
-  cmd->add_option("--memory", o.memory, "memory image file")->required()->check(CLI::ExistingFile);
-  cmd->add_option("--base", o.base, "physical address of the image's first byte")->required();
+  cmd->add_option("--memory", o.memory, "memory image file (a regular file)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--base", o.base, "physical address of the image's first byte (page-aligned)")->required();
   cmd->add_option("--root", o.root, "physical address of the handover root (default: boot page)");
   cmd->add_option("--radix-root", o.radix_root,
                   "read a bare kho-v2 preserved-memory radix tree at this address instead");
 }
 
-/// The root's address: --root, or the boot page's. Empty if neither exists.
-std::optional<phys_addr> find_root(const model::physical_memory& pm, const image_options& o) {
-  if (o.root) return phys_addr{*o.root};
+/// The root to read, and the boot page it came from (none with --root).
+struct located_root {
+  phys_addr root;
+  std::optional<model::boot_page> boot;
+};
+
+/// A refusal as one line for people and as the JSON dump prints it.
+struct refusal {
+  error err;
+  std::string detail;
+
+  std::string line() const {
+    return fmt::format("{} in {} at {:#x}: {}", to_string(err.code), err.loc.structure, err.loc.at.value, detail);
+  }
+  nlohmann::json json() const {
+    nlohmann::json j = model::describe_error(err);
+    j["detail"] = detail;
+    return j;
+  }
+};
+
+/// --root, or the boot page's root once its facts match the memory; else a refusal.
+std::variant<located_root, refusal> find_root(const model::physical_memory& pm, const image_options& o) {
+  if (o.root) return located_root{phys_addr{*o.root}, std::nullopt};
   model::boot_page boot{};
-  if (!model::read_boot_page(pm, boot)) return std::nullopt;
-  return phys_addr{boot.root.get()};
+  if (!model::read_boot_page(pm, boot))
+    return refusal{make_error(errc::bad_magic, "boot page", pm.base()),
+                   fmt::format("no boot page at {:#x}; pass --root", pm.base().value)};
+  if (auto p = model::check_boot_page(boot, pm)) return refusal{p->err, p->detail};
+  return located_root{phys_addr{boot.root.get()}, boot};
+}
+
+/// A root that validated but disagrees with the boot page's generation is stale.
+std::optional<refusal> check_generation(const model::physical_memory& pm, const located_root& where,
+                                        const nlohmann::json& j) {
+  if (!where.boot || !j.contains("generation")) return std::nullopt;
+  if (auto p = model::check_boot_generation(*where.boot, pm, j["generation"].get<u64>()))
+    return refusal{p->err, p->detail};
+  return std::nullopt;
+}
+
+void print_ranges(const nlohmann::json& j) {
+  for (const auto& r : j["ranges"]) fmt::print("  [{}, +{})\n", r[0].get<std::string>(), r[1].get<std::string>());
+  if (j.value("ranges_truncated", false))
+    fmt::print("  ... {} more ranges not listed (--max-ranges)\n", j["range_count"].get<u64>() - j["ranges"].size());
 }
 
 void print_human(const nlohmann::json& j) {
@@ -59,100 +122,148 @@ void print_human(const nlohmann::json& j) {
   }
 }
 
+phys_addr entry_phys(const nlohmann::json& e) {
+  return phys_addr{std::stoull(e["phys"].get<std::string>(), nullptr, 16)};
+}
+
 /// A bare radix tree (as a Linux kernel leaves it), no kho root around it.
-int dump_radix(const model::physical_memory& pm, phys_addr root, bool json, bool holes) {
-  nlohmann::json j = model::radix_report(pm.memory(), root);
-  if (holes && j["ok"].get<bool>()) j["holes"] = model::holes_report(pm.memory(), root);
-  if (json) {
+int dump_radix(const model::physical_memory& pm, phys_addr root, const dump_options& d) {
+  nlohmann::json j = model::radix_report(pm.memory(), root, std::nullopt, d.max_ranges);
+  if (d.holes && j["ok"].get<bool>()) j["holes"] = model::holes_report(pm.memory(), root);
+  if (d.json) {
     fmt::print("{}\n", j.dump(2));
   } else {
     fmt::print("radix tree {}: {}\n", model::hex(root.value), j["summary"].get<std::string>());
     if (j.contains("orders"))
       for (const auto& [o, n] : j["orders"].items()) fmt::print("  order {:>2}: {} blocks\n", o, n.get<u64>());
-    if (j.contains("ranges"))
-      for (const auto& r : j["ranges"])
-        fmt::print("  [{}, +{})\n", r[0].get<std::string>(), r[1].get<std::string>());
+    if (j.contains("ranges")) print_ranges(j);
     if (j.contains("holes")) fmt::print("holes: {}\n", j["holes"]["summary"].get<std::string>());
   }
-  return j["ok"].get<bool>() ? 0 : 2;
+  return j["ok"].get<bool>() ? 0 : exit_refused;
 }
 
-int dump(const image_options& o, bool json, bool holes) {
-  auto pm = model::physical_memory::open(o.memory, o.base, /*writable=*/false);
-  if (o.radix_root) return dump_radix(pm, phys_addr{*o.radix_root}, json, holes);
-  auto root = find_root(pm, o);
-  if (!root) {
-    fmt::print(stderr, "kho: no boot page at {:#x}; pass --root\n", o.base);
-    return 2;
+int dump(const image_options& o, const dump_options& d) {
+  auto pm = model::open_image(o.memory, o.base);
+  if (o.radix_root) return dump_radix(pm, phys_addr{*o.radix_root}, d);
+  auto found = find_root(pm, o);
+  if (const refusal* r = std::get_if<refusal>(&found)) {
+    if (d.json)
+      fmt::print("{}\n", nlohmann::json{{"status", to_string(r->err.code)}, {"error", r->json()}}.dump(2));
+    else
+      fmt::print("{}\n", r->line());
+    return exit_refused;
   }
-  nlohmann::json j = model::inspect(pm.memory(), *root);
-  if (holes)  // the memory image is the RAM; the preserved map says what is taken
-    for (const auto& e : j["entries"])
-      if (e["compatible"] == radix_compatible && e.value("ok", false))
-        j["holes"] = model::holes_report(pm.memory(), phys_addr{std::stoull(e["phys"].get<std::string>(), nullptr, 16)});
-  if (json) {
+  const located_root& where = std::get<located_root>(found);
+  nlohmann::json j = model::inspect(pm.memory(), where.root);
+  if (auto stale = check_generation(pm, where, j)) {
+    j["status"] = to_string(stale->err.code);
+    j["error"] = stale->json();
+  }
+  for (auto& e : j["entries"]) {
+    if (e["compatible"] != radix_compatible || !e.value("ok", false)) continue;
+    // inspect() lists a few ranges per tree; the dump lists up to --max-ranges.
+    if (d.json) {
+      const nlohmann::json full = model::radix_report(pm.memory(), entry_phys(e), std::nullopt, d.max_ranges);
+      for (const char* key : {"ranges", "range_count", "ranges_truncated"}) e[key] = full[key];
+    }
+    // the memory image is the RAM; the preserved map says what is taken
+    if (d.holes) j["holes"] = model::holes_report(pm.memory(), entry_phys(e));
+  }
+  if (d.json) {
     fmt::print("{}\n", j.dump(2));
   } else {
     print_human(j);
     if (j.contains("holes")) fmt::print("holes: {}\n", j["holes"]["summary"].get<std::string>());
   }
-  return j["status"] == "ok" ? 0 : 2;
+  return j["status"] == "ok" ? 0 : exit_refused;
+}
+
+void print_error_line(const nlohmann::json& err) {
+  fmt::print("{} in {} at {}\n", err["error"].get<std::string>(), err["structure"].get<std::string>(),
+             err["at"].get<std::string>());
 }
 
 int verify(const image_options& o) {
-  auto pm = model::physical_memory::open(o.memory, o.base, /*writable=*/false);
+  auto pm = model::open_image(o.memory, o.base);
   if (o.radix_root) {
-    nlohmann::json j = model::radix_report(pm.memory(), phys_addr{*o.radix_root});
-    if (j["ok"].get<bool>()) {
-      fmt::print("ok: {}\n", j["summary"].get<std::string>());
-      return 0;
+    const nlohmann::json j = model::radix_report(pm.memory(), phys_addr{*o.radix_root}, std::nullopt, 0);
+    if (!j["ok"].get<bool>()) {
+      print_error_line(j["error"]);
+      return exit_refused;
     }
-    fmt::print("{} in {} at {}\n", j["error"]["error"].get<std::string>(),
-               j["error"]["structure"].get<std::string>(), j["error"]["at"].get<std::string>());
-    return 2;
-  }
-  auto root = find_root(pm, o);
-  if (!root) {
-    fmt::print(stderr, "kho: no boot page at {:#x}; pass --root\n", o.base);
-    return 2;
-  }
-  nlohmann::json j = model::inspect(pm.memory(), *root);
-  if (j["status"] == "ok") {
-    fmt::print("ok: {} entries verified\n", j["entries"].size());
+    fmt::print("ok: {}\n", j["summary"].get<std::string>());
     return 0;
   }
-  if (j.contains("error")) {
-    fmt::print("{} in {} at {}\n", j["error"]["error"].get<std::string>(),
-               j["error"]["structure"].get<std::string>(), j["error"]["at"].get<std::string>());
-    return 2;
+  auto found = find_root(pm, o);
+  if (const refusal* r = std::get_if<refusal>(&found)) {
+    fmt::print("{}\n", r->line());
+    return exit_refused;
   }
+  const located_root& where = std::get<located_root>(found);
+  // inspect() keeps a few ranges per radix tree, never all of them: bounded memory.
+  const nlohmann::json j = model::inspect(pm.memory(), where.root);
+  if (j.contains("error")) {
+    print_error_line(j["error"]);
+    return exit_refused;
+  }
+  bool ok = j["status"] == "ok";
   for (const auto& e : j["entries"])
     if (!e.value("ok", false))
-      fmt::print("{} in entry {} ({}) at {}\n", e["error"].value("error", "error"),
-                 e["name"].get<std::string>(), e["compatible"].get<std::string>(),
-                 e["error"].value("at", e["phys"].get<std::string>()));
-  return 2;
+      fmt::print("{} in entry {} ({}) at {}\n", e["error"].value("error", "error"), e["name"].get<std::string>(),
+                 e["compatible"].get<std::string>(), e["error"].value("at", e["phys"].get<std::string>()));
+  if (auto stale = check_generation(pm, where, j)) {
+    fmt::print("{}\n", stale->line());
+    ok = false;
+  }
+  if (!ok) return exit_refused;
+  fmt::print("ok: {} entries verified\n", j["entries"].size());
+  return 0;
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{"kho: inspect kexec handover memory images"};
+  app.require_subcommand(1);
+  image_options dump_opts, verify_opts;
+  dump_options d;
+  auto* dump_cmd = app.add_subcommand("dump", "print everything the handover holds");
+  add_image_options(dump_cmd, dump_opts);
+  dump_cmd->add_flag("--json", d.json, "machine-readable output");
+  dump_cmd->add_flag("--holes", d.holes, "also summarize unpreserved holes (largest, count over 2 MiB)");
+  dump_cmd->add_option("--max-ranges", d.max_ranges,
+                       "list at most N preserved ranges per radix tree (all are counted)")
+      ->capture_default_str();
+  auto* verify_cmd = app.add_subcommand("verify", "validate; exit 2 with the error if invalid");
+  add_image_options(verify_cmd, verify_opts);
+  CLI11_PARSE(app, argc, argv);
+  if (*dump_cmd) return dump(dump_opts, d);
+  return verify(verify_opts);
+}
+
+/// Out of memory ends the tool at once, with a message: a bad_alloc unwinding through
+/// a large JSON value would reach nlohmann's destructor, which allocates (noexcept:
+/// std::terminate, exit 134). Nothing is left to clean up but the mappings.
+[[noreturn]] void out_of_memory() {
+  static const char msg[] = "kho: out of memory (a --max-ranges too large for this machine?)\n";
+  (void)!::write(2, msg, sizeof msg - 1);
+  ::_exit(exit_out_of_memory);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"kho: inspect kexec handover memory images"};
-  app.require_subcommand(1);
-  image_options dump_opts, verify_opts;
-  bool json = false, holes = false;
-  auto* dump_cmd = app.add_subcommand("dump", "print everything the handover holds");
-  add_image_options(dump_cmd, dump_opts);
-  dump_cmd->add_flag("--json", json, "machine-readable output");
-  dump_cmd->add_flag("--holes", holes, "also summarize unpreserved holes (largest, count over 2 MiB)");
-  auto* verify_cmd = app.add_subcommand("verify", "validate; exit 2 with the error if invalid");
-  add_image_options(verify_cmd, verify_opts);
-  CLI11_PARSE(app, argc, argv);
+  std::set_new_handler(out_of_memory);
+  // Whatever else a hostile image makes a reader or a report throw ends here, with a
+  // message and an exit status, never in std::terminate.
   try {
-    if (*dump_cmd) return dump(dump_opts, json, holes);
-    return verify(verify_opts);
+    return run(argc, argv);
+  } catch (const std::bad_alloc&) {
+    std::fputs("kho: out of memory\n", stderr);
+    return exit_out_of_memory;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "kho: {}\n", e.what());
-    return 2;
+    std::fprintf(stderr, "kho: %s\n", e.what());
+    return exit_unreadable;
+  } catch (...) {
+    std::fputs("kho: unknown error\n", stderr);
+    return exit_unreadable;
   }
 }

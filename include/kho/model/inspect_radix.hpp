@@ -12,18 +12,38 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace kho::model {
 
+/// How many ranges a root entry's report lists (as the xarray's lists its first
+/// entries): `kho verify` and the kexec model read every entry through inspect(), and
+/// what they keep must not grow with the ranges a tree holds. `kho dump` asks for more.
+inline constexpr u64 radix_entry_listed_ranges = 8;
+/// The default for radix_report: enough for every tree a test or a demo writes.
+inline constexpr u64 radix_listed_ranges = 4096;
+
+/// A range's exact end. Preserved blocks are whole pages, so a range the walker reports
+/// as ending at 2^64 - 1 was clipped at its exclusive bound ~0, which stands for 2^64:
+/// 128 bits hold that end (and a sum of sizes up to 2^64) without losing the byte.
+inline wide_u64 exact_range_end(phys_addr start, u64 size) {
+  const wide_u64 end = wide_u64{start.value} + size;
+  return end == ~u64{0} ? wide_u64{1} << 64 : end;
+}
+
 /// Attaches the radix tree at `root` (a bare kho-v2 tree or a root entry's) and
-/// reports per-order counts, the coalesced ranges as ["start", "size"] hex pairs, and
-/// the tree's own pages. Validation's visited set lives in scratch pages of its own;
-/// the node list has one slot per page of memory, allocated but never touched beyond
-/// the nodes actually found (so a sparse 1 TiB image costs what its tree holds).
-/// With `deep_checksum`, every node's bytes must also hash to it.
+/// reports per-order counts, the number of coalesced ranges (range_count) and the first
+/// `max_ranges` of them as ["start", "size"] hex pairs ("ranges_truncated" when there
+/// are more), preserved_bytes (hex, exact up to 2^64), and the tree's own pages.
+/// Validation's visited set lives in scratch pages of its own; the node list has one
+/// slot per page of memory, allocated but never touched beyond the nodes actually
+/// found (so a sparse 1 TiB image costs what its tree holds). With `deep_checksum`,
+/// every node's bytes must also hash to it.
+/// Complexity: the attach, one walk of the ranges; memory O(nodes + max_ranges).
 inline nlohmann::json radix_report(const flat_memory& mem, phys_addr root,
-                                   std::optional<u64> deep_checksum = std::nullopt) {
+                                   std::optional<u64> deep_checksum = std::nullopt,
+                                   u64 max_ranges = radix_listed_ranges) {
   scratch_pages scratch(mem);
   const u64 slots = mem.size() / page_geometry<>::size + 1;
   auto nodes = std::make_unique_for_overwrite<u64[]>(slots);
@@ -39,27 +59,31 @@ inline nlohmann::json radix_report(const flat_memory& mem, phys_addr root,
   for (unsigned o = 0; o <= radix_geometry<12>::max_order; ++o)
     if (view->count(order{o}) != 0) counts[std::to_string(o)] = view->count(order{o});
   nlohmann::json ranges = nlohmann::json::array();
-  u64 bytes = 0;
+  u64 range_count = 0;
+  wide_u64 bytes = 0;
   view->for_each_range([&](phys_addr start, u64 size) {
-    ranges.push_back({hex(start.value), hex(size)});
-    bytes += size;
+    const wide_u64 exact = exact_range_end(start, size) - start.value;
+    if (range_count++ < max_ranges) ranges.push_back({hex(start.value), hex(exact)});
+    bytes += exact;
   });
   return {{"ok", true},
           {"root", hex(root.value)},
           {"blocks", view->total()},
           {"orders", counts},
           {"tree_pages", view->node_count()},
-          {"preserved_bytes", bytes},
+          {"preserved_bytes", hex(bytes)},
+          {"range_count", range_count},
           {"ranges", ranges},
+          {"ranges_truncated", range_count > ranges.size()},
           {"summary", fmt::format("{} blocks in {} ranges, {} MiB preserved, {} tree pages",
-                                  view->total(), ranges.size(), bytes >> 20, view->node_count())}};
+                                  view->total(), range_count, static_cast<u64>(bytes >> 20), view->node_count())}};
 }
 
 /// Root-entry reader for compatible "kho-radix-v1".
 inline nlohmann::json read_radix(const flat_memory& mem, const handover_entry& e) {
   std::optional<u64> deep;
   if (e.flags.get() & entry_deep_checksum) deep = e.deep_checksum.get();
-  return radix_report(mem, phys_addr{e.phys.get()}, deep);
+  return radix_report(mem, phys_addr{e.phys.get()}, deep, radix_entry_listed_ranges);
 }
 
 }  // namespace kho::model

@@ -6,13 +6,16 @@
 // by physical address alone. The file is sparse, so a 1 GiB "machine" costs only the
 // pages actually written.
 //
-// The first page at `base` is the boot page: it plays kexec's part of handing the
-// next kernel the root's physical address.
+// The first page at `base` is the boot page (model/boot_page.hpp): it plays kexec's
+// part of handing the next kernel the root's physical address.
 #pragma once
 
 #include <kho/detail/endian.hpp>
 #include <kho/memory.hpp>
 #include <kho/phys.hpp>
+#include <kho/result.hpp>
+
+#include <fmt/format.h>
 
 #include <cerrno>
 #include <cstring>
@@ -57,20 +60,27 @@ class physical_memory {
     return physical_memory(fd, base, static_cast<u64>(st.st_size), writable, avoid);
   }
 
-  /// Opens a memory image file. Read-only images are mapped privately.
-  static physical_memory open(const std::string& path, u64 base, bool writable) {
-    int fd = ::open(path.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+  /// Opens a memory image file, which must be a regular file. Read-only images are
+  /// mapped privately, away from the virtual address `avoid` (a boot page's writer_virt).
+  static physical_memory open(const std::string& path, u64 base, bool writable,
+                              const void* avoid = nullptr) {
+    // O_NONBLOCK: opening a FIFO without a writer would block forever; it is refused below.
+    int fd = ::open(path.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) throw_errno("cannot open " + path);
     struct stat st {};
     if (::fstat(fd, &st) != 0) {
       ::close(fd);
       throw_errno("cannot stat " + path);
     }
+    if (!S_ISREG(st.st_mode)) {
+      ::close(fd);
+      throw std::runtime_error(path + ": not a regular file (a memory image must be one)");
+    }
     if (st.st_size <= 0) {
       ::close(fd);
       throw std::runtime_error(path + ": empty memory image");
     }
-    return physical_memory(fd, base, static_cast<u64>(st.st_size), writable, nullptr);
+    return physical_memory(fd, base, static_cast<u64>(st.st_size), writable, avoid);
   }
 
   physical_memory(physical_memory&& o) noexcept
@@ -101,6 +111,14 @@ class physical_memory {
  private:
   physical_memory(int fd, u64 base, u64 size, bool writable, const void* avoid)
       : fd_(fd), base_(base), size_(size) {
+    // The mapping starts page-aligned, so physical and virtual addresses agree on their
+    // offset in a page only if the base is page-aligned; otherwise every page-aligned
+    // structure would sit at a misaligned host address.
+    if ((base & page_geometry<>::mask) != 0) {
+      ::close(fd);
+      throw std::invalid_argument(
+          fmt::format("memory base {:#x} is not a multiple of the page size ({} bytes)", base, page_geometry<>::size));
+    }
     u64 end = 0;
     if (!checked_add(base, size, end)) {
       ::close(fd);
@@ -131,43 +149,5 @@ class physical_memory {
   u64 size_ = 0;
   void* virt_ = nullptr;
 };
-
-// ---- the boot page -----------------------------------------------------------------
-
-inline constexpr u64 boot_magic = 0x31544f4f424f484bULL;  // "KHOBOOT1"
-
-/// What kexec would hand over: the root's address, and facts to cross-check it with.
-struct boot_page {
-  detail::le64 magic;
-  detail::le64 root;         // physical address of the handover root
-  detail::le64 memory_base;  // physical base the writer used
-  detail::le64 memory_size;
-  detail::le64 generation;   // must equal the root's generation (else: stale)
-  detail::le64 writer_virt;  // where the writer mapped memory (the reader must differ)
-  detail::le64 page_shift;
-  detail::le64 reserved;
-};
-static_assert(sizeof(boot_page) == 64);
-
-inline void write_boot_page(const physical_memory& pm, phys_addr root, u64 generation,
-                            unsigned page_shift) {
-  auto* b = static_cast<boot_page*>(pm.virt());
-  boot_page page{};
-  page.magic.set(boot_magic);
-  page.root.set(root.value);
-  page.memory_base.set(pm.base().value);
-  page.memory_size.set(pm.size());
-  page.generation.set(generation);
-  page.writer_virt.set(reinterpret_cast<u64>(pm.virt()));
-  page.page_shift.set(page_shift);
-  std::memcpy(b, &page, sizeof page);
-}
-
-/// The boot page, if the file starts with one.
-inline bool read_boot_page(const physical_memory& pm, boot_page& out) {
-  if (pm.size() < sizeof out) return false;
-  std::memcpy(&out, pm.virt(), sizeof out);
-  return out.magic.get() == boot_magic;
-}
 
 }  // namespace kho::model

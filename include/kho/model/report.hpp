@@ -12,6 +12,11 @@ namespace kho::model {
 
 inline std::string hex(u64 v) { return fmt::format("{:#x}", v); }
 
+/// Sizes and ends that may reach 2^64 (a range ending at the top of the address
+/// space, a sum of such sizes) do not fit a u64.
+using wide_u64 = unsigned __int128;
+inline std::string hex(wide_u64 v) { return fmt::format("{:#x}", v); }
+
 /// A failure as JSON: the error's name and where it happened.
 inline nlohmann::json describe_error(const error& e) {
   return {{"error", to_string(e.code)},
