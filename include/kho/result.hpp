@@ -47,6 +47,7 @@ enum class errc : u16 {
   aliased,            // a page claimed by two structures (or twice by one); see page_owners
   not_preserved,      // a page a structure reaches is not in the preserved-memory map
   reserved_nonzero,   // a field documented as zero at this major version is not zero
+  bad_fdt,            // a flattened device tree libfdt refuses (fdt_check_full)
 };
 
 /// Words for people; the only such table.
@@ -83,6 +84,7 @@ constexpr const char* to_string(errc e) {
     case errc::aliased: return "page has two owners";
     case errc::not_preserved: return "reachable page not preserved";
     case errc::reserved_nonzero: return "reserved field not zero";
+    case errc::bad_fdt: return "malformed device tree";
   }
   return "unknown error";
 }

@@ -1,0 +1,108 @@
+// make_linux_seeds DIR: writes seed inputs for the fuzz targets of Linux's formats
+// (DIR/fuzz_linux_vmalloc/, DIR/fuzz_linux_luo_v5/, DIR/fuzz_linux_memfd/), each a
+// fuzz input as fuzz_input.hpp reads it: the root's offset (8 bytes LE), then a memory
+// image starting at physical kho::fuzz::image_base. Deterministic; run by hand when a
+// format changes (build/tests/fuzz/kho_make_linux_seeds tests/fuzz/corpus).
+#include <kho/linux/kho_vmalloc.hpp>
+#include <kho/linux/luo_v5.hpp>
+#include <kho/linux/memfd.hpp>
+
+#include "fuzz_input.hpp"
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace kho;
+using namespace kho::upstream;
+
+struct image {
+  std::vector<unsigned char> bytes;
+  flat_memory mem;
+  bump_page_source<flat_memory> pages;
+  explicit image(u64 size)
+      : bytes(size),
+        mem(phys_addr{fuzz::image_base}, size, bytes.data()),
+        pages(mem, phys_addr{fuzz::image_base}, phys_addr{fuzz::image_base + size}) {}
+  phys_addr alloc() { return *alloc_zeroed(pages, order{0}, 4096); }
+};
+
+void write_seed(const std::filesystem::path& dir, const std::string& name, const image& img, phys_addr root) {
+  std::filesystem::create_directories(dir);
+  const u64 used = img.pages.high_water() - phys_addr{fuzz::image_base};
+  std::vector<unsigned char> out(8 + used);
+  const u64 offset = root.value - fuzz::image_base;
+  std::memcpy(out.data(), &offset, 8);
+  std::memcpy(out.data() + 8, img.bytes.data(), used);
+  std::ofstream(dir / name, std::ios::binary).write(reinterpret_cast<const char*>(out.data()),
+                                                     static_cast<std::streamsize>(out.size()));
+}
+
+void vmalloc_seeds(const std::filesystem::path& dir) {
+  for (u64 units : {u64{0}, u64{3}, u64{511}, u64{600}}) {
+    image img(u64{4} << 20);
+    const phys_addr holder = img.alloc();
+    auto w = vmalloc_writer<bump_page_source<flat_memory>>::create(img.pages, 0);
+    // Four distinct unit pages, reused: the reader does not require distinct units
+    // (claim_pages does), and small seeds fuzz faster.
+    phys_addr unit_pages[4];
+    for (phys_addr& u : unit_pages) u = img.alloc();
+    for (u64 i = 0; i < units; ++i) (void)w->push(unit_pages[i % 4]);
+    const kho_vmalloc d = w->descriptor();
+    std::memcpy(img.mem.to_virt(holder, sizeof d), &d, sizeof d);
+    write_seed(dir, "units-" + std::to_string(units), img, holder);
+  }
+}
+
+void memfd_seeds(const std::filesystem::path& dir) {
+  for (u64 n : {u64{0}, u64{2}, u64{300}}) {
+    for (memfd_version v : {memfd_version::v1, memfd_version::v2}) {
+      image img(u64{2} << 20);
+      std::vector<memfd_folio> folios;
+      for (u64 i = 0; i < n; ++i) folios.push_back({pfn{0x100000 + i}, 3 * i});
+      auto ser = write_memfd(img.pages, memfd_file{5, 3 * n * 4096, v == memfd_version::v2 ? 0x5u : 0u,
+                                                   folios.data(), n}, v);
+      write_seed(dir, "folios-" + std::to_string(n) + "-v" + std::to_string(static_cast<int>(v)), img, *ser);
+    }
+  }
+}
+
+void luo_seeds(const std::filesystem::path& dir) {
+  struct shape {
+    const char* name;
+    u64 sessions, files, flbs;
+  };
+  for (const shape& s : {shape{"empty", 0, 0, 0}, shape{"small", 3, 2, 2}, shape{"two-blocks", 55, 1, 1},
+                         shape{"many-files", 2, 70, 63}}) {
+    image img(u64{2} << 20);
+    auto w = luo_v5_writer<bump_page_source<flat_memory>>::create(img.pages, 3);
+    for (u64 i = 0; i < s.sessions; ++i) {
+      const std::string name = "session-" + std::to_string(i);
+      (void)w->create_session(name.c_str());
+      for (u64 f = 0; i < 3 && f < s.files; ++f)  // files in the first sessions only
+        (void)w->preserve_file(name.c_str(), "memfd-v2", 0x1000 * f, f);
+    }
+    for (u64 i = 0; i < s.flbs; ++i)
+      (void)w->add_flb(("liveupdate-test-flb-v" + std::to_string(i)).c_str(), i, 1);
+    write_seed(dir, s.name, img, w->blob().phys);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: make_linux_seeds DIR\n");
+    return 2;
+  }
+  const std::filesystem::path dir = argv[1];
+  vmalloc_seeds(dir / "fuzz_linux_vmalloc");
+  memfd_seeds(dir / "fuzz_linux_memfd");
+  luo_seeds(dir / "fuzz_linux_luo_v5");
+  return 0;
+}
