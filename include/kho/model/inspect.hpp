@@ -7,11 +7,13 @@
 #pragma once
 
 #include <kho/handover.hpp>
+#include <kho/handover_check.hpp>
 #include <kho/model/inspect_luo.hpp>
 #include <kho/model/inspect_radix.hpp>
 #include <kho/model/inspect_xarray.hpp>
 #include <kho/model/physical_memory.hpp>
 #include <kho/model/report.hpp>
+#include <kho/model/scratch_pages.hpp>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -45,12 +47,17 @@ inline const entry_reader* find_entry_reader(const char* compatible) {
   return nullptr;
 }
 
-/// Attaches the root at `root` and reads every entry. The result has "status" ("ok" or
+/// Attaches the handover at `root` and reads every entry. The result has "status" ("ok" or
 /// the error's name), "root" and "entries" (each with its own "ok").
-inline nlohmann::json inspect(const flat_memory& mem, phys_addr root) {
+/// Every structure is validated and every page checked for one owner and preservation
+/// (attach_handover) before any entry is read; `options` can waive the preservation
+/// check for a bare root.
+inline nlohmann::json inspect(const flat_memory& mem, phys_addr root,
+                              const handover_check_options& options = {}) {
   nlohmann::json out;
   out["root"] = hex(root.value);
-  auto view = attach_handover_root(mem, root);
+  scratch_pages scratch(mem);
+  auto view = attach_handover(mem, root, scratch.pages(), options);
   if (!view) {
     out["status"] = to_string(view.code());
     out["error"] = describe_error(view.err());

@@ -19,16 +19,23 @@ inline std::string hex(wide_u64 v) { return fmt::format("{:#x}", v); }
 
 /// A failure as JSON: the error's name and where it happened.
 inline nlohmann::json describe_error(const error& e) {
-  return {{"error", to_string(e.code)},
-          {"structure", e.loc.structure},
-          {"at", hex(e.loc.at.value)},
-          {"depth", e.loc.depth}};
+  nlohmann::json j{{"error", to_string(e.code)},
+                   {"structure", e.loc.structure},
+                   {"at", hex(e.loc.at.value)},
+                   {"depth", e.loc.depth}};
+  // A page with two owners: the first owner, as a structure and its root.
+  if (e.other.structure[0]) j["first_owner"] = {{"structure", e.other.structure}, {"at", hex(e.other.at.value)}};
+  return j;
 }
 
 /// One line for people: "checksum mismatch in handover at 0x100001000 (depth 1)".
 inline std::string format_error(const error& e) {
-  return fmt::format("{} in {} at {:#x} (depth {})", to_string(e.code),
-                     e.loc.structure[0] ? e.loc.structure : "input", e.loc.at.value, e.loc.depth);
+  std::string line = fmt::format("{} in {} at {:#x} (depth {})", to_string(e.code),
+                                 e.loc.structure[0] ? e.loc.structure : "input", e.loc.at.value,
+                                 e.loc.depth);
+  if (e.other.structure[0])
+    line += fmt::format(", first owned by {} at {:#x}", e.other.structure, e.other.at.value);
+  return line;
 }
 
 }  // namespace kho::model
