@@ -56,8 +56,12 @@ inline nlohmann::json inspect(const flat_memory& mem, phys_addr root,
                               const handover_check_options& options = {}) {
   nlohmann::json out;
   out["root"] = hex(root.value);
-  scratch_pages scratch(mem);
-  auto view = attach_handover(mem, root, scratch.pages(), options);
+  // The check's scratch is gone before the entries' readers map theirs: one sparse
+  // scratch file at a time keeps the address space (and `ulimit -v`) at image + 2x.
+  auto view = [&] {
+    scratch_pages scratch(mem);
+    return attach_handover(mem, root, scratch.pages(), options);
+  }();
   if (!view) {
     out["status"] = to_string(view.code());
     out["error"] = describe_error(view.err());
