@@ -211,6 +211,29 @@ TEST(CorruptHandover, EntriesSharingBytesAreAliased) {
   }
 }
 
+// A forged entry with a flag bit this reader does not know, and one whose block
+// starts on the root page's last byte: each refused where it stands.
+TEST(CorruptHandover, UnknownFlagAndLastRootByteAreRefusedAtTheEntry) {
+  {
+    sealed_root s;
+    s.page().entries[0].flags.set(2);
+    s.reseal();
+    const error e = s.attach_error();
+    EXPECT_EQ(e.code, errc::bad_version);
+    EXPECT_EQ(e.loc.at, s.root + 64);
+  }
+  {
+    sealed_root s;
+    s.page().entries[1].phys.set(s.root.value + 4095);
+    s.page().entries[1].size.set(1);
+    s.reseal_entry(1);
+    const error e = s.attach_error();
+    EXPECT_EQ(e.code, errc::aliased);
+    EXPECT_EQ(e.loc.at, s.root + 64 + 128);
+    EXPECT_EQ(e.other.at, s.root);
+  }
+}
+
 TEST(CorruptHandover, WriterRefusesSharedBytes) {
   arena<12> mem{u64{1} << 20};
   auto w = writer::create(mem.pages(), 1);
