@@ -9,6 +9,7 @@
 #include <kho/linux/memfd.hpp>
 #include <kho/linux/x86_boot.hpp>
 
+#include "golden_bytes.hpp"
 #include "test_arena.hpp"
 
 #include <gtest/gtest.h>
@@ -21,7 +22,6 @@ namespace {
 
 using namespace kho::upstream;
 using source = arena<12>::source_type;
-using bytes = std::vector<unsigned char>;
 
 constexpr u64 base = u64{1} << 32;
 
@@ -33,17 +33,6 @@ template <class T>
 bytes of(const T& v) {
   const auto* p = reinterpret_cast<const unsigned char*>(&v);
   return bytes(p, p + sizeof v);
-}
-/// `text` as a field of `n` bytes, zero-filled.
-bytes field(const char* text, u64 n) {
-  bytes b(n, 0);
-  std::memcpy(b.data(), text, std::strlen(text));
-  return b;
-}
-bytes cat(std::initializer_list<bytes> parts) {
-  bytes out;
-  for (const bytes& p : parts) out.insert(out.end(), p.begin(), p.end());
-  return out;
 }
 bool all_zero(arena<12>& a, u64 pa, u64 n) {
   const bytes b = at(a, pa, n);

@@ -54,6 +54,7 @@ namespace detail {
 // by the probe budget, not by the span, and ends the search.
 template <unsigned PageShift, Memory M, PageSource Scratch>
 struct radix_nodes {
+  static_assert(pages_of_size<Scratch, PageShift>(), "scratch must come in pages of the reader's size");
   Scratch* scratch = nullptr;
   phys_addr block{};
   order block_order{};
@@ -81,15 +82,37 @@ struct radix_nodes {
   ~radix_nodes() { release(); }
 };
 
+// Claims what a structure in one of kho's own formats reaches: `compatible` names the
+// format; anything unknown is an opaque blob owning the pages [at, at + size) spans.
+template <unsigned PageShift, Memory M, PageSource Scratch, class Owners>
+status claim_kho_structure(const M& mem, const char* compatible, phys_addr at, u64 size, Scratch& scratch,
+                           Owners& owners) {
+  if (detail::same_string(compatible, xarray_compatible)) {
+    auto v = attach_xarray<u64, PageShift>(mem, at, scratch);
+    if (!v) return v.err();
+    return v->claim_pages(owners);
+  }
+  if (detail::same_string(compatible, luo_compatible)) {
+    auto v = attach_luo<PageShift>(mem, at, scratch);
+    if (!v) return v.err();
+    status s = v->claim_pages(owners);
+    v->release();
+    return s;
+  }
+  // An opaque blob: the root's checksum covered its bytes; it owns the pages they span.
+  using geo = page_geometry<PageShift>;
+  const u64 bytes = size ? size : 1;
+  const u64 first = at.value & ~(geo::size - 1);
+  const u64 pages = ((at.value - first) + bytes + geo::size - 1) >> PageShift;
+  return owners.claim(phys_addr{first}, pages, page_owner{"blob", at});
+}
+
 // Claims what one entry reaches; `map` receives the preserved-memory map's view.
 template <unsigned PageShift, Memory M, PageSource Scratch, class Owners, class Map>
 status claim_entry(const M& mem, const handover_entry& e, Scratch& scratch, Owners& owners,
                    radix_nodes<PageShift, M, Scratch>& map_nodes, std::optional<Map>& map) {
   const phys_addr at{e.phys.get()};
-  auto named = [&](const char* compatible) {
-    return string_equals(e.compatible, handover_compatible_len, compatible);
-  };
-  if (named(radix_compatible)) {
+  if (string_equals(e.compatible, handover_compatible_len, radix_compatible)) {
     if (map) return make_error(errc::duplicate, "radix", at);
     auto v = map_nodes.attach(mem, at);
     if (!v) return v.err();
@@ -99,24 +122,8 @@ status claim_entry(const M& mem, const handover_entry& e, Scratch& scratch, Owne
     map.emplace(*v);
     return {};
   }
-  if (named(xarray_compatible)) {
-    auto v = attach_xarray<u64, PageShift>(mem, at, scratch);
-    if (!v) return v.err();
-    return v->claim_pages(owners);
-  }
-  if (named(luo_compatible)) {
-    auto v = attach_luo<PageShift>(mem, at, scratch);
-    if (!v) return v.err();
-    status s = v->claim_pages(owners);
-    v->release();
-    return s;
-  }
-  // An opaque blob: the root checksum covered its bytes; it owns the pages they span.
-  using geo = page_geometry<PageShift>;
-  const u64 size = e.size.get() ? e.size.get() : 1;
-  const u64 first = at.value & ~(geo::size - 1);
-  const u64 pages = ((at.value - first) + size + geo::size - 1) >> PageShift;
-  return owners.claim(phys_addr{first}, pages, page_owner{"blob", at});
+  // The root's attach proved the compatible field NUL-terminated.
+  return claim_kho_structure<PageShift>(mem, e.compatible, at, e.size.get(), scratch, owners);
 }
 
 }  // namespace detail

@@ -40,6 +40,16 @@ concept PageSource = requires(P& p, const P& cp, order o, phys_addr pa) {
   requires Memory<std::remove_cvref_t<decltype(cp.memory())>>;
 };
 
+/// Whether a page source hands out pages of 2^PageShift bytes, as far as its type says
+/// (a `geometry` member); a source that does not say is trusted. Readers that keep
+/// scratch in a source's pages size their tables by their own page size, so scratch
+/// lent in smaller pages would be indexed past its end: they check this at compile time.
+template <class Source, unsigned PageShift>
+consteval bool pages_of_size() {
+  if constexpr (requires { Source::geometry::shift; }) return Source::geometry::shift == PageShift;
+  else return true;
+}
+
 template <PageSource P>
 using memory_of = std::remove_cvref_t<decltype(std::declval<const P&>().memory())>;
 

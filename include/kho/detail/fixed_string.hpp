@@ -46,4 +46,24 @@ inline bool string_equals(const char* field, u64 cap, const char* s) {
   return std::memcmp(field, s, n) == 0;
 }
 
+/// Two NUL-terminated strings are equal. Only for strings already proven terminated
+/// (libfdt's fdt_check_full proves it for a tree's names and strings).
+constexpr bool same_string(const char* a, const char* b) {
+  while (*a != '\0' && *a == *b) ++a, ++b;
+  return *a == *b;
+}
+
+/// `s` starts with `prefix` (both NUL-terminated).
+constexpr bool starts_with(const char* s, const char* prefix) {
+  while (*prefix != '\0' && *s == *prefix) ++s, ++prefix;
+  return *prefix == '\0';
+}
+
+/// `s` (NUL-terminated) contains `c`.
+constexpr bool contains_char(const char* s, char c) {
+  for (; *s != '\0'; ++s)
+    if (*s == c) return true;
+  return false;
+}
+
 }  // namespace kho::detail

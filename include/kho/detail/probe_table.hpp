@@ -48,6 +48,7 @@ template <class Slot, PageSource Source, unsigned PageShift = 12>
 class probe_table {
   static_assert(std::is_trivially_copyable_v<Slot> && std::is_standard_layout_v<Slot>);
   static_assert(std::has_single_bit(sizeof(Slot)), "slots tile a page");
+  static_assert(pages_of_size<Source, PageShift>(), "scratch must come in pages of the reader's size");
 
  public:
   using geometry = page_geometry<PageShift>;

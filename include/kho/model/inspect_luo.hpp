@@ -24,7 +24,7 @@ namespace kho::model {
 inline constexpr const char* luo_compatible = kho::luo_compatible;
 
 /// Scratch pages for luo_view's indexes (see scratch_pages.hpp).
-using luo_scratch = scratch_pages;
+using luo_scratch = scratch_pages<>;
 
 /// A failure as JSON, with the same fields as describe_error in inspect.hpp.
 inline nlohmann::json luo_error_json(const error& e) {

@@ -14,12 +14,13 @@
 
 namespace kho::model {
 
-/// Scratch for reading `reading`: the readers' indexes take about 64 bytes per entry
+/// Scratch in pages of 2^PageShift bytes (the reader's page size) for reading `reading`: the readers' indexes take about 64 bytes per entry
 /// (or per node page) at most and entries take at least 80 bytes of memory, so twice
 /// the memory being read (plus slack) always suffices.
+template <unsigned PageShift = 12>
 class scratch_pages {
  public:
-  using source_type = bump_page_source<flat_memory>;
+  using source_type = bump_page_source<flat_memory, PageShift>;
   static constexpr u64 base = u64{1} << 46;  // far from any modelled RAM
 
   explicit scratch_pages(const flat_memory& reading)

@@ -1,0 +1,559 @@
+// kho/linux/kho_fdt.hpp: Linux's KHO root, the flattened device tree a next kernel is
+// handed ("kho-v4"), read and written as the kernel does, plus kho's seal.
+//
+// Upstream: include/linux/kho/abi/kexec_handover.h (linux-mm d3b55a6a) and
+// kernel/liveupdate/kexec_handover.c; shared/LINUX-FORMATS.md, section 1. The root is
+// one preserved page built with libfdt (the kernel links its own copy):
+//
+//   / { compatible = "kho-v4";
+//       preserved-memory-map = [8 bytes: the radix tree's root page, LE u64];
+//       kho,generation = [8 bytes LE]     \  kho's seal: absent in what a stock
+//       kho,state      = [4 bytes LE]      > kernel writes, which is read and
+//       kho,checksum   = [8 bytes LE]     /  reported as unsealed-by-kho
+//       <subtree name> { blob-size = [8 bytes LE];  preserved-data = [8 bytes LE];
+//                        kho,compatible = "luo-v5";   (kho's, optional)
+//                        kho,xxh64 = [8 bytes LE];     (kho's, with the seal)
+//                        kho,deep-xxh64 = [8 bytes LE]; };   (optional)
+//       ... };
+//   The u64 properties are CPU-order (little-endian) copies, not big-endian cells.
+//
+// The writer makes the calls the kernel makes (fdt_create, the root's two properties,
+// fdt_finish; per subtree fdt_open_into, fdt_add_subnode, preserved-data then
+// blob-size, fdt_pack), so without kho's properties its page is the kernel's byte for
+// byte: libfdt puts the newest subtree first and a new property before older ones.
+//
+// kho's seal mirrors kho-root-v1 (handover.hpp): state OPEN -> SEALING (each subtree's
+// XXH64 written, then the root's) -> SEALED, published with release ordering, so a
+// crash at any step leaves a root refused as not_sealed or torn. The root checksum is
+// XXH64 of the FDT's totalsize bytes with the values of kho,state and kho,checksum
+// counted as zero. Property names under "kho," are ignored by a Linux kernel.
+//
+// Reader (kho_fdt_view::attach): fdt_check_full before any other libfdt call; root
+// compatible "kho-v4"; preserved-memory-map of 8 nonzero bytes; every subtree a
+// direct child with preserved-data and blob-size of 8 bytes, its blob inside memory,
+// its name unique, its bytes overlapping neither the FDT page nor another blob;
+// kho's properties, when present, complete and checked; an unknown "kho," property is
+// refused (a newer kho's promise this reader cannot keep). Other properties a newer
+// kernel may add are ignored, as the kernel's own reader does.
+//
+// Complexity: attach O(FDT bytes + subtrees^2 + bytes of the blobs checksummed),
+// subtrees bounded by what fits in one page; no scratch.
+#pragma once
+
+#include <kho/checksum.hpp>
+#include <kho/detail/fixed_string.hpp>
+#include <kho/handover.hpp>
+#include <kho/linux/memblock.hpp>
+#include <kho/memory.hpp>
+#include <kho/page_owners.hpp>
+#include <kho/phys.hpp>
+#include <kho/result.hpp>
+
+#include <cstring>
+
+#include <libfdt.h>
+
+namespace kho::upstream {
+
+inline constexpr char kho_fdt_compatible[] = "kho-v4";
+inline constexpr const char* kho_fdt_memory_map = "preserved-memory-map";
+inline constexpr const char* kho_fdt_data = "preserved-data";
+inline constexpr const char* kho_fdt_size = "blob-size";
+inline constexpr const char* kho_fdt_generation = "kho,generation";
+inline constexpr const char* kho_fdt_state = "kho,state";
+inline constexpr const char* kho_fdt_checksum = "kho,checksum";
+inline constexpr const char* kho_fdt_blob_compatible = "kho,compatible";
+inline constexpr const char* kho_fdt_blob_checksum = "kho,xxh64";
+inline constexpr const char* kho_fdt_blob_deep_checksum = "kho,deep-xxh64";
+// Room for kho,compatible's value, NUL included: that of a kho-root-v1 entry.
+inline constexpr u64 kho_fdt_compatible_len = handover_compatible_len;
+
+/// One subtree as the root names it. `compatible` is kho's property (nullptr in what a
+/// stock kernel wrote); the checksums are valid where their flags say so.
+struct kho_subtree {
+  const char* name = "";
+  phys_addr phys{};
+  u64 size = 0;
+  const char* compatible = nullptr;
+  bool has_checksum = false;
+  u64 checksum = 0;
+  bool has_deep_checksum = false;
+  u64 deep_checksum = 0;
+};
+
+namespace impl {
+
+inline bool is_kho_property(const char* name) { return detail::starts_with(name, "kho,"); }
+
+// XXH64 of `len` bytes with two 8-or-fewer-byte windows counted as zero (the seal's
+// own fields); windows are [off, off + n) and do not overlap.
+inline u64 checksum_with_windows(const void* data, u64 len, u64 off1, u64 n1, u64 off2, u64 n2) {
+  if (off2 < off1) {
+    u64 t = off1;
+    off1 = off2;
+    off2 = t;
+    t = n1;
+    n1 = n2;
+    n2 = t;
+  }
+  const auto* b = static_cast<const unsigned char*>(data);
+  const unsigned char zero[8] = {};
+  XXH64_state_t st;
+  XXH64_reset(&st, 0);
+  XXH64_update(&st, b, static_cast<size_t>(off1));
+  XXH64_update(&st, zero, static_cast<size_t>(n1));
+  XXH64_update(&st, b + off1 + n1, static_cast<size_t>(off2 - off1 - n1));
+  XXH64_update(&st, zero, static_cast<size_t>(n2));
+  XXH64_update(&st, b + off2 + n2, static_cast<size_t>(len - off2 - n2));
+  return XXH64_digest(&st);
+}
+
+// The value of property `name` of `node` if it is exactly `len` bytes, else nullptr;
+// `found` and `right_size` say which check failed.
+inline const unsigned char* fixed_prop(const void* fdt, int node, const char* name, int len,
+                                       bool& found, bool& right_size) {
+  int have = -1;
+  const void* v = fdt_getprop(fdt, node, name, &have);
+  found = v != nullptr;
+  right_size = found && have == len;
+  return right_size ? static_cast<const unsigned char*>(v) : nullptr;
+}
+
+/// Offset in the blob of root property `name`'s value; -1 when absent.
+inline int root_value_offset(const void* fdt, const char* name) {
+  int len = 0;
+  const void* v = fdt_getprop(fdt, 0, name, &len);
+  return v ? static_cast<int>(static_cast<const char*>(v) - static_cast<const char*>(fdt)) : -1;
+}
+
+/// XXH64 of the FDT's totalsize bytes with the seal's state and checksum values
+/// counted as zero (both properties present).
+inline u64 kho_fdt_root_checksum(const void* fdt) {
+  const int state = root_value_offset(fdt, kho_fdt_state), sum = root_value_offset(fdt, kho_fdt_checksum);
+  return checksum_with_windows(fdt, fdt_totalsize(fdt), static_cast<u64>(state), 4, static_cast<u64>(sum), 8);
+}
+
+inline u32 le32_at(const unsigned char* p) {
+  return static_cast<u32>(p[0]) | static_cast<u32>(p[1]) << 8 | static_cast<u32>(p[2]) << 16 |
+         static_cast<u32>(p[3]) << 24;
+}
+
+}  // namespace impl
+
+// ---- writer ------------------------------------------------------------------------
+
+struct kho_fdt_options {
+  // Add kho's seal and per-subtree properties. Off: the page a stock kernel writes.
+  bool kho_properties = true;
+  u64 generation = 1;
+};
+
+/// Builds the KHO root FDT in one page from `Source` (preserved when `Source`
+/// preserves what it hands out, as the kernel's kho_alloc_preserve does).
+template <PageSource Source, unsigned PageShift = 12>
+class kho_fdt_writer {
+ public:
+  using geometry = page_geometry<PageShift>;
+
+  /// Allocates the page and writes the root: compatible, preserved-memory-map = `map`
+  /// and, with kho's properties, an open seal. Errors: out_of_memory, table_full.
+  static result<kho_fdt_writer> create(Source& source, phys_addr map, const kho_fdt_options& opt = {}) {
+    auto pa = alloc_zeroed(source, order{0}, geometry::size);
+    if (!pa) return pa.err();
+    kho_fdt_writer w(source, *pa, opt.kho_properties);
+    if (const int err = w.write_root(map, opt); err != 0) {
+      source.free(*pa, order{0});
+      return impl::fdt_write_error(err);
+    }
+    return w;
+  }
+
+  /// Names the blob [phys, phys + size) as subtree `name`; `compatible` (kho's
+  /// property, written only with kho's properties) names its format.
+  /// Complexity: O(FDT bytes + subtrees). Errors: bad_string (name empty or with a
+  /// '/'; compatible empty or too long), duplicate, out_of_bounds
+  /// (blob outside memory), aliased (overlaps the FDT page or another blob),
+  /// table_full (the page is full).
+  status add(const char* name, phys_addr phys, u64 size, const char* compatible = nullptr) {
+    if (name == nullptr || name[0] == '\0' || detail::contains_char(name, '/')) return errc::bad_string;
+    const u64 clen = compatible ? detail::bounded_length(compatible, kho_fdt_compatible_len) : 0;
+    if (compatible != nullptr && (clen == 0 || clen == kho_fdt_compatible_len)) return errc::bad_string;
+    if (fdt_subnode_offset(fdt(), 0, name) >= 0) return errc::duplicate;
+    if (source_->memory().to_virt(phys, size ? size : 1) == nullptr) return errc::out_of_bounds;
+    if (overlaps_any(phys, size)) return errc::aliased;
+    reopen();
+    unsigned char data[8], bytes[8];
+    impl::fdt_put_le64(data, phys.value);
+    impl::fdt_put_le64(bytes, size);
+    int err = fdt_open_into(fdt(), fdt(), static_cast<int>(geometry::size));
+    const int node = err ? err : fdt_add_subnode(fdt(), 0, name);
+    err = node < 0 ? node : fdt_setprop(fdt(), node, kho_fdt_data, data, 8);
+    if (!err) err = fdt_setprop(fdt(), node, kho_fdt_size, bytes, 8);
+    if (!err && kho_ && compatible != nullptr)
+      err = fdt_setprop(fdt(), node, kho_fdt_blob_compatible, compatible, static_cast<int>(clen + 1));
+    const unsigned char unsealed[8] = {};  // the seal writes it in place
+    if (!err && kho_) err = fdt_setprop(fdt(), node, kho_fdt_blob_checksum, unsealed, 8);
+    if (err != 0 && node >= 0) fdt_del_node(fdt(), node);
+    fdt_pack(fdt());
+    return err ? impl::fdt_write_error(err) : status{};
+  }
+
+  /// Removes subtree `name` (the kernel's kho_remove_subtree). Errors: not_found.
+  status remove(const char* name) {
+    const int node = fdt_subnode_offset(fdt(), 0, name);
+    if (node < 0) return errc::not_found;
+    reopen();
+    fdt_del_node(fdt(), node);
+    fdt_pack(fdt());
+    return {};
+  }
+
+  /// Records a structure-defined checksum of everything subtree `name` reaches, for
+  /// its reader to verify. Errors: not_found, invalid_argument (no kho properties),
+  /// table_full.
+  status set_deep_checksum(const char* name, u64 sum) {
+    if (!kho_) return errc::invalid_argument;
+    if (fdt_subnode_offset(fdt(), 0, name) < 0) return errc::not_found;
+    reopen();
+    int err = fdt_open_into(fdt(), fdt(), static_cast<int>(geometry::size));
+    const int node = fdt_subnode_offset(fdt(), 0, name);
+    unsigned char v[8];
+    impl::fdt_put_le64(v, sum);
+    if (!err) err = fdt_setprop(fdt(), node, kho_fdt_blob_deep_checksum, v, 8);
+    fdt_pack(fdt());
+    return err ? impl::fdt_write_error(err) : status{};
+  }
+
+  /// Re-points preserved-memory-map (the radix root moved). Errors: none.
+  status set_memory_map(phys_addr map) {
+    reopen();
+    unsigned char v[8];
+    impl::fdt_put_le64(v, map.value);
+    fdt_setprop_inplace(fdt(), 0, kho_fdt_memory_map, v, 8);
+    return {};
+  }
+
+  /// Checksums every subtree's blob, then the root, then publishes SEALED with
+  /// release ordering; `on_step` sees each step (crash injection). Without kho's
+  /// properties there is nothing to seal (a stock kernel seals nothing).
+  /// Complexity: O(FDT bytes + blob bytes). Errors: out_of_bounds (a blob vanished).
+  template <class OnStep>
+  status seal(OnStep&& on_step) {
+    if (!kho_) return {};
+    store_state(handover_state::sealing);
+    on_step(seal_step::began);
+    int node;
+    fdt_for_each_subnode(node, fdt(), 0) {
+      int len = 0;
+      const void* d = fdt_getprop(fdt(), node, kho_fdt_data, &len);
+      const void* s = fdt_getprop(fdt(), node, kho_fdt_size, &len);
+      const u64 size = impl::fdt_le64(s);
+      const void* blob = source_->memory().to_virt(phys_addr{impl::fdt_le64(d)}, size ? size : 1);
+      if (blob == nullptr) return errc::out_of_bounds;
+      unsigned char v[8];
+      impl::fdt_put_le64(v, checksum(blob, size));
+      fdt_setprop_inplace(fdt(), node, kho_fdt_blob_checksum, v, 8);
+    }
+    on_step(seal_step::entries_checksummed);
+    unsigned char sum[8];
+    impl::fdt_put_le64(sum, impl::kho_fdt_root_checksum(fdt()));
+    fdt_setprop_inplace(fdt(), 0, kho_fdt_checksum, sum, 8);
+    on_step(seal_step::root_checksummed);
+    store_state(handover_state::sealed);
+    on_step(seal_step::published);
+    return {};
+  }
+  status seal() {
+    return seal([](seal_step) {});
+  }
+
+  phys_addr root() const { return pa_; }
+  /// What kho_data.fdt_size carries: the page, as the kernel passes it.
+  static constexpr u64 size() { return geometry::size; }
+  bool sealed() const {
+    return kho_ && __atomic_load_n(state_word(), __ATOMIC_ACQUIRE) ==
+                       detail::to_little(static_cast<u32>(handover_state::sealed));
+  }
+
+ private:
+  kho_fdt_writer(Source& source, phys_addr pa, bool kho) : source_(&source), pa_(pa), kho_(kho) {}
+
+  void* fdt() const { return source_->memory().to_virt(pa_, geometry::size); }
+
+  int write_root(phys_addr map, const kho_fdt_options& opt) {
+    void* f = fdt();
+    unsigned char v[8];
+    impl::fdt_put_le64(v, map.value);
+    int err = fdt_create(f, static_cast<int>(geometry::size));
+    if (!err) err = fdt_finish_reservemap(f);
+    if (!err) err = fdt_begin_node(f, "");
+    if (!err) err = fdt_property(f, "compatible", kho_fdt_compatible, sizeof kho_fdt_compatible);
+    if (!err) err = fdt_property(f, kho_fdt_memory_map, v, 8);
+    if (!err && kho_) {
+      unsigned char gen[8], state[4] = {}, zero[8] = {};
+      impl::fdt_put_le64(gen, opt.generation);
+      impl::fdt_put_le64(v, static_cast<u64>(handover_state::open));
+      std::memcpy(state, v, 4);
+      err = fdt_property(f, kho_fdt_generation, gen, 8);
+      if (!err) err = fdt_property(f, kho_fdt_state, state, 4);
+      if (!err) err = fdt_property(f, kho_fdt_checksum, zero, 8);
+    }
+    if (!err) err = fdt_end_node(f);
+    if (!err) err = fdt_finish(f);
+    return err;
+  }
+
+  u32* state_word() const {
+    // FDT property values are 4-byte aligned: the word can be stored atomically.
+    return reinterpret_cast<u32*>(static_cast<char*>(fdt()) + impl::root_value_offset(fdt(), kho_fdt_state));
+  }
+  void store_state(handover_state s) {
+    __atomic_store_n(state_word(), detail::to_little(static_cast<u32>(s)), __ATOMIC_RELEASE);
+  }
+  void reopen() {
+    if (kho_) store_state(handover_state::open);
+  }
+
+  bool overlaps_any(phys_addr phys, u64 size) const {
+    const u64 last = phys.value + (size ? size - 1 : 0);
+    auto hits = [&](u64 first2, u64 last2) { return phys.value <= last2 && first2 <= last; };
+    if (hits(pa_.value, pa_.value + geometry::size - 1)) return true;
+    int node;
+    fdt_for_each_subnode(node, fdt(), 0) {
+      int len = 0;
+      const u64 p = impl::fdt_le64(fdt_getprop(fdt(), node, kho_fdt_data, &len));
+      const u64 n = impl::fdt_le64(fdt_getprop(fdt(), node, kho_fdt_size, &len));
+      if (hits(p, p + (n ? n - 1 : 0))) return true;
+    }
+    return false;
+  }
+
+  Source* source_;
+  phys_addr pa_;
+  bool kho_;
+};
+
+// ---- reader ------------------------------------------------------------------------
+
+/// A validated view of a KHO root FDT. The FDT is read where it lies: in memory at its
+/// physical address, or in a caller's buffer (an FDT saved from debugfs), in which
+/// case it owns no page of memory.
+template <Memory M, unsigned PageShift = 12>
+class kho_fdt_view {
+ public:
+  using geometry = page_geometry<PageShift>;
+  static constexpr const char* structure = "kho-fdt";
+
+  /// Validates the root FDT at `pa`, `size` bytes (kho_data.fdt_size: a page).
+  /// Errors at `pa` (depth 0): misaligned, out_of_range (size over a page),
+  /// out_of_bounds, then those of attach_bytes.
+  static result<kho_fdt_view> attach(const M& mem, phys_addr pa, u64 size = geometry::size) {
+    auto fail = [pa](errc c) { return make_error(c, structure, pa, 0); };
+    if (!geometry::is_aligned(pa)) return fail(errc::misaligned);
+    if (size > geometry::size) return fail(errc::out_of_range);
+    const void* fdt = mem.to_virt(pa, size);
+    if (fdt == nullptr || size == 0) return fail(errc::out_of_bounds);
+    return attach_bytes(mem, fdt, size, pa);
+  }
+
+  /// Validates the FDT in [fdt, fdt + size), which lies at `pa` in memory (zero: it
+  /// lies outside memory, in a caller's buffer). Errors at pa (depth 0; at a subtree:
+  /// pa + its node offset, depth 1):
+  /// bad_fdt (libfdt refuses the blob; a subtree with children), bad_compatible,
+  /// not_found (no preserved-memory-map, or it is zero; a subtree without
+  /// preserved-data or blob-size), bad_count (one of those not 8 bytes; a kho
+  /// property of the wrong size), not_sealed / torn / bad_checksum (kho's seal;
+  /// not_sealed also for kho checksums under a root without the seal),
+  /// reserved_nonzero (an unknown kho property), bad_string (kho,compatible),
+  /// duplicate (a name twice), out_of_bounds (a blob outside memory), aliased (a
+  /// blob overlaps the FDT's page or another blob; error.other names the first).
+  static result<kho_fdt_view> attach_bytes(const M& mem, const void* fdt, u64 size, phys_addr pa = {}) {
+    kho_fdt_view v(mem, fdt, pa);
+    if (status s = v.validate(size); !s) return s.err();
+    return v;
+  }
+
+  /// Calls f(kho_subtree) for every subtree, in the FDT's order. Complexity: O(subtrees).
+  template <class F>
+  void for_each(F&& f) const {
+    int node;
+    fdt_for_each_subnode(node, fdt_, 0) f(subtree(node));
+  }
+
+  /// Subtree `name` (the kernel's kho_retrieve_subtree). Errors: not_found.
+  result<kho_subtree> find(const char* name) const {
+    const int node = fdt_subnode_offset(fdt_, 0, name);
+    if (node < 0) return errc::not_found;
+    return subtree(node);
+  }
+
+  /// Claims the FDT's page for {"kho-fdt", pa}, unless it lies outside memory.
+  template <class Owners>
+  status claim_pages(Owners& owners) const {
+    return pa_ ? owners.claim(pa_, 1, page_owner{structure, pa_}) : status{};
+  }
+
+  phys_addr memory_map() const { return map_; }
+  /// Whether kho's seal is present (and verified); false for what a stock kernel wrote.
+  bool kho_sealed() const { return sealed_; }
+  u64 generation() const { return generation_; }
+  u64 count() const { return count_; }
+  phys_addr address() const { return pa_; }
+  const void* blob() const { return fdt_; }
+  const M& memory() const { return mem_; }
+
+ private:
+  kho_fdt_view(const M& mem, const void* fdt, phys_addr pa) : mem_(mem), fdt_(fdt), pa_(pa) {}
+
+  error fail(errc c, int node = 0) const {
+    return make_error(c, structure, pa_ + static_cast<u64>(node), node ? 1 : 0);
+  }
+
+  status validate(u64 size) {
+    if (size < sizeof(fdt_header) || fdt_check_full(fdt_, static_cast<size_t>(size)) != 0)
+      return fail(errc::bad_fdt);
+    if (fdt_node_check_compatible(fdt_, 0, kho_fdt_compatible) != 0) return fail(errc::bad_compatible);
+    bool found = false, sized = false;
+    const unsigned char* map = impl::fixed_prop(fdt_, 0, kho_fdt_memory_map, 8, found, sized);
+    if (!found) return fail(errc::not_found);
+    if (!sized) return fail(errc::bad_count);
+    map_ = phys_addr{impl::fdt_le64(map)};
+    if (!map_) return fail(errc::not_found);
+    KHO_TRY(check_seal());
+    int node;
+    fdt_for_each_subnode(node, fdt_, 0) {
+      KHO_TRY(check_subtree(node));
+      ++count_;
+    }
+    if (node != -FDT_ERR_NOTFOUND) return fail(errc::bad_fdt);
+    return {};
+  }
+
+  status check_seal() {
+    bool any = false;
+    for (int p = fdt_first_property_offset(fdt_, 0); p >= 0; p = fdt_next_property_offset(fdt_, p)) {
+      const char* name = nullptr;
+      int len = 0;
+      fdt_getprop_by_offset(fdt_, p, &name, &len);
+      if (name == nullptr || !impl::is_kho_property(name)) continue;
+      if (!detail::same_string(name, kho_fdt_generation) && !detail::same_string(name, kho_fdt_state) &&
+          !detail::same_string(name, kho_fdt_checksum))
+        return fail(errc::reserved_nonzero);
+      any = true;
+    }
+    if (!any) return {};
+    bool f1, s1, f2, s2, f3, s3;
+    const unsigned char* gen = impl::fixed_prop(fdt_, 0, kho_fdt_generation, 8, f1, s1);
+    const unsigned char* state = impl::fixed_prop(fdt_, 0, kho_fdt_state, 4, f2, s2);
+    const unsigned char* sum = impl::fixed_prop(fdt_, 0, kho_fdt_checksum, 8, f3, s3);
+    if (!f1 || !f2 || !f3) return fail(errc::not_found);
+    if (!s1 || !s2 || !s3) return fail(errc::bad_count);
+    const u32 s = impl::le32_at(state);
+    if (s == static_cast<u32>(handover_state::open)) return fail(errc::not_sealed);
+    if (s != static_cast<u32>(handover_state::sealed)) return fail(errc::torn);
+    if (impl::kho_fdt_root_checksum(fdt_) != impl::fdt_le64(sum)) return fail(errc::bad_checksum);
+    generation_ = impl::fdt_le64(gen);
+    sealed_ = true;
+    return {};
+  }
+
+  status check_subtree(int node) {
+    if (fdt_first_subnode(fdt_, node) != -FDT_ERR_NOTFOUND) return fail(errc::bad_fdt, node);
+    bool fd, sd, fz, sz;
+    impl::fixed_prop(fdt_, node, kho_fdt_data, 8, fd, sd);
+    impl::fixed_prop(fdt_, node, kho_fdt_size, 8, fz, sz);
+    if (!fd || !fz) return fail(errc::not_found, node);
+    if (!sd || !sz) return fail(errc::bad_count, node);
+    KHO_TRY(check_kho_properties(node));
+    const kho_subtree t = subtree(node);
+    const void* blob = mem_.to_virt(t.phys, t.size ? t.size : 1);
+    if (blob == nullptr) return fail(errc::out_of_bounds, node);
+    KHO_TRY(check_unique(node, t));
+    if (sealed_ && t.checksum != checksum(blob, t.size)) return fail(errc::bad_checksum, node);
+    return {};
+  }
+
+  status check_kho_properties(int node) {
+    for (int p = fdt_first_property_offset(fdt_, node); p >= 0; p = fdt_next_property_offset(fdt_, p)) {
+      const char* name = nullptr;
+      int len = 0;
+      const void* v = fdt_getprop_by_offset(fdt_, p, &name, &len);
+      if (name == nullptr || !impl::is_kho_property(name)) continue;
+      if (detail::same_string(name, kho_fdt_blob_compatible)) {
+        // One NUL-terminated string, nothing after it, that fits a kho-root-v1 entry.
+        const u64 n = len > 0 ? static_cast<u64>(len) : 0;
+        const char* s = static_cast<const char*>(v);
+        if (n < 2 || n > kho_fdt_compatible_len || s[n - 1] != '\0' || detail::bounded_length(s, n) != n - 1)
+          return fail(errc::bad_string, node);
+        continue;
+      }
+      if (!detail::same_string(name, kho_fdt_blob_checksum) && !detail::same_string(name, kho_fdt_blob_deep_checksum))
+        return fail(errc::reserved_nonzero, node);
+      if (len != 8) return fail(errc::bad_count, node);
+      if (!sealed_) return fail(errc::not_sealed, node);
+    }
+    int len = 0;
+    if (sealed_ && fdt_getprop(fdt_, node, kho_fdt_blob_checksum, &len) == nullptr)
+      return fail(errc::not_found, node);
+    return {};
+  }
+
+  // Names are unique and blobs disjoint from the FDT's page and from each other:
+  // O(subtrees) per subtree, and a page holds at most a few hundred.
+  status check_unique(int node, const kho_subtree& t) const {
+    const u64 last = t.phys.value + (t.size ? t.size - 1 : 0);
+    auto hits = [&](u64 first2, u64 last2) { return t.phys.value <= last2 && first2 <= last; };
+    if (pa_ && hits(pa_.value, pa_.value + geometry::size - 1)) {
+      error e = fail(errc::aliased, node);
+      e.other = where{structure, pa_, 0};
+      return e;
+    }
+    int other;
+    fdt_for_each_subnode(other, fdt_, 0) {
+      if (other >= node) break;
+      const kho_subtree o = subtree(other);
+      if (detail::same_string(o.name, t.name)) return fail(errc::duplicate, node);
+      if (hits(o.phys.value, o.phys.value + (o.size ? o.size - 1 : 0))) {
+        error e = fail(errc::aliased, node);
+        e.other = where{structure, pa_ + static_cast<u64>(other), 1};
+        return e;
+      }
+    }
+    return {};
+  }
+
+  kho_subtree subtree(int node) const {
+    int len = 0;
+    kho_subtree t;
+    t.name = fdt_get_name(fdt_, node, &len);
+    t.phys = phys_addr{impl::fdt_le64(fdt_getprop(fdt_, node, kho_fdt_data, &len))};
+    t.size = impl::fdt_le64(fdt_getprop(fdt_, node, kho_fdt_size, &len));
+    t.compatible = static_cast<const char*>(fdt_getprop(fdt_, node, kho_fdt_blob_compatible, &len));
+    if (const void* s = fdt_getprop(fdt_, node, kho_fdt_blob_checksum, &len); s && len == 8) {
+      t.has_checksum = true;
+      t.checksum = impl::fdt_le64(s);
+    }
+    if (const void* s = fdt_getprop(fdt_, node, kho_fdt_blob_deep_checksum, &len); s && len == 8) {
+      t.has_deep_checksum = true;
+      t.deep_checksum = impl::fdt_le64(s);
+    }
+    return t;
+  }
+
+  M mem_;
+  const void* fdt_;
+  phys_addr pa_;
+  phys_addr map_{};
+  u64 generation_ = 0;
+  u64 count_ = 0;
+  bool sealed_ = false;
+};
+
+/// Attaches with the Memory type deduced.
+template <unsigned PageShift = 12, Memory M>
+result<kho_fdt_view<M, PageShift>> attach_kho_fdt(const M& mem, phys_addr pa,
+                                                  u64 size = page_geometry<PageShift>::size) {
+  return kho_fdt_view<M, PageShift>::attach(mem, pa, size);
+}
+
+}  // namespace kho::upstream

@@ -1,0 +1,142 @@
+// kho/linux/kho_fdt_check.hpp: attach a Linux KHO handover (the "kho-v4" root FDT) as a
+// whole, trusting nothing but its shape: what handover_check.hpp does for kho-root-v1.
+//
+//   1. the root FDT (kho_fdt_view::attach): libfdt's full check, properties, kho's seal
+//   2. preserved-memory-map: the radix tree (mandatory in kho-v4); its pages are
+//      claimed but exempt from (4), as upstream never records them
+//   3. each subtree, by the name the kernel gives it, else by kho,compatible:
+//        "LUO"            luo-v5: sessions, files, FLBs; each memfd-v2/v1 file's state
+//                         and folio array (not the folios: the file's data)
+//        "kexec-metadata" version 1 metadata
+//        "memblock"       the reserve_mem sub-FDT (its regions are payload)
+//        kho-xarray-v1, kho-luo-v1  kho's own proposals, as in kho-root-v1
+//        anything else    an opaque blob: the pages [phys, phys + blob-size) span
+//      A subtree under an upstream name whose kho,compatible says otherwise is refused
+//      (bad_compatible): the name is what a stock kernel dispatches on.
+//   4. one owner per page (page_owners), and every claimed page not exempt inside the
+//      preserved-memory map (errc::not_preserved)
+//
+// Budget: as handover_check.hpp, O(bytes reachable from the root) time and scratch.
+#pragma once
+
+#include <kho/handover_check.hpp>
+#include <kho/linux/kexec_metadata.hpp>
+#include <kho/linux/kho_fdt.hpp>
+#include <kho/linux/luo_v5.hpp>
+#include <kho/linux/memblock.hpp>
+#include <kho/linux/memfd.hpp>
+
+#include <cstring>
+#include <optional>
+
+namespace kho::upstream {
+
+// kexec-metadata carries a version, not a compatible string; this names it for
+// kho,compatible and for reports.
+inline constexpr const char* kexec_metadata_format = "kexec-metadata-v1";
+
+/// The format a subtree is in: its upstream name decides, then kho,compatible; an
+/// empty string for an opaque blob. Errors: bad_compatible (an upstream name with a
+/// kho,compatible naming another format).
+inline result<const char*> subtree_format(const kho_subtree& t) {
+  struct known {
+    const char* name;
+    const char* format;
+  };
+  static constexpr known upstream_names[] = {
+      {luo_v5_subtree, luo_v5_compatible},
+      {kexec_metadata_subtree, kexec_metadata_format},
+      {memblock_subtree, memblock_compatible},
+  };
+  for (const known& k : upstream_names) {
+    if (!detail::same_string(t.name, k.name)) continue;
+    if (t.compatible != nullptr && !detail::same_string(t.compatible, k.format)) return errc::bad_compatible;
+    return k.format;
+  }
+  return t.compatible != nullptr ? t.compatible : "";
+}
+
+namespace impl {
+
+// LUO's pages, then each memfd file's state and folio array.
+template <unsigned PageShift, Memory M, PageSource Scratch, class Owners>
+status claim_luo_v5(const M& mem, const kho_subtree& t, Scratch& scratch, Owners& owners) {
+  auto v = attach_luo_v5<PageShift>(mem, t.phys, scratch, t.size);
+  if (!v) return v.err();
+  status s = v->claim_pages(owners);
+  for (const luo_session_ser& session : v->sessions()) {
+    for (const luo_file_ser& f : v->files(session)) {
+      if (!s) break;
+      const bool v2 = detail::string_equals(f.compatible, luo_v5_file_compatible_len, memfd_v2_compatible);
+      if (f.data.get() == 0 ||
+          (!v2 && !detail::string_equals(f.compatible, luo_v5_file_compatible_len, memfd_v1_compatible)))
+        continue;
+      auto m = attach_memfd<PageShift>(mem, phys_addr{f.data.get()}, v2 ? memfd_version::v2 : memfd_version::v1);
+      s = m ? m->claim_pages(owners) : status{m.err()};
+    }
+  }
+  v->release();
+  return s;
+}
+
+template <unsigned PageShift, Memory M, PageSource Scratch, class Owners>
+status claim_subtree(const M& mem, const kho_subtree& t, const char* format, Scratch& scratch, Owners& owners) {
+  if (detail::same_string(format, luo_v5_compatible)) return claim_luo_v5<PageShift>(mem, t, scratch, owners);
+  if (detail::same_string(format, kexec_metadata_format)) {
+    auto v = kexec_metadata_view<PageShift>::attach(mem, t.phys, t.size);
+    return v ? v->claim_pages(owners) : status{v.err()};
+  }
+  if (detail::same_string(format, memblock_compatible)) {
+    auto v = attach_memblock<PageShift>(mem, t.phys, t.size);
+    return v ? v->claim_pages(owners) : status{v.err()};
+  }
+  return detail::claim_kho_structure<PageShift>(mem, format, t.phys, t.size, scratch, owners);
+}
+
+}  // namespace impl
+
+/// Checks every structure an attached root FDT names, one owner per page, and (by
+/// default) that every page reached is preserved.
+/// Complexity: O(bytes reachable from the root) time; scratch O(pages reachable), all
+/// returned before it returns.
+/// Errors: each structure's own validation errors; bad_compatible (subtree_format);
+/// aliased (loc the second claim, other the first owner); not_preserved;
+/// out_of_memory or budget_exceeded (scratch).
+template <unsigned PageShift, Memory M, PageSource Scratch>
+status check_kho_fdt(const kho_fdt_view<M, PageShift>& root, Scratch& scratch,
+                     const handover_check_options& options = {}) {
+  page_owners<Scratch, PageShift> owners(scratch);
+  KHO_TRY(root.claim_pages(owners));
+  detail::radix_nodes<PageShift, M, Scratch> map_nodes{&scratch};
+  auto map = map_nodes.attach(root.memory(), root.memory_map());
+  if (!map) return map.err();
+  KHO_TRY(map->claim_pages(owners));
+  status s;
+  root.for_each([&](const kho_subtree& t) {
+    if (!s) return;
+    auto format = subtree_format(t);
+    if (!format) {
+      s = make_error(errc::bad_compatible, kho_fdt_view<M, PageShift>::structure, t.phys, 1);
+      return;
+    }
+    s = impl::claim_subtree<PageShift>(root.memory(), t, *format, scratch, owners);
+  });
+  KHO_TRY(s);
+  if (!options.require_preserved) return {};
+  return owners.check_preserved(*map);
+}
+
+/// Attaches the KHO root FDT at `pa` (`size` bytes: kho_data.fdt_size) and checks the
+/// whole handover it names. What a next kernel runs before trusting anything.
+/// Complexity and errors: those of kho_fdt_view::attach, then check_kho_fdt.
+template <unsigned PageShift = 12, Memory M, PageSource Scratch>
+result<kho_fdt_view<M, PageShift>> attach_kho_handover(const M& mem, phys_addr pa, Scratch& scratch,
+                                                       u64 size = page_geometry<PageShift>::size,
+                                                       const handover_check_options& options = {}) {
+  auto view = kho_fdt_view<M, PageShift>::attach(mem, pa, size);
+  if (!view) return view.err();
+  KHO_TRY(check_kho_fdt(*view, scratch, options));
+  return view;
+}
+
+}  // namespace kho::upstream

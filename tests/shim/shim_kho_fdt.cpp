@@ -1,0 +1,46 @@
+// Kernel-shim check for Linux's KHO root FDT: the writer, the view and the whole-handover
+// check over every upstream reader it dispatches to, freestanding for each page size.
+#include <kho/linux/kho_fdt_check.hpp>
+#include <kho/preserving_page_source.hpp>
+
+namespace {
+
+using namespace kho;
+using namespace kho::upstream;
+
+alignas(65536) unsigned char pool[4u << 20];
+alignas(65536) unsigned char scratch_pool[1u << 20];
+constexpr u64 pool_base = u64{1} << 32;
+constexpr u64 scratch_base = u64{1} << 40;
+
+template <unsigned PageShift>
+int exercise_kho_fdt() {
+  using source = bump_page_source<flat_memory, PageShift>;
+  flat_memory mem(phys_addr{pool_base}, sizeof pool, pool);
+  flat_memory scratch_mem(phys_addr{scratch_base}, sizeof scratch_pool, scratch_pool);
+  source pages(mem, mem.base(), mem.end());
+  source scratch(scratch_mem, scratch_mem.base(), scratch_mem.end());
+  auto map = preserve_bitmap<source, PageShift>::create(pages);
+  if (!map) return -1;
+  preserving_page_source<source, preserve_bitmap<source, PageShift>> tracked(pages, *map);
+  auto w = kho_fdt_writer<decltype(tracked), PageShift>::create(tracked, map->root());
+  if (!w) return -2;
+  auto luo = luo_v5_writer<decltype(tracked), PageShift>::create(tracked, 1);
+  if (!luo || !luo->create_session("vm")) return -3;
+  auto meta = write_kexec_metadata<PageShift>(tracked, "6.20.0", 1);
+  if (!meta) return -4;
+  if (!w->add(luo_v5_subtree, luo->blob().phys, luo->blob().size, luo_v5_compatible) ||
+      !w->add(kexec_metadata_subtree, meta->phys, meta->size) || !w->seal())
+    return -5;
+  auto v = attach_kho_handover<PageShift>(mem, w->root(), scratch);
+  if (!v) return -static_cast<int>(v.code());
+  int n = static_cast<int>(v->count());
+  v->for_each([&](const kho_subtree& t) { n += static_cast<int>(t.size); });
+  return n + (v->find("LUO") ? 1 : 0);
+}
+
+}  // namespace
+
+extern "C" int kho_shim_kho_fdt_4k() { return exercise_kho_fdt<12>(); }
+extern "C" int kho_shim_kho_fdt_16k() { return exercise_kho_fdt<14>(); }
+extern "C" int kho_shim_kho_fdt_64k() { return exercise_kho_fdt<16>(); }
