@@ -2,11 +2,19 @@
 //
 // The old image creates "physical memory" (a memfd standing for [base, base+size)),
 // builds a handover in it, seals it and exec()s itself as the next image, passing the
-// memfd. The next image maps the file at another virtual address, reads the boot
-// page, attaches and validates the root, walks every structure in place and reports.
+// memfd. The next image maps the file at another virtual address, finds the handover
+// as a next kernel would, attaches and validates it, walks every structure in place,
+// restores the preserved memory and reclaims the services' state.
 //
 //   kexec_model [--json] [--crash-at STEP | --stale-byte SEED] [--base PHYS] [--size BYTES]
-//               [--memory-file F]
+//               [--memory-file F] [--format linux|kho-root-v1] [--stock] [--kho-formats]
+//
+// --format linux (the default) writes what a stock Linux kernel hands over: the
+// "kho-v4" root FDT, found through an x86 setup_data node (SETUP_KEXEC_KHO, kho_data)
+// at the memory's base; kexec-metadata, memblock, LUO (luo-v5) with memfd-v2 files;
+// with kho's seal as kho,* properties unless --stock; --kho-formats adds kho's own
+// formats (kho-luo-v1, kho-xarray-v1) as subtrees. --format kho-root-v1 writes kho's
+// own root page instead, found through the model's boot page.
 //
 // With --crash-at the old image is a child process killed (SIGKILL) at STEP; the
 // parent survives as "firmware" and boots the next image over whatever was left.
@@ -15,7 +23,10 @@
 // write after sealing): a changed byte must be refused, an unchanged one accepted.
 #include <kho/handover.hpp>
 #include <kho/hole_finder.hpp>
+#include <kho/linux/kho_fdt_check.hpp>
+#include <kho/linux/x86_boot.hpp>
 #include <kho/model/boot_page.hpp>
+#include <kho/model/demo_linux.hpp>
 #include <kho/model/demo_holes.hpp>
 #include <kho/model/demo_luo.hpp>
 #include <kho/model/demo_xarray.hpp>
@@ -72,8 +83,11 @@ void check(const status& s, const char* what) {
   if (!s) die(fmt::format("{}: {}", what, to_string(s.code())));
 }
 
-/// Bytes of the sealed handover that its checksums cover: [phys, phys + size).
-using covered_spans = std::vector<std::pair<phys_addr, u64>>;
+using model::covered_spans;
+
+const std::vector<std::string>& steps_of(const std::string& format) {
+  return format == "linux" ? model::linux_demo_steps : steps;
+}
 
 /// The old kernel: builds and seals the handover, crashing at `crash_at` if named.
 /// Returns the spans the seal covers (for the stale-byte experiment).
@@ -196,14 +210,13 @@ nlohmann::json grow_scratch(const flat_memory& mem, phys_addr map_root, u64 need
   return report;
 }
 
-/// Reserves the preserved map in a memblock model both ways; they must agree.
-nlohmann::json restore_preserved(const flat_memory& mem, const nlohmann::json& report) {
-  for (const auto& e : report["entries"]) {
-    if (e["compatible"] != radix_compatible) continue;
+/// Reserves the preserved map at `map_root` in a memblock model both ways; they must
+/// agree, and the root page (`root_page`) must be among what is reserved.
+nlohmann::json restore_map(const flat_memory& mem, phys_addr map_root, phys_addr root_page) {
+  {
     std::vector<u64> node_list(mem.size() / page_geometry<>::size);
     model::scratch_pages scratch(mem);
-    auto view = attach_preserve_bitmap(mem, phys_addr{std::stoull(e["phys"].get<std::string>(), nullptr, 16)},
-                                       scratch.pages(), node_list);
+    auto view = attach_preserve_bitmap(mem, map_root, scratch.pages(), node_list);
     if (!view) return {{"error", to_string(view.code())}};
     // The memblock arrays live in the next kernel's own boot memory, not in the handover.
     alignas(4096) static unsigned char boot_memory[4 << 20];
@@ -220,9 +233,128 @@ nlohmann::json restore_preserved(const flat_memory& mem, const nlohmann::json& r
     return {{"regions", linear->size()},
             {"reserved_bytes", linear->reserved_bytes()},
             {"naive_equals_linear", same},
-            {"root_page_reserved", view->is_preserved(phys_addr{std::stoull(report["root"].get<std::string>(), nullptr, 16)})}};
+            {"root_page_reserved", view->is_preserved(root_page)}};
   }
+}
+
+/// restore_map for kho-root-v1's report: its radix entry and root.
+nlohmann::json restore_preserved(const flat_memory& mem, const nlohmann::json& report) {
+  auto hex = [](const nlohmann::json& v) { return phys_addr{std::stoull(v.get<std::string>(), nullptr, 16)}; };
+  for (const auto& e : report["entries"])
+    if (e["compatible"] == radix_compatible) return restore_map(mem, hex(e["phys"]), hex(report["root"]));
   return nlohmann::json::object();
+}
+
+/// The next kernel for a Linux handover: setup_data at the memory's base names
+/// kho_data; the root FDT and everything it names are checked as a whole; scratch
+/// must hold no preserved page; then restore, and the services reclaim their state
+/// with new pages from scratch (the largest range, past the scratch array).
+void run_next_linux(model::physical_memory& pm, nlohmann::json& out, bool inspect_only) {
+  using namespace upstream;
+  const flat_memory mem = pm.memory();
+  out["format"] = "kho-v4";
+  auto refuse = [&](const error& e) {
+    out["status"] = to_string(e.code);
+    out["error"] = model::describe_error(e);
+  };
+  auto boot = find_kho_data(mem, pm.base());
+  if (!boot) {
+    out["status"] = boot.code() == errc::not_found ? "no handover" : to_string(boot.code());
+    out["error"] = model::describe_error(boot.err());
+    return;
+  }
+  if (status s = check_kho_boot(mem, *boot); !s) return refuse(s.err());
+  const kho_data& d = boot->data;
+  out["kho_data"] = {{"at", model::hex(boot->at.value)},
+                     {"fdt", model::hex(d.fdt_addr.get())},
+                     {"fdt_size", d.fdt_size.get()},
+                     {"scratch", model::hex(d.scratch_addr.get())},
+                     {"scratch_entries", kho_scratch_count(d)}};
+  model::scratch_pages scratch(mem);
+  auto root = attach_kho_handover(mem, phys_addr{d.fdt_addr.get()}, scratch.pages(), d.fdt_size.get());
+  if (!root) return refuse(root.err());
+  out["root"] = model::hex(root->address().value);
+  out["kho_sealed"] = root->kho_sealed();
+  if (root->kho_sealed()) out["generation"] = root->generation();
+  nlohmann::json subtrees = nlohmann::json::array();
+  root->for_each([&](const kho_subtree& t) {
+    subtrees.push_back({{"name", t.name},
+                        {"format", *subtree_format(t)},
+                        {"phys", model::hex(t.phys.value)},
+                        {"size", t.size}});
+  });
+  out["subtrees"] = std::move(subtrees);
+  {
+    std::vector<u64> node_list(mem.size() / page_geometry<>::size);
+    model::scratch_pages map_scratch(mem);
+    auto map = attach_preserve_bitmap(mem, root->memory_map(), map_scratch.pages(), node_list);
+    if (!map) return refuse(map.err());
+    if (status s = check_scratch_unpreserved(mem, d, *map); !s) return refuse(s.err());
+  }
+  out["status"] = "ok";
+  // Reserve first: nothing may be allocated before the preserved memory is fenced off.
+  out["restore"] = restore_map(mem, root->memory_map(), root->address());
+  if (!out["restore"].value("naive_equals_linear", false)) out["status"] = "restore failed";
+  if (inspect_only || out["status"] != "ok") return;
+
+  // Allocations come from the largest scratch range, past the array if it lies there.
+  const auto* ranges = static_cast<const kho_scratch*>(mem.to_virt(phys_addr{d.scratch_addr.get()}, d.scratch_size.get()));
+  phys_range fresh_range{};
+  for (u64 i = 0; i < kho_scratch_count(d); ++i) {
+    phys_range r{phys_addr{ranges[i].addr.get()}, phys_addr{ranges[i].addr.get() + ranges[i].size.get()}};
+    const phys_addr array{d.scratch_addr.get()};
+    if (r.start <= array && array < r.end) r.start = array + page_geometry<>::size;
+    if (r.size() > fresh_range.size()) fresh_range = r;
+  }
+  out["scratch"] = {{"summary", fmt::format("{} KiB of scratch at {:#x} from kho_data", fresh_range.size() >> 10,
+                                            fresh_range.start.value)}};
+  bump_page_source<flat_memory> fresh(mem, fresh_range.start, fresh_range.end);
+  if (auto luo = root->find(luo_v5_subtree)) {
+    auto v = attach_luo_v5(mem, luo->phys, scratch.pages(), luo->size);
+    nlohmann::json files = nlohmann::json::array();
+    if (v) {
+      for (const char* session : {"vm-alpha", "database"}) {
+        if (!v->retrieve_session(session)) continue;
+        for (const luo_session_ser& e : v->sessions()) {
+          if (!detail::string_equals(e.name, luo_v5_session_name_len, session)) continue;
+          for (const luo_file_ser& f : v->files(e)) {
+            if (!v->retrieve_file(session, f.token.get())) continue;
+            nlohmann::json file = {{"session", session}, {"token", f.token.get()}, {"compatible", f.compatible}};
+            if (detail::string_equals(f.compatible, luo_v5_file_compatible_len, memfd_v2_compatible))
+              file["memfd"] = model::reclaim_linux_memfd(fresh, mem, phys_addr{f.data.get()});
+            files.push_back(std::move(file));
+          }
+        }
+      }
+      v->release();
+    }
+    out["luo"] = {{"ok", bool(v)}, {"retrieved", std::move(files)}};
+  }
+  if (auto kho_luo = root->find("kho-LUO")) out["kho_luo"] = model::reclaim_demo_luo(mem, kho_luo->phys);
+  if (auto kho_memfd = root->find("kho-memfd-demo")) out["memfd"] = model::reclaim_demo_memfd(fresh, kho_memfd->phys);
+}
+
+void print_linux(const nlohmann::json& out) {
+  std::printf("kho-v4 root FDT %s (via setup_data at %s) validated, %s, %zu subtrees\n",
+              out["root"].get<std::string>().c_str(), out["kho_data"]["at"].get<std::string>().c_str(),
+              out["kho_sealed"].get<bool>() ? "sealed by kho" : "as a stock kernel writes it (no kho seal)",
+              out["subtrees"].size());
+  for (const auto& t : out["subtrees"])
+    std::printf("  %-16s %-18s at %s, %llu bytes\n", t["name"].get<std::string>().c_str(),
+                t["format"].get<std::string>().empty() ? "blob" : t["format"].get<std::string>().c_str(),
+                t["phys"].get<std::string>().c_str(), static_cast<unsigned long long>(t["size"].get<u64>()));
+  if (out.contains("restore") && out["restore"].contains("regions"))
+    std::printf("restored into memblock: %llu regions, %llu KiB reserved (naive and linear %s)\n",
+                static_cast<unsigned long long>(out["restore"]["regions"].get<u64>()),
+                static_cast<unsigned long long>(out["restore"]["reserved_bytes"].get<u64>() >> 10),
+                out["restore"]["naive_equals_linear"].get<bool>() ? "agree" : "DISAGREE");
+  if (out.contains("scratch")) std::printf("scratch: %s\n", out["scratch"].value("summary", "").c_str());
+  if (out.contains("luo"))
+    for (const auto& f : out["luo"]["retrieved"])
+      std::printf("LUO: retrieved %s/%llu (%s)%s%s\n", f["session"].get<std::string>().c_str(),
+                  static_cast<unsigned long long>(f["token"].get<u64>()), f["compatible"].get<std::string>().c_str(),
+                  f.contains("memfd") ? ": " : "", f.contains("memfd") ? f["memfd"].value("summary", "").c_str() : "");
+  if (out.contains("memfd")) std::printf("kho memfd: %s\n", out["memfd"].value("summary", "").c_str());
 }
 
 /// The next kernel: maps memory elsewhere, attaches, walks, reports. Returns the exit code.
@@ -241,8 +373,7 @@ int run_next_image(int fd, u64 base, bool json, const std::string& stale_report,
   if (pm.virt() == writer_virt) die("the next image must map memory at a new address");
   out["reader_base"] = model::hex(reinterpret_cast<u64>(pm.virt()));
   if (!have_boot) {
-    out["status"] = "no handover";
-    out["error"] = {{"error", "no boot page"}};
+    run_next_linux(pm, out, inspect_only);
   } else {
     out["writer_base"] = model::hex(boot.writer_virt.get());
     out.update(model::inspect(pm.memory(), phys_addr{boot.root.get()}));
@@ -265,12 +396,16 @@ int run_next_image(int fd, u64 base, bool json, const std::string& stale_report,
   if (json) {
     std::printf("%s\n", out.dump(2).c_str());
   } else {
-    std::printf("next image: memory mapped at %s (the old image used %s)\n",
-                out["reader_base"].get<std::string>().c_str(),
-                out.value("writer_base", std::string("?")).c_str());
+    if (out.contains("writer_base"))
+      std::printf("next image: memory mapped at %s (the old image used %s)\n",
+                  out["reader_base"].get<std::string>().c_str(), out["writer_base"].get<std::string>().c_str());
+    else
+      std::printf("next image: memory mapped at %s\n", out["reader_base"].get<std::string>().c_str());
     if (!ok) {
       std::printf("handover REFUSED: %s\n", out["status"].get<std::string>().c_str());
       if (out.contains("error")) std::printf("  %s\n", out["error"].dump().c_str());
+    } else if (out.value("format", "") == "kho-v4") {
+      print_linux(out);
     } else {
       std::printf("handover root %s validated, generation %llu, %zu entries\n",
                   out["root"].get<std::string>().c_str(),
@@ -306,15 +441,23 @@ int run_next_image(int fd, u64 base, bool json, const std::string& stale_report,
 int main(int argc, char** argv) {
   CLI::App app{"kho userspace kexec model"};
   bool json = false;
-  std::string crash_at;
+  std::string crash_at, format = "linux";
+  model::linux_demo_options linux_opts;
   u64 base = model::default_base, size = model::default_size, generation = 1;
   int next_fd = -1;
   std::string memory_file, stale_report;
   std::optional<u64> stale_seed;
   bool inspect_only = false;
   app.add_flag("--json", json, "print a machine-readable summary");
-  app.add_option("--crash-at", crash_at, "kill the old image at this step")
-      ->check(CLI::IsMember(steps));
+  std::vector<std::string> all_steps = steps;
+  all_steps.insert(all_steps.end(), model::linux_demo_steps.begin(), model::linux_demo_steps.end());
+  app.add_option("--crash-at", crash_at, "kill the old image at this step")->check(CLI::IsMember(all_steps));
+  app.add_option("--format", format, "the handover's root: linux (kho-v4 FDT) or kho-root-v1")
+      ->check(CLI::IsMember({"linux", "kho-root-v1"}))
+      ->capture_default_str();
+  bool stock = false;
+  app.add_flag("--stock", stock, "linux: no kho,* properties (exactly what a stock kernel writes)");
+  app.add_flag("--kho-formats", linux_opts.kho_formats, "linux: also kho's own formats as subtrees");
   app.add_option("--base", base, "physical base of memory");
   app.add_option("--size", size, "bytes of physical memory");
   app.add_option("--memory-file", memory_file, "back physical memory by this file (kept)");
@@ -333,16 +476,30 @@ int main(int argc, char** argv) {
     if (next_fd >= 0) return run_next_image(next_fd, base, json, stale_report, inspect_only);
     if (base % page_geometry<>::size != 0 || size < 16 * page_geometry<>::size)
       die("--base must be page-aligned and --size at least 16 pages");
+    const auto& format_steps = steps_of(format);
+    if (!crash_at.empty() && std::find(format_steps.begin(), format_steps.end(), crash_at) == format_steps.end())
+      die("--crash-at " + crash_at + " is not a step of --format " + format);
+    if ((stock || linux_opts.kho_formats) && format != "linux") die("--stock and --kho-formats need --format linux");
+    if (stock && (!crash_at.empty() || stale_seed))
+      die("--stock writes no seal: a crash or a stale byte cannot be told from a valid handover");
+    linux_opts.kho_properties = !stock;
+    linux_opts.generation = generation;
+    auto run_old = [&](model::physical_memory& memory) {
+      if (format == "kho-root-v1") return run_old_image(memory, crash_at, generation);
+      return model::build_linux_handover(memory, linux_opts, [&](const std::string& step) {
+        if (step == crash_at) ::raise(SIGKILL);
+      });
+    };
 
     auto pm = model::physical_memory::create(base, size, memory_file);
     if (crash_at.empty()) {
-      const covered_spans covered = run_old_image(pm, crash_at, generation);
+      const covered_spans covered = run_old(pm);
       if (stale_seed) stale_report = leave_stale_byte(pm, covered, *stale_seed);
     } else {
       pid_t child = ::fork();
       if (child < 0) model::throw_errno("fork");
       if (child == 0) {
-        run_old_image(pm, crash_at, generation);
+        run_old(pm);
         std::_Exit(0);
       }
       int wstatus = 0;

@@ -38,7 +38,7 @@ function(patch_bytes file offset value count)
   endif()
 endfunction()
 
-expect_rc(0 ${MODEL} --json --inspect-only --size 67108864 --memory-file ${image})
+expect_rc(0 ${MODEL} --json --inspect-only --format kho-root-v1 --size 67108864 --memory-file ${image})
 expect_rc(0 ${KHO} verify --memory ${image} --base ${base})
 expect_rc(0 ${KHO} dump --memory ${image} --base ${base} --json)
 if(NOT last_out MATCHES "\"status\": \"ok\"")

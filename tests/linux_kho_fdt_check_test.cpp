@@ -60,6 +60,7 @@ struct linux_handover {
     EXPECT_TRUE(w.add(kexec_metadata_subtree, meta, m->size));
     EXPECT_TRUE(w.add(memblock_subtree, mb->phys, mb->size));
     EXPECT_TRUE(w.add("kho-memfd-index", xa->root(), xa->root_size, xarray_compatible));
+    EXPECT_TRUE(w.set_memory_map_checksum(map.deep_checksum()));
     EXPECT_TRUE(w.seal());
   }
   status check(const handover_check_options& opt = {}) {
@@ -174,6 +175,29 @@ TEST(KhoFdtCheck, UnpreservedBlob) {
   handover_check_options lax;
   lax.require_preserved = false;
   EXPECT_TRUE(h.check(lax));
+}
+
+TEST(KhoFdtCheck, MapChangedAfterSealing) {
+  linux_handover<12> h;
+  auto extra = h.a.pages().alloc(order{0});
+  ASSERT_TRUE(extra && h.map.preserve(*extra, order{0}));
+  ASSERT_TRUE(h.w.seal());  // the root's checksums hold; the map's recorded one does not
+  const status s = h.check();
+  EXPECT_EQ(s.code(), errc::bad_checksum);
+  EXPECT_STREQ(s.err().loc.structure, "radix");
+  EXPECT_EQ(s.err().loc.at, h.map.root());
+}
+
+TEST(KhoFdtCheck, XarraySubtreeShorterThanItsRootBlock) {
+  linux_handover<12> h;
+  void* f = h.a.bytes(h.w.root());
+  unsigned char v[8];
+  impl::fdt_put_le64(v, 64);  // the seal would vouch for half of the root block
+  ASSERT_EQ(fdt_setprop_inplace(f, fdt_subnode_offset(f, 0, "kho-memfd-index"), kho_fdt_size, v, 8), 0);
+  ASSERT_TRUE(h.w.seal());
+  const status s = h.check();
+  EXPECT_EQ(s.code(), errc::bad_count);
+  EXPECT_STREQ(s.err().loc.structure, "xarray");
 }
 
 TEST(KhoFdtCheck, MemoryMapIsNotARadixTree) {

@@ -88,11 +88,15 @@ template <unsigned PageShift, Memory M, PageSource Scratch, class Owners>
 status claim_kho_structure(const M& mem, const char* compatible, phys_addr at, u64 size, Scratch& scratch,
                            Owners& owners) {
   if (detail::same_string(compatible, xarray_compatible)) {
+    // The root's checksum covers `size` bytes: all of the root block, or it vouches
+    // for less than the reader trusts.
+    if (size < sizeof(xarray_root)) return make_error(errc::bad_count, "xarray", at);
     auto v = attach_xarray<u64, PageShift>(mem, at, scratch);
     if (!v) return v.err();
     return v->claim_pages(owners);
   }
   if (detail::same_string(compatible, luo_compatible)) {
+    if (size < sizeof(luo_root)) return make_error(errc::bad_count, "luo", at);
     auto v = attach_luo<PageShift>(mem, at, scratch);
     if (!v) return v.err();
     status s = v->claim_pages(owners);

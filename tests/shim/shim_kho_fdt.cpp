@@ -1,6 +1,7 @@
 // Kernel-shim check for Linux's KHO root FDT: the writer, the view and the whole-handover
 // check over every upstream reader it dispatches to, freestanding for each page size.
 #include <kho/linux/kho_fdt_check.hpp>
+#include <kho/linux/x86_boot.hpp>
 #include <kho/preserving_page_source.hpp>
 
 namespace {
@@ -35,6 +36,13 @@ int exercise_kho_fdt() {
   auto v = attach_kho_handover<PageShift>(mem, w->root(), scratch);
   if (!v) return -static_cast<int>(v.code());
   int n = static_cast<int>(v->count());
+  kho_data d{};
+  d.fdt_addr.set(w->root().value);
+  d.fdt_size.set(page_geometry<PageShift>::size);
+  d.scratch_addr.set(pool_base + sizeof pool - 4096);
+  d.scratch_size.set(16);
+  if (auto k = find_kho_data(mem, phys_addr{pool_base}); k && check_kho_boot<PageShift>(mem, *k)) ++n;
+  if (check_scratch_unpreserved(mem, d, *map)) ++n;
   v->for_each([&](const kho_subtree& t) { n += static_cast<int>(t.size); });
   return n + (v->find("LUO") ? 1 : 0);
 }

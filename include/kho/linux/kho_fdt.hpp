@@ -10,6 +10,7 @@
 //       kho,generation = [8 bytes LE]     \  kho's seal: absent in what a stock
 //       kho,state      = [4 bytes LE]      > kernel writes, which is read and
 //       kho,checksum   = [8 bytes LE]     /  reported as unsealed-by-kho
+//       kho,map-xxh64  = [8 bytes LE];   (kho's, optional: the radix tree's deep checksum)
 //       <subtree name> { blob-size = [8 bytes LE];  preserved-data = [8 bytes LE];
 //                        kho,compatible = "luo-v5";   (kho's, optional)
 //                        kho,xxh64 = [8 bytes LE];     (kho's, with the seal)
@@ -62,6 +63,7 @@ inline constexpr const char* kho_fdt_size = "blob-size";
 inline constexpr const char* kho_fdt_generation = "kho,generation";
 inline constexpr const char* kho_fdt_state = "kho,state";
 inline constexpr const char* kho_fdt_checksum = "kho,checksum";
+inline constexpr const char* kho_fdt_map_checksum = "kho,map-xxh64";
 inline constexpr const char* kho_fdt_blob_compatible = "kho,compatible";
 inline constexpr const char* kho_fdt_blob_checksum = "kho,xxh64";
 inline constexpr const char* kho_fdt_blob_deep_checksum = "kho,deep-xxh64";
@@ -224,12 +226,28 @@ class kho_fdt_writer {
     return err ? impl::fdt_write_error(err) : status{};
   }
 
-  /// Re-points preserved-memory-map (the radix root moved). Errors: none.
+  /// Records the preserved-memory map's deep checksum (preserve_bitmap::deep_checksum)
+  /// for the whole-handover check to verify: the map itself carries no checksum.
+  /// Call after the map's last change. Errors: invalid_argument (no kho properties),
+  /// table_full.
+  status set_memory_map_checksum(u64 sum) {
+    if (!kho_) return errc::invalid_argument;
+    reopen();
+    unsigned char v[8];
+    impl::fdt_put_le64(v, sum);
+    int err = fdt_open_into(fdt(), fdt(), static_cast<int>(geometry::size));
+    if (!err) err = fdt_setprop(fdt(), 0, kho_fdt_map_checksum, v, 8);
+    fdt_pack(fdt());
+    return err ? impl::fdt_write_error(err) : status{};
+  }
+
+  /// Re-points preserved-memory-map (the radix root moved); drops its deep checksum.
   status set_memory_map(phys_addr map) {
     reopen();
     unsigned char v[8];
     impl::fdt_put_le64(v, map.value);
     fdt_setprop_inplace(fdt(), 0, kho_fdt_memory_map, v, 8);
+    if (kho_) fdt_delprop(fdt(), 0, kho_fdt_map_checksum);
     return {};
   }
 
@@ -396,6 +414,9 @@ class kho_fdt_view {
   phys_addr memory_map() const { return map_; }
   /// Whether kho's seal is present (and verified); false for what a stock kernel wrote.
   bool kho_sealed() const { return sealed_; }
+  /// kho,map-xxh64, if the seal carries it: what the map's deep_checksum() must be.
+  bool has_memory_map_checksum() const { return has_map_checksum_; }
+  u64 memory_map_checksum() const { return map_checksum_; }
   u64 generation() const { return generation_; }
   u64 count() const { return count_; }
   phys_addr address() const { return pa_; }
@@ -437,7 +458,7 @@ class kho_fdt_view {
       fdt_getprop_by_offset(fdt_, p, &name, &len);
       if (name == nullptr || !impl::is_kho_property(name)) continue;
       if (!detail::same_string(name, kho_fdt_generation) && !detail::same_string(name, kho_fdt_state) &&
-          !detail::same_string(name, kho_fdt_checksum))
+          !detail::same_string(name, kho_fdt_checksum) && !detail::same_string(name, kho_fdt_map_checksum))
         return fail(errc::reserved_nonzero);
       any = true;
     }
@@ -454,6 +475,12 @@ class kho_fdt_view {
     if (impl::kho_fdt_root_checksum(fdt_) != impl::fdt_le64(sum)) return fail(errc::bad_checksum);
     generation_ = impl::fdt_le64(gen);
     sealed_ = true;
+    int len = -1;
+    if (const void* m = fdt_getprop(fdt_, 0, kho_fdt_map_checksum, &len)) {
+      if (len != 8) return fail(errc::bad_count);
+      has_map_checksum_ = true;
+      map_checksum_ = impl::fdt_le64(m);
+    }
     return {};
   }
 
@@ -545,8 +572,10 @@ class kho_fdt_view {
   phys_addr pa_;
   phys_addr map_{};
   u64 generation_ = 0;
+  u64 map_checksum_ = 0;
   u64 count_ = 0;
   bool sealed_ = false;
+  bool has_map_checksum_ = false;
 };
 
 /// Attaches with the Memory type deduced.

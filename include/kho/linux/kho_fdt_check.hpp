@@ -2,8 +2,9 @@
 // whole, trusting nothing but its shape: what handover_check.hpp does for kho-root-v1.
 //
 //   1. the root FDT (kho_fdt_view::attach): libfdt's full check, properties, kho's seal
-//   2. preserved-memory-map: the radix tree (mandatory in kho-v4); its pages are
-//      claimed but exempt from (4), as upstream never records them
+//   2. preserved-memory-map: the radix tree (mandatory in kho-v4), its deep checksum
+//      verified when kho's seal carries one; its pages are claimed but exempt from
+//      (4), as upstream never records them
 //   3. each subtree, by the name the kernel gives it, else by kho,compatible:
 //        "LUO"            luo-v5: sessions, files, FLBs; each memfd-v2/v1 file's state
 //                         and folio array (not the folios: the file's data)
@@ -99,7 +100,8 @@ status claim_subtree(const M& mem, const kho_subtree& t, const char* format, Scr
 /// default) that every page reached is preserved.
 /// Complexity: O(bytes reachable from the root) time; scratch O(pages reachable), all
 /// returned before it returns.
-/// Errors: each structure's own validation errors; bad_compatible (subtree_format);
+/// Errors: each structure's own validation errors; bad_checksum (the map's deep
+/// checksum); bad_compatible (subtree_format);
 /// aliased (loc the second claim, other the first owner); not_preserved;
 /// out_of_memory or budget_exceeded (scratch).
 template <unsigned PageShift, Memory M, PageSource Scratch>
@@ -110,6 +112,8 @@ status check_kho_fdt(const kho_fdt_view<M, PageShift>& root, Scratch& scratch,
   detail::radix_nodes<PageShift, M, Scratch> map_nodes{&scratch};
   auto map = map_nodes.attach(root.memory(), root.memory_map());
   if (!map) return map.err();
+  if (root.has_memory_map_checksum() && map->deep_checksum() != root.memory_map_checksum())
+    return make_error(errc::bad_checksum, "radix", root.memory_map());
   KHO_TRY(map->claim_pages(owners));
   status s;
   root.for_each([&](const kho_subtree& t) {

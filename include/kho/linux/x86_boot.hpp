@@ -15,13 +15,25 @@
 //   fdt_size is PAGE_SIZE (the root FDT is one page); scratch_size = 16 * count.
 //   Scratch [0] is lowmem, [1] global, [2..] one per NUMA node.
 //
-// Layouts only: the model's use of them (boot hand-off, scratch restore) comes later.
+// setup_data nodes form a singly linked list from boot_params.hdr.setup_data:
+//   { next u64 (0 ends it), type u32, len u32, data[len] }   (16-byte header)
+//
+// Reader (find_kho_data, then check_kho_boot): the list walked at most
+// max_setup_nodes nodes (a cycle costs that, not a hang); the SETUP_KEXEC_KHO node's
+// len exactly 32; then what kho_populate trusts and kho checks: the FDT page-aligned,
+// fdt_size between an FDT header and a page, the scratch array 16-byte entries, 1 to
+// max_scratch_entries of them, inside memory; each scratch range page-aligned,
+// non-empty, not wrapping and disjoint from the others; and (check_scratch_unpreserved)
+// no preserved page inside scratch, which the next kernel allocates from at once.
 #pragma once
 
 #include <kho/detail/endian.hpp>
+#include <kho/memory.hpp>
 #include <kho/phys.hpp>
+#include <kho/result.hpp>
 
 #include <cstddef>
+#include <cstring>
 #include <type_traits>
 
 namespace kho::upstream {
@@ -40,6 +52,16 @@ struct kho_scratch {
   detail::le64 size;
 };
 
+struct setup_data_header {
+  detail::le64 next;  // physical address of the next node; 0 ends the list
+  detail::le32 type;
+  detail::le32 len;   // bytes of data after this header
+};
+
+static_assert(sizeof(setup_data_header) == 16);
+static_assert(offsetof(setup_data_header, type) == 8);
+static_assert(offsetof(setup_data_header, len) == 12);
+static_assert(std::has_unique_object_representations_v<setup_data_header>);
 static_assert(sizeof(kho_data) == 32);
 static_assert(offsetof(kho_data, fdt_addr) == 0);
 static_assert(offsetof(kho_data, fdt_size) == 8);
@@ -53,5 +75,100 @@ static_assert(std::has_unique_object_representations_v<kho_scratch>);
 
 /// Scratch entries a kho_data names (the kernel's count = scratch_len / 16).
 constexpr u64 kho_scratch_count(const kho_data& d) { return d.scratch_size.get() / sizeof(kho_scratch); }
+
+// A list longer than any boot loader writes: a bound on the walk, not a format limit.
+inline constexpr u64 max_setup_nodes = 256;
+// MAX_NUMNODES (1024) + lowmem + global: the most scratch entries a kernel writes.
+inline constexpr u64 max_scratch_entries = 1026;
+
+/// The kho_data a setup_data list carries, and where it was found.
+struct located_kho_data {
+  kho_data data{};
+  phys_addr at{};  // the node's header
+};
+
+/// Walks the setup_data list from `head` to its SETUP_KEXEC_KHO node.
+/// Complexity: O(nodes), at most max_setup_nodes. Errors (structure "setup_data", at
+/// the node): out_of_bounds (a node outside memory), not_found (no such node),
+/// bad_count (its len is not 32), budget_exceeded (more than max_setup_nodes: a cycle).
+template <Memory M>
+result<located_kho_data> find_kho_data(const M& mem, phys_addr head) {
+  phys_addr at = head;
+  for (u64 n = 0; at; ++n) {
+    if (n == max_setup_nodes) return make_error(errc::budget_exceeded, "setup_data", at);
+    const void* h = mem.to_virt(at, sizeof(setup_data_header));
+    if (h == nullptr) return make_error(errc::out_of_bounds, "setup_data", at);
+    setup_data_header node;
+    std::memcpy(&node, h, sizeof node);
+    if (node.type.get() == setup_kexec_kho) {
+      if (node.len.get() != sizeof(kho_data)) return make_error(errc::bad_count, "setup_data", at);
+      const void* d = mem.to_virt(at + sizeof node, sizeof(kho_data));
+      if (d == nullptr) return make_error(errc::out_of_bounds, "setup_data", at);
+      located_kho_data out;
+      std::memcpy(&out.data, d, sizeof out.data);
+      out.at = at;
+      return out;
+    }
+    at = phys_addr{node.next.get()};
+  }
+  return make_error(errc::not_found, "setup_data", head);
+}
+
+/// Checks a kho_data and its scratch array before either is used; see the header
+/// comment. Complexity: O(entries^2), entries at most max_scratch_entries.
+/// Errors (structure "kho_data" at its node, or "kho_scratch" at the entry):
+/// misaligned (FDT or a range), out_of_range (fdt_size), bad_count (array size not
+/// a multiple of 16, empty or too long), out_of_bounds (array outside memory),
+/// out_of_range (a range empty or wrapping), aliased (two ranges overlap).
+template <unsigned PageShift = 12, Memory M>
+status check_kho_boot(const M& mem, const located_kho_data& k) {
+  using geometry = page_geometry<PageShift>;
+  auto fail = [&](errc c) { return make_error(c, "kho_data", k.at); };
+  if (!geometry::is_aligned(phys_addr{k.data.fdt_addr.get()})) return fail(errc::misaligned);
+  if (k.data.fdt_size.get() < 40 || k.data.fdt_size.get() > geometry::size) return fail(errc::out_of_range);
+  const u64 bytes = k.data.scratch_size.get(), count = kho_scratch_count(k.data);
+  if (bytes % sizeof(kho_scratch) != 0 || count == 0 || count > max_scratch_entries) return fail(errc::bad_count);
+  const phys_addr array{k.data.scratch_addr.get()};
+  const auto* entries = static_cast<const kho_scratch*>(mem.to_virt(array, bytes));
+  if (entries == nullptr) return fail(errc::out_of_bounds);
+  for (u64 i = 0; i < count; ++i) {
+    const phys_addr entry_at = array + i * sizeof(kho_scratch);
+    const u64 a = entries[i].addr.get(), n = entries[i].size.get();
+    u64 end = 0;
+    if (!geometry::is_aligned(phys_addr{a}) || (n & geometry::mask) != 0)
+      return make_error(errc::misaligned, "kho_scratch", entry_at);
+    if (n == 0 || !checked_add(a, n, end)) return make_error(errc::out_of_range, "kho_scratch", entry_at);
+    for (u64 j = 0; j < i; ++j) {
+      const u64 b = entries[j].addr.get();
+      if (a < b + entries[j].size.get() && b < end) {
+        error e = make_error(errc::aliased, "kho_scratch", entry_at);
+        e.other = where{"kho_scratch", array + j * sizeof(kho_scratch), 0};
+        return e;
+      }
+    }
+  }
+  return {};
+}
+
+/// Scratch is where the next kernel allocates first: no preserved page may lie in it.
+/// `map` is anything with for_each_range(from, to, f) (a preserve_bitmap_view).
+/// Complexity: O(preserved ranges inside scratch + scratch entries * tree walk setup).
+/// Errors: aliased (structure "kho_scratch" at the entry; other: the preserved page).
+template <Memory M, class Map>
+status check_scratch_unpreserved(const M& mem, const kho_data& d, const Map& map) {
+  const phys_addr array{d.scratch_addr.get()};
+  const auto* entries = static_cast<const kho_scratch*>(mem.to_virt(array, d.scratch_size.get()));
+  status s;
+  for (u64 i = 0; entries != nullptr && i < kho_scratch_count(d) && s; ++i) {
+    const u64 a = entries[i].addr.get();
+    map.for_each_range(phys_addr{a}, phys_addr{a + entries[i].size.get()}, [&](phys_addr start, u64) {
+      error e = make_error(errc::aliased, "kho_scratch", array + i * sizeof(kho_scratch));
+      e.other = where{"radix", start, 0};
+      s = e;
+      return false;
+    });
+  }
+  return s;
+}
 
 }  // namespace kho::upstream

@@ -22,9 +22,10 @@ namespace kho::model {
 /// "LUO". Each file's handler data is a page holding a short description, as a
 /// memfd's or a device's serialized state would be.
 /// Errors: out_of_memory, and whatever the writers report.
-template <PageSource Source, unsigned PageShift = 12>
-status build_demo_luo(Source& pages, handover_writer<Source, PageShift>& root,
-                      u64 liveupdate_number = 1) {
+/// `root` is anything with add(name, compatible, phys, size): a handover_writer, or
+/// an adapter naming a subtree of Linux's root FDT.
+template <unsigned PageShift = 12, PageSource Source, class RootWriter>
+status build_demo_luo(Source& pages, RootWriter& root, u64 liveupdate_number = 1) {
   auto luo = luo_writer<Source, PageShift>::create(pages, liveupdate_number);
   if (!luo) return luo.err();
   auto state = [&](const std::string& text) -> result<phys_addr> {

@@ -82,10 +82,10 @@ u64 count_marked(const Map& file, xa_mark m) {
 /// again and reports JSON: "ok", "before" and "after" (count, height, nodes),
 /// "dirty_before", "dirty_after", "faulted", "summary", or "error" when not ok.
 template <PageSource Source>
-nlohmann::json reclaim_demo_memfd(Source& fresh, const handover_entry& entry, u64 faults = 64) {
+nlohmann::json reclaim_demo_memfd(Source& fresh, phys_addr file_root, u64 faults = 64) {
   auto error_json = [](const error& e) { return xarray_failure_json("memfd refused", e); };
   const auto& mem = fresh.memory();
-  auto view = attach_xarray<u64, 12>(mem, phys_addr{entry.phys.get()}, fresh);  // scratch: lent back
+  auto view = attach_xarray<u64, 12>(mem, file_root, fresh);  // scratch: lent back
   if (!view) return error_json(view.err());
   auto shape = [](const auto& x) {
     return nlohmann::json{{"count", x.count()}, {"height", x.height()}, {"nodes", x.nodes()}};
@@ -111,6 +111,12 @@ nlohmann::json reclaim_demo_memfd(Source& fresh, const handover_entry& entry, u6
   out["summary"] = fmt::format("memfd adopted: {} -> {} entries, {} faulted in after kexec",
                                out["before"]["count"].get<u64>(), again->count(), faults);
   return out;
+}
+
+/// The same, for the handover root's entry.
+template <PageSource Source>
+nlohmann::json reclaim_demo_memfd(Source& fresh, const handover_entry& entry, u64 faults = 64) {
+  return reclaim_demo_memfd(fresh, phys_addr{entry.phys.get()}, faults);
 }
 
 }  // namespace kho::model
