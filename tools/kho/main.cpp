@@ -1,21 +1,35 @@
 // kho: inspect and verify handover memory images.
 //
-//   kho dump   --memory FILE --base PHYS [--root PHYS] [--json] [--holes] [--max-ranges N]
-//   kho verify --memory FILE --base PHYS [--root PHYS]
-//   kho dump   --memory FILE --base PHYS --radix-root PHYS [--json]   (a bare kho-v2 tree)
+//   kho dump   --memory FILE [--base PHYS] [--root PHYS] [--page-size N] [--json] [--holes]
+//              [--max-ranges N]
+//   kho verify --memory FILE [--base PHYS] [--root PHYS] [--page-size N]
+//   kho dump   --memory FILE [--base PHYS] --radix-root PHYS [--json]   (a bare kho-v2 tree)
 //
-// FILE is a regular file standing for [PHYS, PHYS + file size); PHYS must be
-// page-aligned. Without --root the root's address comes from the boot page at PHYS,
-// whose base, size, page shift, reserved word and generation are checked
-// (docs/format.md). verify reads everything and keeps only counts, so its memory is the
-// readers' scratch, whatever the handover holds; dump lists at most --max-ranges
-// preserved ranges per radix tree and says how many it left out.
+// FILE is either
+//   - a flat image: a regular file standing for [PHYS, PHYS + file size), with --base
+//     PHYS required and a multiple of the page size. Without --root the root's address
+//     comes from the boot page at PHYS, whose base, size, page shift, reserved word and
+//     generation are checked (docs/format.md); or
+//   - an ELF core (it starts with the ELF magic): what QEMU's dump-guest-memory (ELF
+//     format, not kdump-compressed) or a kdump kernel's /proc/vmcore writes, ELF64
+//     little-endian ET_CORE for x86-64 or aarch64. Its PT_LOAD segments are the memory,
+//     at their p_paddr; between them is none. Bytes past a segment's p_filesz (p_memsz
+//     larger) are absent, not zero. --base is refused (the segments carry their
+//     addresses) and, there being no boot page, --root (or --radix-root) is required.
+//     A malformed core (bad header, headers or segments outside the file, wrapping or
+//     overlapping segments) is refused with exit 1 and a line saying what is wrong.
+// --page-size is the handover's page: 4096 (default), 16384 or 65536 (any other value
+// is a usage error); every reader and the boot page's page shift use it.
+// verify reads everything and keeps only counts, so its memory is the readers'
+// scratch, whatever the handover holds; dump lists at most --max-ranges preserved
+// ranges per radix tree and says how many it left out.
 //
 // Exit status: 0 valid; 2 the handover (or boot page) is refused, after one line naming
 // the error and where; 1 the image cannot be read (not a regular file, misaligned base,
-// I/O error) or bad arguments (CLI11's own codes for unparsable ones); 3 out of memory.
-// Nothing ends in abort.
+// malformed ELF core, I/O error) or bad arguments (CLI11's own codes for unparsable or
+// invalid ones); 3 out of memory. Nothing ends in abort.
 #include <kho/model/boot_page.hpp>
+#include <kho/model/image_memory.hpp>
 #include <kho/model/inspect.hpp>
 #include <kho/model/inspect_holes.hpp>
 #include <kho/model/inspect_radix.hpp>
@@ -26,9 +40,12 @@
 
 #include <cstdio>
 #include <exception>
+#include <memory>
 #include <new>
 #include <optional>
+#include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <variant>
 
 #include <unistd.h>
@@ -43,9 +60,10 @@ constexpr int exit_out_of_memory = 3;
 
 struct image_options {
   std::string memory;
-  u64 base = 0;
+  std::optional<u64> base;
   std::optional<u64> root;
   std::optional<u64> radix_root;
+  u64 page_size = page_geometry<>::size;
 };
 
 struct dump_options {
@@ -56,10 +74,43 @@ struct dump_options {
 
 void add_image_options(CLI::App* cmd, image_options& o) {
   cmd->add_option("--memory", o.memory, "memory image file (a regular file)")->required()->check(CLI::ExistingFile);
-  cmd->add_option("--base", o.base, "physical address of the image's first byte (page-aligned)")->required();
-  cmd->add_option("--root", o.root, "physical address of the handover root (default: boot page)");
+  cmd->add_option("--base", o.base,
+                  "physical address of a flat image's first byte (page-aligned; not for an ELF core)");
+  cmd->add_option("--root", o.root,
+                  "physical address of the handover root (default: boot page; required for an ELF core)");
   cmd->add_option("--radix-root", o.radix_root,
                   "read a bare kho-v2 preserved-memory radix tree at this address instead");
+  cmd->add_option("--page-size", o.page_size, "the handover's page size in bytes")
+      ->check(CLI::IsMember({4096, 16384, 65536}))
+      ->capture_default_str();
+}
+
+/// The memory FILE stands for, as one Memory type whatever the file's format: a flat
+/// image (with its mapping, which holds the boot page) or an ELF core's segments.
+struct opened_image {
+  std::optional<model::physical_memory> flat;
+  std::unique_ptr<model::memory_image> image;
+
+  model::image_memory memory() const { return image->memory(); }
+};
+
+/// Opens FILE by its first bytes. Errors (exit 1): std::invalid_argument for options that
+/// do not fit the format, and whatever opening or parsing the file throws.
+opened_image open_memory(const image_options& o) {
+  opened_image m;
+  if (model::is_elf_file(o.memory)) {
+    if (o.base)
+      throw std::invalid_argument(fmt::format(
+          "{} is an ELF core: its segments carry their physical addresses, --base is for flat images", o.memory));
+    if (!o.root && !o.radix_root)
+      throw std::invalid_argument(fmt::format("{} is an ELF core, which has no boot page: pass --root", o.memory));
+    m.image = model::open_elf_core(o.memory);
+    return m;
+  }
+  if (!o.base) throw std::invalid_argument(fmt::format("{} is a flat image: --base is required", o.memory));
+  m.flat.emplace(model::open_image(o.memory, *o.base, o.page_size));
+  m.image = model::memory_image::over(m.flat->memory());
+  return m;
 }
 
 /// The root to read, and the boot page it came from (none with --root).
@@ -84,21 +135,22 @@ struct refusal {
 };
 
 /// --root, or the boot page's root once its facts match the memory; else a refusal.
-std::variant<located_root, refusal> find_root(const model::physical_memory& pm, const image_options& o) {
+/// (open_memory made sure an ELF core comes with --root.)
+std::variant<located_root, refusal> find_root(const opened_image& m, const image_options& o, unsigned page_shift) {
   if (o.root) return located_root{phys_addr{*o.root}, std::nullopt};
+  const model::physical_memory& pm = *m.flat;
   model::boot_page boot{};
   if (!model::read_boot_page(pm, boot))
     return refusal{make_error(errc::bad_magic, "boot page", pm.base()),
                    fmt::format("no boot page at {:#x}; pass --root", pm.base().value)};
-  if (auto p = model::check_boot_page(boot, pm)) return refusal{p->err, p->detail};
+  if (auto p = model::check_boot_page(boot, pm, page_shift)) return refusal{p->err, p->detail};
   return located_root{phys_addr{boot.root.get()}, boot};
 }
 
 /// A root that validated but disagrees with the boot page's generation is stale.
-std::optional<refusal> check_generation(const model::physical_memory& pm, const located_root& where,
-                                        const nlohmann::json& j) {
+std::optional<refusal> check_generation(const opened_image& m, const located_root& where, const nlohmann::json& j) {
   if (!where.boot || !j.contains("generation")) return std::nullopt;
-  if (auto p = model::check_boot_generation(*where.boot, pm, j["generation"].get<u64>()))
+  if (auto p = model::check_boot_generation(*where.boot, *m.flat, j["generation"].get<u64>()))
     return refusal{p->err, p->detail};
   return std::nullopt;
 }
@@ -127,25 +179,27 @@ phys_addr entry_phys(const nlohmann::json& e) {
 }
 
 /// A bare radix tree (as a Linux kernel leaves it), no kho root around it.
-int dump_radix(const model::physical_memory& pm, phys_addr root, const dump_options& d) {
-  nlohmann::json j = model::radix_report(pm.memory(), root, std::nullopt, d.max_ranges);
-  if (d.holes && j["ok"].get<bool>()) j["holes"] = model::holes_report(pm.memory(), root);
+template <unsigned PageShift>
+int dump_radix(const opened_image& m, phys_addr root, const dump_options& d) {
+  nlohmann::json j = model::radix_report<PageShift>(m.memory(), root, std::nullopt, d.max_ranges);
+  if (d.holes && j["ok"].get<bool>()) j["holes"] = model::holes_report<PageShift>(m.memory(), root);
   if (d.json) {
     fmt::print("{}\n", j.dump(2));
   } else {
     fmt::print("radix tree {}: {}\n", model::hex(root.value), j["summary"].get<std::string>());
     if (j.contains("orders"))
-      for (const auto& [o, n] : j["orders"].items()) fmt::print("  order {:>2}: {} blocks\n", o, n.get<u64>());
+      for (const auto& [o, n] : j["orders"].items()) fmt::print("  order {:>2}: {} blocks\n", o, n.template get<u64>());
     if (j.contains("ranges")) print_ranges(j);
     if (j.contains("holes")) fmt::print("holes: {}\n", j["holes"]["summary"].get<std::string>());
   }
   return j["ok"].get<bool>() ? 0 : exit_refused;
 }
 
+template <unsigned PageShift>
 int dump(const image_options& o, const dump_options& d) {
-  auto pm = model::open_image(o.memory, o.base);
-  if (o.radix_root) return dump_radix(pm, phys_addr{*o.radix_root}, d);
-  auto found = find_root(pm, o);
+  const opened_image m = open_memory(o);
+  if (o.radix_root) return dump_radix<PageShift>(m, phys_addr{*o.radix_root}, d);
+  auto found = find_root(m, o, PageShift);
   if (const refusal* r = std::get_if<refusal>(&found)) {
     if (d.json)
       fmt::print("{}\n", nlohmann::json{{"status", to_string(r->err.code)}, {"error", r->json()}}.dump(2));
@@ -154,8 +208,8 @@ int dump(const image_options& o, const dump_options& d) {
     return exit_refused;
   }
   const located_root& where = std::get<located_root>(found);
-  nlohmann::json j = model::inspect(pm.memory(), where.root);
-  if (auto stale = check_generation(pm, where, j)) {
+  nlohmann::json j = model::inspect<PageShift>(m.memory(), where.root);
+  if (auto stale = check_generation(m, where, j)) {
     j["status"] = to_string(stale->err.code);
     j["error"] = stale->json();
   }
@@ -163,11 +217,12 @@ int dump(const image_options& o, const dump_options& d) {
     if (e["compatible"] != radix_compatible || !e.value("ok", false)) continue;
     // inspect() lists a few ranges per tree; the dump lists up to --max-ranges.
     if (d.json) {
-      const nlohmann::json full = model::radix_report(pm.memory(), entry_phys(e), std::nullopt, d.max_ranges);
+      const nlohmann::json full =
+          model::radix_report<PageShift>(m.memory(), entry_phys(e), std::nullopt, d.max_ranges);
       for (const char* key : {"ranges", "range_count", "ranges_truncated"}) e[key] = full[key];
     }
     // the memory image is the RAM; the preserved map says what is taken
-    if (d.holes) j["holes"] = model::holes_report(pm.memory(), entry_phys(e));
+    if (d.holes) j["holes"] = model::holes_report<PageShift>(m.memory(), entry_phys(e));
   }
   if (d.json) {
     fmt::print("{}\n", j.dump(2));
@@ -183,10 +238,11 @@ void print_error_line(const nlohmann::json& err) {
              err["at"].get<std::string>());
 }
 
+template <unsigned PageShift>
 int verify(const image_options& o) {
-  auto pm = model::open_image(o.memory, o.base);
+  const opened_image m = open_memory(o);
   if (o.radix_root) {
-    const nlohmann::json j = model::radix_report(pm.memory(), phys_addr{*o.radix_root}, std::nullopt, 0);
+    const nlohmann::json j = model::radix_report<PageShift>(m.memory(), phys_addr{*o.radix_root}, std::nullopt, 0);
     if (!j["ok"].get<bool>()) {
       print_error_line(j["error"]);
       return exit_refused;
@@ -194,14 +250,14 @@ int verify(const image_options& o) {
     fmt::print("ok: {}\n", j["summary"].get<std::string>());
     return 0;
   }
-  auto found = find_root(pm, o);
+  auto found = find_root(m, o, PageShift);
   if (const refusal* r = std::get_if<refusal>(&found)) {
     fmt::print("{}\n", r->line());
     return exit_refused;
   }
   const located_root& where = std::get<located_root>(found);
   // inspect() keeps a few ranges per radix tree, never all of them: bounded memory.
-  const nlohmann::json j = model::inspect(pm.memory(), where.root);
+  const nlohmann::json j = model::inspect<PageShift>(m.memory(), where.root);
   if (j.contains("error")) {
     print_error_line(j["error"]);
     return exit_refused;
@@ -211,7 +267,7 @@ int verify(const image_options& o) {
     if (!e.value("ok", false))
       fmt::print("{} in entry {} ({}) at {}\n", e["error"].value("error", "error"), e["name"].get<std::string>(),
                  e["compatible"].get<std::string>(), e["error"].value("at", e["phys"].get<std::string>()));
-  if (auto stale = check_generation(pm, where, j)) {
+  if (auto stale = check_generation(m, where, j)) {
     fmt::print("{}\n", stale->line());
     ok = false;
   }
@@ -235,8 +291,18 @@ int run(int argc, char** argv) {
   auto* verify_cmd = app.add_subcommand("verify", "validate; exit 2 with the error if invalid");
   add_image_options(verify_cmd, verify_opts);
   CLI11_PARSE(app, argc, argv);
-  if (*dump_cmd) return dump(dump_opts, d);
-  return verify(verify_opts);
+  // One instantiation of the readers per page size, chosen once here.
+  auto with_page_shift = [](u64 page_size, auto&& run_at) {
+    switch (page_size) {
+      case 16384: return run_at(std::integral_constant<unsigned, 14>{});
+      case 65536: return run_at(std::integral_constant<unsigned, 16>{});
+      default: return run_at(std::integral_constant<unsigned, 12>{});  // IsMember allowed only these
+    }
+  };
+  if (*dump_cmd)
+    return with_page_shift(dump_opts.page_size, [&](auto shift) { return dump<decltype(shift)::value>(dump_opts, d); });
+  return with_page_shift(verify_opts.page_size,
+                         [&](auto shift) { return verify<decltype(shift)::value>(verify_opts); });
 }
 
 /// Out of memory ends the tool at once, with a message: a bad_alloc unwinding through

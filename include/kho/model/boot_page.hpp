@@ -109,14 +109,15 @@ inline std::optional<boot_page_problem> check_boot_generation(const boot_page& b
                                           root_generation));
 }
 
-/// Opens a memory image read-only. If it starts with a boot page, the mapping avoids
-/// the writer's address, so that the reader finds everything by physical address.
-inline physical_memory open_image(const std::string& path, u64 base) {
-  auto pm = physical_memory::open(path, base, /*writable=*/false);
+/// Opens a memory image read-only; `base` must be a multiple of `page_size`. If it
+/// starts with a boot page, the mapping avoids the writer's address, so that the reader
+/// finds everything by physical address.
+inline physical_memory open_image(const std::string& path, u64 base, u64 page_size = page_geometry<>::size) {
+  auto pm = physical_memory::open(path, base, /*writable=*/false, nullptr, page_size);
   boot_page b{};
   if (!read_boot_page(pm, b) || reinterpret_cast<u64>(pm.virt()) != b.writer_virt.get()) return pm;
   // Same address as the writer by chance: map again while the first mapping holds it.
-  return physical_memory::open(path, base, /*writable=*/false, pm.virt());
+  return physical_memory::open(path, base, /*writable=*/false, pm.virt(), page_size);
 }
 
 }  // namespace kho::model

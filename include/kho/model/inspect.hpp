@@ -26,23 +26,25 @@ namespace kho::model {
 /// Reads one root entry's structure in place. The JSON it returns has "ok" (bool),
 /// "summary" (one line for people), "error" (describe_error) when not ok, and whatever
 /// the structure has to say. Each structure's reader lives in model/inspect_<name>.hpp.
+template <unsigned PageShift, Memory M>
 struct entry_reader {
   const char* compatible;
-  nlohmann::json (*read)(const flat_memory&, const handover_entry&);
+  nlohmann::json (*read)(const M&, const handover_entry&);
 };
 
 /// Readers by compatible string. Reading a blob needs nothing beyond the root's checksum.
-inline const entry_reader* find_entry_reader(const char* compatible) {
-  static const entry_reader readers[] = {
-      {radix_compatible, read_radix},
-      {luo_compatible, read_luo},
-      {xarray_compatible, read_xarray},
+template <unsigned PageShift = 12, Memory M>
+const entry_reader<PageShift, M>* find_entry_reader(const char* compatible) {
+  static const entry_reader<PageShift, M> readers[] = {
+      {radix_compatible, read_radix<PageShift, M>},
+      {luo_compatible, read_luo<PageShift, M>},
+      {xarray_compatible, read_xarray<PageShift, M>},
       {"kho-blob-v1",
-       [](const flat_memory&, const handover_entry& e) -> nlohmann::json {
+       [](const M&, const handover_entry& e) -> nlohmann::json {
          return {{"ok", true}, {"summary", fmt::format("{} bytes, checksum verified", e.size.get())}};
        }},
   };
-  for (const entry_reader& r : readers)
+  for (const entry_reader<PageShift, M>& r : readers)
     if (std::string_view(r.compatible) == compatible) return &r;
   return nullptr;
 }
@@ -52,15 +54,17 @@ inline const entry_reader* find_entry_reader(const char* compatible) {
 /// Every structure is validated and every page checked for one owner and preservation
 /// (attach_handover) before any entry is read; `options` can waive the preservation
 /// check for a bare root.
-inline nlohmann::json inspect(const flat_memory& mem, phys_addr root,
-                              const handover_check_options& options = {}) {
+/// Pages are 2^PageShift bytes; `mem` is any Memory with a size() in bytes (scratch is
+/// sized from it).
+template <unsigned PageShift = 12, Memory M>
+nlohmann::json inspect(const M& mem, phys_addr root, const handover_check_options& options = {}) {
   nlohmann::json out;
   out["root"] = hex(root.value);
   // The check's scratch is gone before the entries' readers map theirs: one sparse
   // scratch file at a time keeps the address space (and `ulimit -v`) at image + 2x.
   auto view = [&] {
-    scratch_pages scratch(mem);
-    return attach_handover(mem, root, scratch.pages(), options);
+    scratch_pages<PageShift> scratch(mem);
+    return attach_handover<PageShift>(mem, root, scratch.pages(), options);
   }();
   if (!view) {
     out["status"] = to_string(view.code());
@@ -77,7 +81,7 @@ inline nlohmann::json inspect(const flat_memory& mem, phys_addr root,
                      {"phys", hex(e.phys.get())},
                      {"size", e.size.get()},
                      {"checksum", hex(e.checksum.get())}};
-    if (const entry_reader* reader = find_entry_reader(e.compatible)) {
+    if (const auto* reader = find_entry_reader<PageShift, M>(e.compatible)) {
       j["known_format"] = true;
       j.update(reader->read(mem, e));
       if (!j.value("ok", false)) all_ok = false;

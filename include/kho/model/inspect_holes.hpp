@@ -5,6 +5,7 @@
 #pragma once
 
 #include <kho/hole_finder.hpp>
+#include <kho/model/image_memory.hpp>
 #include <kho/model/report.hpp>
 #include <kho/model/scratch_pages.hpp>
 #include <kho/preserve_bitmap.hpp>
@@ -22,26 +23,42 @@ namespace kho::model {
 inline constexpr u64 holes_report_min = u64{2} << 20;
 
 /// Attaches the tree at `radix_root` and reports the largest hole of the memory's
-/// range as ["start", "size"] hex, the number of holes of at least 2 MiB, and totals.
+/// range as ["start", "size"] hex, the number of holes of at least 2 MiB, and totals:
+/// "ram" is [first RAM byte, RAM bytes], "ram_ranges" every range as ["start", "size"].
+/// The RAM is the memory's ranges (ram_ranges: a flat image's one, an ELF core's
+/// segments), each shrunk to whole 2^PageShift pages.
 /// On failure {"ok": false, "error", "summary"}.
-inline nlohmann::json holes_report(const flat_memory& mem, phys_addr radix_root) {
-  using geometry = page_geometry<>;
+template <unsigned PageShift = 12, Memory M>
+nlohmann::json holes_report(const M& mem, phys_addr radix_root) {
+  using geometry = page_geometry<PageShift>;
   auto refuse = [&](const error& e) {
     return nlohmann::json{{"ok", false},
                           {"error", describe_error(e)},
                           {"summary", fmt::format("refused: {}", format_error(e))}};
   };
-  scratch_pages scratch(mem);
-  const u64 slots = mem.size() / geometry::size + 1;  // touched only up to the node count
+  scratch_pages<PageShift> scratch(mem);
+  const std::vector<phys_range> ranges = ram_ranges(mem);
+  // touched only up to the node count
+  const u64 slots = mem.size() / geometry::size + 1;
   auto nodes = std::make_unique_for_overwrite<u64[]>(slots);
-  auto view = attach_preserve_bitmap(mem, radix_root, scratch.pages(), std::span<u64>(nodes.get(), slots));
+  auto view =
+      attach_preserve_bitmap<PageShift>(mem, radix_root, scratch.pages(), std::span<u64>(nodes.get(), slots));
   if (!view) return refuse(view.err());
   // RAM: the memory's pages (a base or size off a page boundary loses the partial page).
-  const u64 start = (mem.base().value + geometry::mask) & ~geometry::mask;
-  const u64 end = mem.end().value & ~geometry::mask;
-  if (start >= end) return refuse(make_error(errc::invalid_argument, "holes", mem.base()));
-  const phys_range ram[] = {{phys_addr{start}, phys_addr{end}}};
-  auto finder = make_hole_finder(*view, ram);
+  std::vector<phys_range> ram;
+  for (const phys_range& r : ranges) {
+    const u64 start = (r.start.value + geometry::mask) & ~geometry::mask;
+    const u64 end = r.end.value & ~geometry::mask;
+    if (start < end) ram.push_back({phys_addr{start}, phys_addr{end}});
+  }
+  if (ram.empty()) return refuse(make_error(errc::invalid_argument, "holes", ranges.front().start));
+  u64 ram_bytes = 0;
+  nlohmann::json ram_json = nlohmann::json::array();
+  for (const phys_range& r : ram) {
+    ram_bytes += r.size();
+    ram_json.push_back({hex(r.start.value), hex(r.size())});
+  }
+  auto finder = make_hole_finder(*view, std::span<const phys_range>(ram));
   if (!finder) return refuse(finder.err());
 
   u64 holes = 0, large = 0, free_bytes = 0;
@@ -60,7 +77,8 @@ inline nlohmann::json holes_report(const flat_memory& mem, phys_addr radix_root)
           {"holes_over_2mib", large},
           {"holes", holes},
           {"free_bytes", free_bytes},
-          {"ram", {hex(start), hex(end - start)}},
+          {"ram", {hex(ram.front().start.value), hex(ram_bytes)}},
+          {"ram_ranges", ram_json},
           {"summary",
            largest ? fmt::format("largest hole {} ({} KiB), {} holes of 2 MiB or more, {} KiB free in {} holes",
                                  hex(largest->start.value), largest->size() >> 10, large, free_bytes >> 10, holes)

@@ -37,14 +37,16 @@ inline nlohmann::json luo_error_json(const error& e) {
 /// Attaches the LUO root named by `entry` and describes it: "ok", "summary", "error"
 /// (when not ok), "liveupdate_number", "sessions" (name, files: token, compatible,
 /// data as hex, flags, flb) and "flbs" (name, id, data, refs).
-inline nlohmann::json read_luo(const flat_memory& mem, const handover_entry& entry) {
+/// Pages are 2^PageShift bytes.
+template <unsigned PageShift = 12, Memory M>
+nlohmann::json read_luo(const M& mem, const handover_entry& entry) {
   const phys_addr root{entry.phys.get()};
   if (entry.size.get() < sizeof(luo_root)) {
     const error e = make_error(errc::bad_count, "luo", root);
     return {{"ok", false}, {"summary", "LUO entry smaller than its root"}, {"error", luo_error_json(e)}};
   }
-  luo_scratch scratch(mem);
-  auto v = attach_luo(mem, root, scratch.pages());
+  scratch_pages<PageShift> scratch(mem);
+  auto v = attach_luo<PageShift>(mem, root, scratch.pages());
   if (!v) {
     return {{"ok", false},
             {"summary", fmt::format("LUO refused: {}", to_string(v.code()))},

@@ -40,14 +40,16 @@ inline wide_u64 exact_range_end(phys_addr start, u64 size) {
 /// slot per page of memory, allocated but never touched beyond the nodes actually
 /// found (so a sparse 1 TiB image costs what its tree holds). With `deep_checksum`,
 /// every node's bytes must also hash to it.
+/// Pages are 2^PageShift bytes; `mem` is any Memory with a size() in bytes (a node is a
+/// whole page inside memory, so one slot per page of it suffices).
 /// Complexity: the attach, one walk of the ranges; memory O(nodes + max_ranges).
-inline nlohmann::json radix_report(const flat_memory& mem, phys_addr root,
-                                   std::optional<u64> deep_checksum = std::nullopt,
-                                   u64 max_ranges = radix_listed_ranges) {
-  scratch_pages scratch(mem);
-  const u64 slots = mem.size() / page_geometry<>::size + 1;
+template <unsigned PageShift = 12, Memory M>
+nlohmann::json radix_report(const M& mem, phys_addr root, std::optional<u64> deep_checksum = std::nullopt,
+                            u64 max_ranges = radix_listed_ranges) {
+  scratch_pages<PageShift> scratch(mem);
+  const u64 slots = mem.size() / page_geometry<PageShift>::size + 1;
   auto nodes = std::make_unique_for_overwrite<u64[]>(slots);
-  auto view = attach_preserve_bitmap(mem, root, scratch.pages(), std::span<u64>(nodes.get(), slots));
+  auto view = attach_preserve_bitmap<PageShift>(mem, root, scratch.pages(), std::span<u64>(nodes.get(), slots));
   auto refuse = [](const error& e) -> nlohmann::json {
     return {{"ok", false}, {"error", describe_error(e)},
             {"summary", fmt::format("refused: {}", format_error(e))}};
@@ -56,7 +58,7 @@ inline nlohmann::json radix_report(const flat_memory& mem, phys_addr root,
   if (deep_checksum && view->deep_checksum() != *deep_checksum)
     return refuse(make_error(errc::bad_checksum, "radix", root));
   nlohmann::json counts = nlohmann::json::object();
-  for (unsigned o = 0; o <= radix_geometry<12>::max_order; ++o)
+  for (unsigned o = 0; o <= radix_geometry<PageShift>::max_order; ++o)
     if (view->count(order{o}) != 0) counts[std::to_string(o)] = view->count(order{o});
   nlohmann::json ranges = nlohmann::json::array();
   u64 range_count = 0;
@@ -80,10 +82,11 @@ inline nlohmann::json radix_report(const flat_memory& mem, phys_addr root,
 }
 
 /// Root-entry reader for compatible "kho-radix-v1".
-inline nlohmann::json read_radix(const flat_memory& mem, const handover_entry& e) {
+template <unsigned PageShift = 12, Memory M>
+nlohmann::json read_radix(const M& mem, const handover_entry& e) {
   std::optional<u64> deep;
   if (e.flags.get() & entry_deep_checksum) deep = e.deep_checksum.get();
-  return radix_report(mem, phys_addr{e.phys.get()}, deep, radix_entry_listed_ranges);
+  return radix_report<PageShift>(mem, phys_addr{e.phys.get()}, deep, radix_entry_listed_ranges);
 }
 
 }  // namespace kho::model

@@ -3,8 +3,8 @@
 // The reader for handover entries whose compatible string is "kho-xarray-v1": attaches
 // the xarray root block at the entry's address (validating every node) and reports
 // entry count, height, nodes, bytes per entry, marks and the first entries as JSON.
-// Values are read as u64 with 4 KiB pages, the layout the kexec demo writes (a memfd's
-// page index -> pfn << 12 | flags).
+// Values are read as u64, the layout the kexec demo writes (a memfd's page index ->
+// pfn << 12 | flags), with the handover's page size.
 #pragma once
 
 #include <kho/handover.hpp>
@@ -37,12 +37,14 @@ inline nlohmann::json xarray_failure_json(const char* what, const error& e) {
 /// "error" {error, structure, at, depth} when not ok, "count", "height", "nodes",
 /// "bytes_per_entry", "marks" (entries per mark) and "first_entries" (index, order,
 /// value as hex, marks).
-inline nlohmann::json read_xarray(const flat_memory& mem, const handover_entry& entry) {
+/// Pages are 2^PageShift bytes.
+template <unsigned PageShift = 12, Memory M>
+nlohmann::json read_xarray(const M& mem, const handover_entry& entry) {
   const phys_addr root{entry.phys.get()};
   auto fail = [](const error& e) { return xarray_failure_json("xarray refused", e); };
   if (entry.size.get() < sizeof(xarray_root)) return fail(make_error(errc::bad_count, "xarray", root));
-  luo_scratch scratch(mem);  // sparse; the visited set needs about 32 bytes per 4 KiB page
-  auto v = attach_xarray<u64, 12>(mem, root, scratch.pages());
+  scratch_pages<PageShift> scratch(mem);  // sparse; the visited set needs about 32 bytes per page
+  auto v = attach_xarray<u64, PageShift>(mem, root, scratch.pages());
   if (!v) return fail(v.err());
   u64 marked[xa_mark_count] = {};
   nlohmann::json first = nlohmann::json::array();
@@ -54,7 +56,7 @@ inline nlohmann::json read_xarray(const flat_memory& mem, const handover_entry& 
                        {"value", fmt::format("{:#x}", e.value)},
                        {"marks", e.marks}});
   });
-  const u64 bytes = (v->nodes() + 1) << 12;  // the root block's page included
+  const u64 bytes = (v->nodes() + 1) << PageShift;  // the root block's page included
   const double per_entry = v->count() ? static_cast<double>(bytes) / static_cast<double>(v->count()) : 0.0;
   return {{"ok", true},
           {"summary", fmt::format("{} entries, height {}, {} nodes, {:.2f} bytes per entry", v->count(),

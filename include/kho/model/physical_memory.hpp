@@ -62,8 +62,9 @@ class physical_memory {
 
   /// Opens a memory image file, which must be a regular file. Read-only images are
   /// mapped privately, away from the virtual address `avoid` (a boot page's writer_virt).
-  static physical_memory open(const std::string& path, u64 base, bool writable,
-                              const void* avoid = nullptr) {
+  /// `base` must be a multiple of `page_size` (the handover's page, 4 KiB by default).
+  static physical_memory open(const std::string& path, u64 base, bool writable, const void* avoid = nullptr,
+                              u64 page_size = page_geometry<>::size) {
     // O_NONBLOCK: opening a FIFO without a writer would block forever; it is refused below.
     int fd = ::open(path.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) throw_errno("cannot open " + path);
@@ -80,7 +81,7 @@ class physical_memory {
       ::close(fd);
       throw std::runtime_error(path + ": empty memory image");
     }
-    return physical_memory(fd, base, static_cast<u64>(st.st_size), writable, avoid);
+    return physical_memory(fd, base, static_cast<u64>(st.st_size), writable, avoid, page_size);
   }
 
   physical_memory(physical_memory&& o) noexcept
@@ -109,15 +110,16 @@ class physical_memory {
   }
 
  private:
-  physical_memory(int fd, u64 base, u64 size, bool writable, const void* avoid)
+  physical_memory(int fd, u64 base, u64 size, bool writable, const void* avoid,
+                  u64 page_size = page_geometry<>::size)
       : fd_(fd), base_(base), size_(size) {
     // The mapping starts page-aligned, so physical and virtual addresses agree on their
     // offset in a page only if the base is page-aligned; otherwise every page-aligned
     // structure would sit at a misaligned host address.
-    if ((base & page_geometry<>::mask) != 0) {
+    if ((base & (page_size - 1)) != 0) {
       ::close(fd);
       throw std::invalid_argument(
-          fmt::format("memory base {:#x} is not a multiple of the page size ({} bytes)", base, page_geometry<>::size));
+          fmt::format("memory base {:#x} is not a multiple of the page size ({} bytes)", base, page_size));
     }
     u64 end = 0;
     if (!checked_add(base, size, end)) {

@@ -14,18 +14,21 @@
 
 namespace kho::model {
 
-/// Scratch in pages of 2^PageShift bytes (the reader's page size) for reading `reading`: the readers' indexes take about 64 bytes per entry
-/// (or per node page) at most and entries take at least 80 bytes of memory, so twice
-/// the memory being read (plus slack) always suffices.
+/// Scratch for reading `reading` (any Memory with a size() in bytes): the readers'
+/// indexes take about 64 bytes per entry (or per node page) at most and entries take at
+/// least 80 bytes of memory, so twice the memory being read (plus slack) always
+/// suffices. Pages are 2^PageShift bytes, the handover's: a reader's scratch tables
+/// are sized in its pages, so the slack is counted in them: 16384 (64 MiB at 4 KiB).
 template <unsigned PageShift = 12>
 class scratch_pages {
  public:
   using source_type = bump_page_source<flat_memory, PageShift>;
   static constexpr u64 base = u64{1} << 46;  // far from any modelled RAM
+  static constexpr u64 slack = u64{16384} << PageShift;
 
-  explicit scratch_pages(const flat_memory& reading)
-      : pm_(std::make_unique<physical_memory>(
-            physical_memory::create(base, 2 * reading.size() + (u64{64} << 20)))),
+  template <Memory M>
+  explicit scratch_pages(const M& reading)
+      : pm_(std::make_unique<physical_memory>(physical_memory::create(base, 2 * reading.size() + slack))),
         pages_(pm_->memory(), pm_->base(), pm_->base() + pm_->size()) {}
 
   source_type& pages() { return pages_; }
