@@ -14,13 +14,30 @@
 //       ranges per byte of input: 16384 per 4 KiB leaf), in a sparse image of
 //       2 * N * 128 MiB. For the bounded-memory test of verify and dump.
 //
-// Both write a boot page, so `kho verify --memory FILE --base PHYS` finds the root.
+//   kho_hostile_image sample --out FILE [--base PHYS] [--size BYTES] [--page-size N]
+//                            [--elf CORE]
+//       A valid handover at any page size (4, 16 or 64 KiB): a blob, the demo's LUO
+//       sessions, an xarray and the radix map preserving every page they use. The
+//       map's pages sit in the first quarter of the image, everything else in the second
+//       half; the second quarter holds nothing. With --elf the same memory is also
+//       written as an ELF core (x86-64 for 4 KiB pages, aarch64 otherwise) as a guest
+//       dumper would: a PT_NOTE, then PT_LOADs for the first quarter (file bytes right
+//       after the headers, as QEMU puts them: not page-aligned), none for the empty
+//       quarter (a hole), and two for the second half, physically and in the file
+//       adjacent, split inside the root's page (page-aligned, as kdump puts them), the
+//       last with one page of p_memsz past its p_filesz.
+//
+// All write a boot page, so `kho verify --memory FILE --base PHYS` finds the root.
 // Only the pages written take disk space.
 #include <kho/handover.hpp>
+#include <kho/luo.hpp>
 #include <kho/model/boot_page.hpp>
+#include <kho/model/demo_luo.hpp>
+#include <kho/model/elf_core.hpp>
 #include <kho/model/physical_memory.hpp>
 #include <kho/preserve_bitmap.hpp>
 #include <kho/preserving_page_source.hpp>
+#include <kho/xarray.hpp>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -31,6 +48,10 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 namespace {
 
@@ -109,6 +130,119 @@ void write_alternating(const std::string& out, u64 base, u64 leaves) {
   seal_with_radix(pm, *root, map->root(), map->deep_checksum());
 }
 
+/// A valid handover at 2^PageShift-byte pages; returns its root.
+template <unsigned PageShift>
+phys_addr write_sample_handover(model::physical_memory& pm) {
+  using page_source = bump_page_source<flat_memory, PageShift>;
+  using map = preserve_bitmap<page_source, PageShift>;
+  using tracked = preserving_page_source<page_source, map>;
+  constexpr u64 page = page_geometry<PageShift>::size;
+  flat_memory mem = pm.memory();
+  const phys_addr base = pm.base();
+  page_source low(mem, base + page, base + pm.size() / 4);
+  page_source high(mem, base + pm.size() / 2, base + pm.size());
+  auto preserved = map::create(low);
+  if (!preserved) check(preserved.err(), "map");
+  check(preserved->preserve(base, order{0}), "boot page");
+  tracked pages(high, *preserved);
+  auto root = handover_writer<tracked, PageShift>::create(pages, generation);
+  if (!root) check(root.err(), "handover root");
+  auto blob = alloc_zeroed(pages, order{0}, page);
+  if (!blob) check(blob.err(), "blob");
+  const char state[] = "service state that must survive the live update";
+  std::memcpy(mem.to_virt(*blob, sizeof state), state, sizeof state);
+  check(root->add("demo-blob", "kho-blob-v1", *blob, sizeof state), "add blob");
+  check(model::build_demo_luo<tracked, PageShift>(pages, *root), "LUO");
+  auto file = make_xarray<u64, PageShift>(pages);
+  if (!file) check(file.err(), "xarray");
+  for (u64 i = 0; i < 40; ++i) check(file->store(i * 7919, (i << PageShift) | 2), "xarray store");
+  file->seal();
+  check(root->add("memfd:sample", xarray_compatible, file->root(), file->root_size), "add xarray");
+  // guest memory: a few pages at the end of the low quarter
+  for (u64 i = 1; i <= 4; ++i) check(preserved->preserve(base + (pm.size() / 4 - 2 * i * page), order{0}), "guest");
+  check(root->add("preserved-memory-map", radix_compatible, preserved->root(), page), "add radix entry");
+  check(root->set_deep_checksum("preserved-memory-map", preserved->deep_checksum()), "deep checksum");
+  check(root->seal(), "seal");
+  model::write_boot_page(pm, root->root(), generation, PageShift);
+  return root->root();
+}
+
+void write_at(int fd, u64 offset, const void* bytes, u64 len) {
+  if (::pwrite(fd, bytes, len, static_cast<off_t>(offset)) != static_cast<ssize_t>(len))
+    model::throw_errno("cannot write the ELF core");
+}
+
+/// The image's memory as an ELF core (see the usage above); only non-zero pages are
+/// written, so the core is as sparse as the image.
+void write_elf_core(const std::string& out, const model::physical_memory& pm, phys_addr root, u64 page) {
+  struct segment {
+    u64 paddr, size, memsz, offset;
+  };
+  const u64 base = pm.base().value, quarter = pm.size() / 4;
+  const u64 split = root.value + page / 2;  // inside the root's page
+  constexpr u64 phnum = 4;
+  const u64 headers = sizeof(model::elf::header) + phnum * sizeof(model::elf::program_header);
+  const u64 high_offset = (headers + quarter + 0xffff) & ~u64{0xffff};  // congruent for any host page
+  const segment loads[] = {
+      {base, quarter, quarter, headers},
+      {base + 2 * quarter, split - (base + 2 * quarter), split - (base + 2 * quarter), high_offset},
+      {split, base + pm.size() - split, base + pm.size() - split + page, high_offset + split - (base + 2 * quarter)},
+  };
+  int fd = ::open(out.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) model::throw_errno("cannot create " + out);
+  model::elf::header h{};
+  std::memcpy(h.ident, model::elf::magic, sizeof model::elf::magic);
+  h.ident[4] = model::elf::class64;
+  h.ident[5] = model::elf::data_lsb;
+  h.ident[6] = 1;
+  h.type.set(model::elf::type_core);
+  h.machine.set(page == 4096 ? model::elf::machine_x86_64 : model::elf::machine_aarch64);
+  h.version.set(1);
+  h.phoff.set(sizeof h);
+  h.ehsize.set(sizeof h);
+  h.phentsize.set(sizeof(model::elf::program_header));
+  h.phnum.set(phnum);
+  write_at(fd, 0, &h, sizeof h);
+  model::elf::program_header note{};  // an empty note table, where dumpers put CPU state
+  note.type.set(4);
+  note.offset.set(headers);
+  write_at(fd, sizeof h, &note, sizeof note);
+  u64 at = sizeof h + sizeof note;
+  const auto* bytes = static_cast<const unsigned char*>(pm.virt());
+  const std::vector<unsigned char> zero(page, 0);
+  for (const segment& s : loads) {
+    model::elf::program_header p{};
+    p.type.set(model::elf::pt_load);
+    p.flags.set(7);
+    p.offset.set(s.offset);
+    p.paddr.set(s.paddr);
+    p.filesz.set(s.size);
+    p.memsz.set(s.memsz);
+    write_at(fd, at, &p, sizeof p);
+    at += sizeof p;
+    for (u64 done = 0; done < s.size; done += page) {
+      const u64 len = std::min(page, s.size - done);
+      const unsigned char* src = bytes + (s.paddr - base) + done;
+      if (std::memcmp(src, zero.data(), len) != 0) write_at(fd, s.offset + done, src, len);
+    }
+  }
+  const segment& last = loads[std::size(loads) - 1];
+  if (::ftruncate(fd, static_cast<off_t>(last.offset + last.size)) != 0) model::throw_errno("cannot size " + out);
+  ::close(fd);
+}
+
+void write_sample(const std::string& out, u64 base, u64 size, u64 page_size, const std::string& elf_out) {
+  auto pm = model::physical_memory::create(base, size, out);
+  phys_addr root{};
+  switch (page_size) {
+    case 4096: root = write_sample_handover<12>(pm); break;
+    case 16384: root = write_sample_handover<14>(pm); break;
+    case 65536: root = write_sample_handover<16>(pm); break;
+    default: throw std::invalid_argument("--page-size must be 4096, 16384 or 65536");
+  }
+  if (!elf_out.empty()) write_elf_core(elf_out, pm, root, page_size);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -124,10 +258,20 @@ int main(int argc, char** argv) {
   alt->add_option("--out", out, "image file")->required();
   alt->add_option("--base", base, "physical base")->capture_default_str();
   alt->add_option("--leaves", leaves, "leaves of alternating bits")->capture_default_str();
+  auto* sample = app.add_subcommand("sample", "a valid handover at a page size, flat and as an ELF core");
+  u64 sample_size = u64{32} << 20, page_size = 4096;
+  std::string elf_out;
+  sample->add_option("--out", out, "flat image file")->required();
+  sample->add_option("--base", base, "physical base")->capture_default_str();
+  sample->add_option("--size", sample_size, "image size in bytes (sparse)")->capture_default_str();
+  sample->add_option("--page-size", page_size, "4096, 16384 or 65536")->capture_default_str();
+  sample->add_option("--elf", elf_out, "also write the memory as an ELF core file");
   CLI11_PARSE(app, argc, argv);
   try {
     if (*dag)
       write_dag(out, base, size);
+    else if (*sample)
+      write_sample(out, base, sample_size, page_size, elf_out);
     else
       write_alternating(out, base, leaves);
     return 0;
