@@ -20,44 +20,18 @@
 namespace kho::test {
 namespace {
 
-using model::elf::program_header;
+using load_spec = model::elf_load;  // paddr, filesz, memsz, offset
 
-struct load_spec {
-  u64 paddr, filesz, memsz, offset;
-};
-
-/// An ELF64 core: header, the program headers at 64 (a PT_NOTE first), then each
-/// segment's bytes at its offset, byte i of a segment being (paddr + i) * 7 mod 251.
-/// Segment bytes must not overlap the headers (64 + 56 * (loads + 1) bytes).
+/// An ELF64 core (model::elf_core_headers: a PT_NOTE first), then each segment's bytes
+/// at its offset, byte i of a segment being (paddr + i) * 7 mod 251. Segment bytes must
+/// not overlap the headers (64 + 56 * (loads + 1) bytes).
 std::vector<unsigned char> make_core(const std::vector<load_spec>& loads, u64 size) {
   std::vector<unsigned char> f(size, 0);
-  model::elf::header h{};
-  std::memcpy(h.ident, model::elf::magic, 4);
-  h.ident[4] = model::elf::class64;
-  h.ident[5] = model::elf::data_lsb;
-  h.ident[6] = 1;
-  h.type.set(model::elf::type_core);
-  h.machine.set(model::elf::machine_aarch64);
-  h.version.set(1);
-  h.phoff.set(64);
-  h.ehsize.set(64);
-  h.phentsize.set(sizeof(program_header));
-  h.phnum.set(static_cast<u16>(loads.size() + 1));
-  std::memcpy(f.data(), &h, sizeof h);
-  program_header note{};
-  note.type.set(4);
-  std::memcpy(f.data() + 64, &note, sizeof note);
-  for (std::size_t i = 0; i < loads.size(); ++i) {
-    program_header p{};
-    p.type.set(model::elf::pt_load);
-    p.offset.set(loads[i].offset);
-    p.paddr.set(loads[i].paddr);
-    p.filesz.set(loads[i].filesz);
-    p.memsz.set(loads[i].memsz);
-    std::memcpy(f.data() + 64 + (i + 1) * sizeof p, &p, sizeof p);
-    if (!range_within(loads[i].offset, loads[i].filesz, 0, size)) continue;  // a lying header
-    for (u64 b = 0; b < loads[i].filesz; ++b)
-      f[loads[i].offset + b] = static_cast<unsigned char>((loads[i].paddr + b) * 7 % 251);
+  const auto head = model::elf_core_headers(model::elf::machine_aarch64, loads);
+  std::memcpy(f.data(), head.data(), head.size());
+  for (const load_spec& l : loads) {
+    if (!range_within(l.offset, l.filesz, 0, size)) continue;  // a lying header
+    for (u64 b = 0; b < l.filesz; ++b) f[l.offset + b] = static_cast<unsigned char>((l.paddr + b) * 7 % 251);
   }
   return f;
 }

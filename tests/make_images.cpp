@@ -8,6 +8,7 @@
 // whose output drifts fails CI as surely as a reader that drifts).
 #include <kho/handover.hpp>
 #include <kho/model/demo_luo.hpp>
+#include <kho/model/elf_core.hpp>
 #include <kho/preserve_bitmap.hpp>
 #include <kho/preserving_page_source.hpp>
 
@@ -60,6 +61,44 @@ void write_entry_seeds(const golden::image& img, const std::filesystem::path& di
   }
 }
 
+/// A core file of `loads`, each load's bytes taken from `memory` (standing for physical
+/// memory from `memory_base`); bytes outside it are zero.
+std::vector<unsigned char> core_of(const std::vector<model::elf_load>& loads, const std::vector<unsigned char>& memory,
+                                   u64 memory_base, u64 file_size) {
+  std::vector<unsigned char> out(file_size, 0);
+  const auto head = model::elf_core_headers(model::elf::machine_x86_64, loads);
+  std::memcpy(out.data(), head.data(), head.size());
+  for (const model::elf_load& l : loads)
+    for (u64 i = 0; i < l.filesz; ++i)
+      if (l.paddr + i - memory_base < memory.size()) out[l.offset + i] = memory[l.paddr + i - memory_base];
+  return out;
+}
+
+/// Seeds for fuzz_elf_core: a golden image as a QEMU-like core (its segment right after
+/// the headers), as a kdump-like one split in two page-aligned segments with a hole and
+/// an absent tail, and a core counting its headers in section header 0 (PN_XNUM).
+void write_elf_seeds(const std::filesystem::path& dir) {
+  const golden::image img = golden::all().front().make();
+  const u64 base = golden::image_base, size = img.bytes.size();
+  const u64 headers1 = 64 + 2 * 56;
+  write_file(dir / "qemu-like", core_of({{base, size, size, headers1}}, img.bytes, base, headers1 + size));
+  write_file(dir / "kdump-like",
+             core_of({{base, 0x800, 0x800, 0x1000}, {base + 0x800, 0x800, 0x1000, 0x1800},
+                      {base + 0x4000, 0x1000, 0x1000, 0x2000}},
+                     img.bytes, base, 0x3000));
+  std::vector<unsigned char> xnum = core_of({{base, 0x1000, 0x1000, 0x1000}}, img.bytes, base, 0x2040);
+  model::elf::header h{};
+  std::memcpy(&h, xnum.data(), sizeof h);
+  h.phnum.set(model::elf::pn_xnum);
+  h.shoff.set(0x2000);
+  h.shentsize.set(sizeof(model::elf::section_header));
+  std::memcpy(xnum.data(), &h, sizeof h);
+  model::elf::section_header s0{};
+  s0.info.set(2);
+  std::memcpy(xnum.data() + 0x2000, &s0, sizeof s0);
+  write_file(dir / "pn-xnum", xnum);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -95,6 +134,7 @@ int main(int argc, char** argv) {
         if (g.name.starts_with("block-list-")) write_file(dir / "fuzz_block_list" / g.name, fuzz_input(img));
         if (g.name == "handover-full") write_entry_seeds(img, dir);
       }
+      write_elf_seeds(dir / "fuzz_elf_core");
       std::mt19937_64 rng(7);
       for (int i = 0; i < 4; ++i) {
         std::vector<unsigned char> ops(64 << i);

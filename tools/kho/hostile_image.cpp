@@ -175,59 +175,31 @@ void write_at(int fd, u64 offset, const void* bytes, u64 len) {
 /// The image's memory as an ELF core (see the usage above); only non-zero pages are
 /// written, so the core is as sparse as the image.
 void write_elf_core(const std::string& out, const model::physical_memory& pm, phys_addr root, u64 page) {
-  struct segment {
-    u64 paddr, size, memsz, offset;
-  };
-  const u64 base = pm.base().value, quarter = pm.size() / 4;
+  const u64 base = pm.base().value, quarter = pm.size() / 4, half = base + 2 * quarter;
   const u64 split = root.value + page / 2;  // inside the root's page
-  constexpr u64 phnum = 4;
-  const u64 headers = sizeof(model::elf::header) + phnum * sizeof(model::elf::program_header);
+  const u64 headers = sizeof(model::elf::header) + 4 * sizeof(model::elf::program_header);
   const u64 high_offset = (headers + quarter + 0xffff) & ~u64{0xffff};  // congruent for any host page
-  const segment loads[] = {
+  const std::vector<model::elf_load> loads = {
       {base, quarter, quarter, headers},
-      {base + 2 * quarter, split - (base + 2 * quarter), split - (base + 2 * quarter), high_offset},
-      {split, base + pm.size() - split, base + pm.size() - split + page, high_offset + split - (base + 2 * quarter)},
+      {half, split - half, split - half, high_offset},
+      {split, base + pm.size() - split, base + pm.size() - split + page, high_offset + (split - half)},
   };
   int fd = ::open(out.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) model::throw_errno("cannot create " + out);
-  model::elf::header h{};
-  std::memcpy(h.ident, model::elf::magic, sizeof model::elf::magic);
-  h.ident[4] = model::elf::class64;
-  h.ident[5] = model::elf::data_lsb;
-  h.ident[6] = 1;
-  h.type.set(model::elf::type_core);
-  h.machine.set(page == 4096 ? model::elf::machine_x86_64 : model::elf::machine_aarch64);
-  h.version.set(1);
-  h.phoff.set(sizeof h);
-  h.ehsize.set(sizeof h);
-  h.phentsize.set(sizeof(model::elf::program_header));
-  h.phnum.set(phnum);
-  write_at(fd, 0, &h, sizeof h);
-  model::elf::program_header note{};  // an empty note table, where dumpers put CPU state
-  note.type.set(4);
-  note.offset.set(headers);
-  write_at(fd, sizeof h, &note, sizeof note);
-  u64 at = sizeof h + sizeof note;
+  const auto head = model::elf_core_headers(page == 4096 ? model::elf::machine_x86_64 : model::elf::machine_aarch64,
+                                            loads);
+  write_at(fd, 0, head.data(), head.size());
   const auto* bytes = static_cast<const unsigned char*>(pm.virt());
   const std::vector<unsigned char> zero(page, 0);
-  for (const segment& s : loads) {
-    model::elf::program_header p{};
-    p.type.set(model::elf::pt_load);
-    p.flags.set(7);
-    p.offset.set(s.offset);
-    p.paddr.set(s.paddr);
-    p.filesz.set(s.size);
-    p.memsz.set(s.memsz);
-    write_at(fd, at, &p, sizeof p);
-    at += sizeof p;
-    for (u64 done = 0; done < s.size; done += page) {
-      const u64 len = std::min(page, s.size - done);
-      const unsigned char* src = bytes + (s.paddr - base) + done;
-      if (std::memcmp(src, zero.data(), len) != 0) write_at(fd, s.offset + done, src, len);
+  for (const model::elf_load& l : loads) {
+    for (u64 done = 0; done < l.filesz; done += page) {
+      const u64 len = std::min(page, l.filesz - done);
+      const unsigned char* src = bytes + (l.paddr - base) + done;
+      if (std::memcmp(src, zero.data(), len) != 0) write_at(fd, l.offset + done, src, len);
     }
   }
-  const segment& last = loads[std::size(loads) - 1];
-  if (::ftruncate(fd, static_cast<off_t>(last.offset + last.size)) != 0) model::throw_errno("cannot size " + out);
+  if (::ftruncate(fd, static_cast<off_t>(loads.back().offset + loads.back().filesz)) != 0)
+    model::throw_errno("cannot size " + out);
   ::close(fd);
 }
 

@@ -205,4 +205,41 @@ elf_core parse_elf_core(ReadAt&& read_at, u64 file_size) {
   return core;
 }
 
+/// Bytes of the ELF header and program headers of a core describing `loads` (for
+/// tools and tests that write cores): an empty PT_NOTE (where dumpers put CPU state)
+/// right after the headers, then one PT_LOAD per load, in order. The caller writes each
+/// load's bytes at its offset. Size: 64 + 56 * (loads + 1).
+inline std::vector<unsigned char> elf_core_headers(u16 machine, const std::vector<elf_load>& loads) {
+  const u64 phnum = loads.size() + 1;
+  std::vector<unsigned char> out(sizeof(elf::header) + phnum * sizeof(elf::program_header));
+  elf::header h{};
+  std::memcpy(h.ident, elf::magic, sizeof elf::magic);
+  h.ident[4] = elf::class64;
+  h.ident[5] = elf::data_lsb;
+  h.ident[6] = 1;
+  h.type.set(elf::type_core);
+  h.machine.set(machine);
+  h.version.set(1);
+  h.phoff.set(sizeof h);
+  h.ehsize.set(sizeof h);
+  h.phentsize.set(sizeof(elf::program_header));
+  h.phnum.set(static_cast<u16>(phnum));
+  std::memcpy(out.data(), &h, sizeof h);
+  elf::program_header note{};
+  note.type.set(4);  // PT_NOTE
+  note.offset.set(out.size());
+  std::memcpy(out.data() + sizeof h, &note, sizeof note);
+  for (std::size_t i = 0; i < loads.size(); ++i) {
+    elf::program_header p{};
+    p.type.set(elf::pt_load);
+    p.flags.set(7);  // RWX, as QEMU and kdump mark memory
+    p.offset.set(loads[i].offset);
+    p.paddr.set(loads[i].paddr);
+    p.filesz.set(loads[i].filesz);
+    p.memsz.set(loads[i].memsz);
+    std::memcpy(out.data() + sizeof h + (i + 1) * sizeof p, &p, sizeof p);
+  }
+  return out;
+}
+
 }  // namespace kho::model
