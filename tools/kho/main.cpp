@@ -73,7 +73,7 @@ struct dump_options {
 };
 
 void add_image_options(CLI::App* cmd, image_options& o) {
-  cmd->add_option("--memory", o.memory, "memory image file (a regular file)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--memory", o.memory, "memory image: a flat image or an ELF core (a regular file)")->required()->check(CLI::ExistingFile);
   cmd->add_option("--base", o.base,
                   "physical address of a flat image's first byte (page-aligned; not for an ELF core)");
   cmd->add_option("--root", o.root,
