@@ -1,0 +1,358 @@
+// kho/model/inspect_linux.hpp: a Linux KHO handover (the "kho-v4" root FDT) as JSON and
+// as text (hosted only): what `kho dump` prints for a stock kernel's handover.
+//
+// The whole handover is checked first, as a next kernel checks it (check_kho_fdt: every
+// structure, one owner per page, every page reached preserved); only then is any
+// subtree read, with the reader its format names (subtree_format). Every reader has
+// therefore validated once already and cannot refuse here. A refused handover reports
+// its error and, when the root FDT itself validated, what the root says (names,
+// addresses, sizes, formats, checksums): never what the structures behind it hold.
+//
+//   { "format": "kho-v4", "status": "ok" | <errc name> | "subtree failed",
+//     "error": {...describe_error...},                         (when refused)
+//     "root": {address, compatible, preserved_memory_map, kho_sealed, generation,
+//              subtree_count},
+//     "preserved": radix_report of preserved-memory-map,       (when checked)
+//     "subtrees": [{name, phys, size, format, kho_compatible, checksum, deep_checksum,
+//                   ok, summary, <the format's fields>}] }
+//
+// Complexity: the check (O(bytes reachable)), then one read of each subtree: O(LUO's
+// entries + the memfds' folio records + regions + the xarray), and the radix walk;
+// the JSON holds every session, file, FLB and region, at most `max_ranges` preserved
+// ranges and memfd_listed_folios folios per memfd.
+#pragma once
+
+#include <kho/detail/fixed_string.hpp>
+#include <kho/handover.hpp>
+#include <kho/handover_check.hpp>
+#include <kho/linux/kho_fdt.hpp>
+#include <kho/linux/kho_fdt_check.hpp>
+#include <kho/model/inspect_luo.hpp>
+#include <kho/model/inspect_radix.hpp>
+#include <kho/model/inspect_xarray.hpp>
+#include <kho/model/report.hpp>
+#include <kho/model/scratch_pages.hpp>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <iterator>
+#include <optional>
+#include <string>
+
+namespace kho::model {
+
+/// How many folios a memfd's report lists (its nr_folios says how many there are).
+inline constexpr u64 memfd_listed_folios = 8;
+
+namespace linux_inspect {
+
+using namespace kho::upstream;
+
+/// A fixed-size name field up to its NUL (the readers proved there is one).
+inline std::string field_string(const char* field, u64 cap) {
+  return std::string(field, kho::detail::bounded_length(field, cap));
+}
+
+inline nlohmann::json refused(const char* what, const error& e) {
+  return {{"ok", false}, {"error", describe_error(e)}, {"summary", fmt::format("{}: {}", what, format_error(e))}};
+}
+
+/// What the root says of itself.
+template <Memory M, unsigned PageShift>
+nlohmann::json root_json(const kho_fdt_view<M, PageShift>& v) {
+  nlohmann::json j{{"address", v.address() ? nlohmann::json(hex(v.address().value)) : nlohmann::json(nullptr)},
+                   {"compatible", kho_fdt_compatible},
+                   {"preserved_memory_map", hex(v.memory_map().value)},
+                   {"kho_sealed", v.kho_sealed()},
+                   {"subtree_count", v.count()}};
+  if (v.kho_sealed()) j["generation"] = v.generation();
+  return j;
+}
+
+/// What the root says of one subtree; "format" is null (and "format_error" set) when
+/// its name and kho,compatible disagree.
+inline nlohmann::json subtree_json(const kho_subtree& t) {
+  nlohmann::json j{{"name", t.name}, {"phys", hex(t.phys.value)}, {"size", t.size}};
+  if (auto f = subtree_format(t)) {
+    j["format"] = *f;
+  } else {
+    j["format"] = nullptr;
+    j["format_error"] = to_string(f.code());
+  }
+  if (t.compatible != nullptr) j["kho_compatible"] = t.compatible;
+  if (t.has_checksum) j["checksum"] = hex(t.checksum);
+  if (t.has_deep_checksum) j["deep_checksum"] = hex(t.deep_checksum);
+  return j;
+}
+
+/// A memfd-v2/v1 file's state: pos, size, seals, nr_folios and the first folios.
+template <unsigned PageShift, Memory M>
+nlohmann::json memfd_json(const M& mem, phys_addr ser, memfd_version version) {
+  auto m = attach_memfd<PageShift>(mem, ser, version);
+  if (!m) return refused("memfd refused", m.err());
+  nlohmann::json folios = nlohmann::json::array();
+  m->for_each_folio([&](const memfd_folio& f) {
+    if (folios.size() < memfd_listed_folios)
+      folios.push_back({{"pfn", hex(f.frame.value)}, {"index", f.index}, {"flags", f.flags}});
+  });
+  return {{"ok", true},
+          {"version", version == memfd_version::v2 ? memfd_v2_compatible : memfd_v1_compatible},
+          {"address", hex(ser.value)},
+          {"pos", m->pos()},
+          {"size", m->size()},
+          {"seals", m->seals()},
+          {"nr_folios", m->nr_folios()},
+          {"folios", folios},
+          {"folios_truncated", m->nr_folios() > folios.size()}};
+}
+
+/// One LUO file; a memfd's state is read when its data names one (as the check does).
+template <unsigned PageShift, Memory M>
+nlohmann::json luo_file_json(const M& mem, const luo_file_ser& f, bool& ok) {
+  nlohmann::json j{{"compatible", field_string(f.compatible, luo_v5_file_compatible_len)},
+                   {"token", f.token.get()},
+                   {"data", hex(f.data.get())}};
+  const bool v2 = kho::detail::string_equals(f.compatible, luo_v5_file_compatible_len, memfd_v2_compatible);
+  const bool v1 = kho::detail::string_equals(f.compatible, luo_v5_file_compatible_len, memfd_v1_compatible);
+  if ((v1 || v2) && f.data.get() != 0) {
+    j["memfd"] = memfd_json<PageShift>(mem, phys_addr{f.data.get()}, v2 ? memfd_version::v2 : memfd_version::v1);
+    ok = ok && j["memfd"]["ok"].get<bool>();
+  }
+  return j;
+}
+
+/// "luo-v5": liveupdate_num, sessions with their files, FLBs.
+template <unsigned PageShift, Memory M>
+nlohmann::json luo_v5_json(const M& mem, const kho_subtree& t) {
+  scratch_pages<PageShift> scratch(mem);
+  auto v = attach_luo_v5<PageShift>(mem, t.phys, scratch.pages(), t.size);
+  if (!v) return refused("LUO refused", v.err());
+  bool ok = true;
+  nlohmann::json sessions = nlohmann::json::array();
+  for (const luo_session_ser& s : v->sessions()) {
+    nlohmann::json files = nlohmann::json::array();
+    for (const luo_file_ser& f : v->files(s)) files.push_back(luo_file_json<PageShift>(mem, f, ok));
+    sessions.push_back({{"name", field_string(s.name, luo_v5_session_name_len)}, {"files", std::move(files)}});
+  }
+  nlohmann::json flbs = nlohmann::json::array();
+  for (u64 i = 0; i < v->flb_count(); ++i) {
+    const luo_flb_ser& b = v->flbs()[i];
+    flbs.push_back({{"name", field_string(b.name, luo_v5_flb_name_len)},
+                    {"count", b.count.get()},
+                    {"data", hex(b.data.get())}});
+  }
+  nlohmann::json j{{"ok", ok},
+                   {"summary", fmt::format("live update #{}: {} sessions, {} files, {} FLBs, {} blocks",
+                                           v->liveupdate_num(), v->session_count(), v->file_count(),
+                                           v->flb_count(), v->block_count())},
+                   {"liveupdate_num", v->liveupdate_num()},
+                   {"sessions", std::move(sessions)},
+                   {"flbs", std::move(flbs)}};
+  v->release();
+  return j;
+}
+
+/// "kexec-metadata-v1": version, previous_release, kexec_count.
+template <unsigned PageShift, Memory M>
+nlohmann::json kexec_metadata_json(const M& mem, const kho_subtree& t) {
+  auto v = kexec_metadata_view<PageShift>::attach(mem, t.phys, t.size);
+  if (!v) return refused("kexec-metadata refused", v.err());
+  return {{"ok", true},
+          {"summary", fmt::format("written by {}, kexec boot #{}", v->previous_release(), v->kexec_count())},
+          {"version", v->version()},
+          {"previous_release", v->previous_release()},
+          {"kexec_count", v->kexec_count()}};
+}
+
+/// "memblock-v1": the reserve_mem regions.
+template <unsigned PageShift, Memory M>
+nlohmann::json memblock_json(const M& mem, const kho_subtree& t) {
+  auto v = attach_memblock<PageShift>(mem, t.phys, t.size);
+  if (!v) return refused("memblock refused", v.err());
+  nlohmann::json regions = nlohmann::json::array();
+  v->for_each_region([&](const reserve_mem_region& r) {
+    regions.push_back({{"name", r.name}, {"start", hex(r.start.value)}, {"size", hex(r.size)}});
+  });
+  return {{"ok", true}, {"summary", fmt::format("{} reserve_mem regions", v->count())}, {"regions", regions}};
+}
+
+/// kho's own formats under an FDT subtree: their kho-root-v1 entry readers, given the
+/// entry a kho root would hold for them.
+template <unsigned PageShift, Memory M>
+nlohmann::json kho_format_json(const M& mem, const kho_subtree& t, const char* format) {
+  handover_entry e{};
+  kho::detail::store_string(e.compatible, handover_compatible_len, format);
+  e.phys.set(t.phys.value);
+  e.size.set(t.size);
+  if (kho::detail::same_string(format, xarray_compatible)) return read_xarray<PageShift>(mem, e);
+  return read_luo<PageShift>(mem, e);
+}
+
+/// The format's reader for one subtree of a checked handover.
+template <unsigned PageShift, Memory M>
+nlohmann::json subtree_body(const M& mem, const kho_subtree& t, const char* format) {
+  if (kho::detail::same_string(format, luo_v5_compatible)) return luo_v5_json<PageShift>(mem, t);
+  if (kho::detail::same_string(format, kexec_metadata_format)) return kexec_metadata_json<PageShift>(mem, t);
+  if (kho::detail::same_string(format, memblock_compatible)) return memblock_json<PageShift>(mem, t);
+  if (kho::detail::same_string(format, xarray_compatible) || kho::detail::same_string(format, luo_compatible))
+    return kho_format_json<PageShift>(mem, t, format);
+  return {{"ok", true}, {"summary", fmt::format("opaque blob, {} bytes", t.size)}};
+}
+
+/// The report of an attached root: the check, then (when it passes) the bodies.
+template <unsigned PageShift, Memory M>
+nlohmann::json report(const kho_fdt_view<M, PageShift>& view, u64 max_ranges, const handover_check_options& options) {
+  const M& mem = view.memory();
+  nlohmann::json out{{"format", kho_fdt_compatible}, {"root", root_json(view)}};
+  // The check's scratch is gone before the readers map theirs (as inspect() does).
+  const status checked = [&] {
+    scratch_pages<PageShift> scratch(mem);
+    return check_kho_fdt(view, scratch.pages(), options);
+  }();
+  if (!checked) {
+    out["status"] = to_string(checked.code());
+    out["error"] = describe_error(checked.err());
+  }
+  bool all_ok = true;
+  if (checked) {
+    out["preserved"] = radix_report<PageShift>(mem, view.memory_map(), std::nullopt, max_ranges);
+    all_ok = out["preserved"]["ok"].get<bool>();
+  }
+  nlohmann::json subtrees = nlohmann::json::array();
+  view.for_each([&](const kho_subtree& t) {
+    nlohmann::json j = subtree_json(t);
+    if (checked) {  // the check proved the format known to it: subtree_format succeeded
+      j.update(subtree_body<PageShift>(mem, t, *subtree_format(t)));
+      all_ok = all_ok && j["ok"].get<bool>();
+    }
+    subtrees.push_back(std::move(j));
+  });
+  out["subtrees"] = std::move(subtrees);
+  if (checked) out["status"] = all_ok ? "ok" : "subtree failed";
+  return out;
+}
+
+template <unsigned PageShift, Memory M>
+nlohmann::json report(const result<kho_fdt_view<M, PageShift>>& view, phys_addr fdt_phys, u64 max_ranges,
+                      const handover_check_options& options) {
+  if (view) return report(*view, max_ranges, options);
+  return {{"format", kho_fdt_compatible},
+          {"status", to_string(view.code())},
+          {"error", describe_error(view.err())},
+          {"root", {{"address", fdt_phys ? nlohmann::json(hex(fdt_phys.value)) : nlohmann::json(nullptr)}}},
+          {"subtrees", nlohmann::json::array()}};
+}
+
+}  // namespace linux_inspect
+
+/// Reports the handover behind the KHO root FDT in [fdt, fdt + fdt_size), a caller's
+/// buffer (an FDT saved from debugfs: `fdt_phys` 0) or the root's bytes in `mem` at
+/// `fdt_phys` (its page is then owned by the root). The whole handover is checked
+/// first; "status" is "ok" or the error's name, with "error" (describe_error).
+/// Pages are 2^PageShift bytes, the handover's; the preserved ranges listed are at
+/// most `max_ranges` (all are counted).
+/// Complexity: see the file's comment. Errors: none thrown for any input (a refusal
+/// is reported); std::bad_alloc as any JSON.
+template <unsigned PageShift = 12, Memory M>
+nlohmann::json inspect_kho_fdt(const M& mem, const void* fdt, u64 fdt_size, phys_addr fdt_phys,
+                               u64 max_ranges = radix_listed_ranges, const handover_check_options& options = {}) {
+  return linux_inspect::report(upstream::kho_fdt_view<M, PageShift>::attach_bytes(mem, fdt, fdt_size, fdt_phys),
+                               fdt_phys, max_ranges, options);
+}
+
+/// Reports the handover whose root FDT is at `fdt_phys` in `mem`, `fdt_size` bytes
+/// (kho_data.fdt_size): what a next kernel is handed. The root must be page-aligned
+/// and at most a page (kho_fdt_view::attach), then as inspect_kho_fdt above.
+template <unsigned PageShift = 12, Memory M>
+nlohmann::json inspect_kho_fdt(const M& mem, phys_addr fdt_phys, u64 fdt_size = page_geometry<PageShift>::size,
+                               u64 max_ranges = radix_listed_ranges, const handover_check_options& options = {}) {
+  return linux_inspect::report(upstream::kho_fdt_view<M, PageShift>::attach(mem, fdt_phys, fdt_size), fdt_phys,
+                               max_ranges, options);
+}
+
+namespace linux_inspect {
+
+/// `e` (describe_error's JSON) as format_error words it.
+inline std::string error_line(const nlohmann::json& e) {
+  std::string line = fmt::format("{} in {} at {} (depth {})", e["error"].get<std::string>(),
+                                 e["structure"].get<std::string>(), e["at"].get<std::string>(), e["depth"].get<u64>());
+  if (e.contains("first_owner"))
+    line += fmt::format(", first owned by {} at {}", e["first_owner"]["structure"].get<std::string>(),
+                        e["first_owner"]["at"].get<std::string>());
+  return line;
+}
+
+inline void append_luo(std::string& s, const nlohmann::json& j) {
+  auto out = std::back_inserter(s);
+  for (const auto& session : j["sessions"]) {
+    fmt::format_to(out, "    session {}: {} files\n", session["name"].get<std::string>(), session["files"].size());
+    for (const auto& f : session["files"]) {
+      fmt::format_to(out, "      file {} token {} data {}\n", f["compatible"].get<std::string>(),
+                     f["token"].get<u64>(), f["data"].get<std::string>());
+      if (!f.contains("memfd") || !f["memfd"].value("ok", false)) continue;
+      const auto& m = f["memfd"];
+      fmt::format_to(out, "        {}: pos {} size {} seals {:#x}, {} folios\n", m["version"].get<std::string>(),
+                     m["pos"].get<u64>(), m["size"].get<u64>(), m["seals"].get<u32>(), m["nr_folios"].get<u64>());
+    }
+  }
+  for (const auto& b : j["flbs"])
+    fmt::format_to(out, "    FLB {}: {} files, data {}\n", b["name"].get<std::string>(), b["count"].get<u64>(),
+                   b["data"].get<std::string>());
+}
+
+inline void append_subtree(std::string& s, const nlohmann::json& t) {
+  auto out = std::back_inserter(s);
+  const std::string format = t["format"].is_string() ? t["format"].get<std::string>() : "?";
+  fmt::format_to(out, "  subtree {:<16} {:<18} phys {} size {}", t["name"].get<std::string>(),
+                 format.empty() ? "(blob)" : format, t["phys"].get<std::string>(), t["size"].get<u64>());
+  if (t.contains("checksum")) fmt::format_to(out, " xxh64 {}", t["checksum"].get<std::string>());
+  s += '\n';
+  if (t.contains("format_error")) fmt::format_to(out, "    format: {}\n", t["format_error"].get<std::string>());
+  if (t.contains("summary")) fmt::format_to(out, "    {}\n", t["summary"].get<std::string>());
+  if (!t.value("ok", false)) return;
+  if (format == luo_v5_compatible) append_luo(s, t);
+  if (format == memblock_compatible)
+    for (const auto& r : t["regions"])
+      fmt::format_to(out, "    region {} [{}, +{})\n", r["name"].get<std::string>(), r["start"].get<std::string>(),
+                     r["size"].get<std::string>());
+}
+
+}  // namespace linux_inspect
+
+/// inspect_kho_fdt's report as text for people, as `kho dump` prints it: the root and
+/// its seal, the error if refused, the preserved ranges listed, then each subtree with
+/// its summary (LUO's sessions, files, memfds and FLBs; memblock's regions).
+inline std::string format_kho_fdt_report(const nlohmann::json& j) {
+  std::string s;
+  auto out = std::back_inserter(s);
+  const nlohmann::json& root = j["root"];
+  fmt::format_to(out, "{} root {}: {}\n", j["format"].get<std::string>(),
+                 root["address"].is_string() ? root["address"].get<std::string>() : "(from a file)",
+                 j["status"].get<std::string>());
+  if (j.contains("error")) fmt::format_to(out, "  error: {}\n", linux_inspect::error_line(j["error"]));
+  if (root.contains("kho_sealed")) {
+    if (root["kho_sealed"].get<bool>())
+      fmt::format_to(out, "  kho seal: generation {}\n", root["generation"].get<u64>());
+    else
+      s += "  kho seal: none (as a stock kernel writes it)\n";
+  }
+  if (j.contains("preserved")) {
+    const nlohmann::json& p = j["preserved"];
+    fmt::format_to(out, "  preserved-memory-map {}: {}\n", root["preserved_memory_map"].get<std::string>(),
+                   p["summary"].get<std::string>());
+    if (p.contains("ranges")) {
+      for (const auto& r : p["ranges"])
+        fmt::format_to(out, "    [{}, +{})\n", r[0].get<std::string>(), r[1].get<std::string>());
+      if (p["ranges_truncated"].get<bool>())
+        fmt::format_to(out, "    ... {} more ranges not listed (--max-ranges)\n",
+                       p["range_count"].get<u64>() - p["ranges"].size());
+    }
+  } else if (root.contains("preserved_memory_map")) {
+    fmt::format_to(out, "  preserved-memory-map {}\n", root["preserved_memory_map"].get<std::string>());
+  }
+  for (const auto& t : j["subtrees"]) linux_inspect::append_subtree(s, t);
+  return s;
+}
+
+}  // namespace kho::model
