@@ -10,6 +10,7 @@
 #include <kho/linux/luo_v5.hpp>
 #include <kho/linux/memblock.hpp>
 #include <kho/linux/memfd.hpp>
+#include <kho/luo.hpp>
 #include <kho/model/inspect_linux.hpp>
 #include <kho/model/inspect_radix.hpp>
 #include <kho/preserving_page_source.hpp>
@@ -42,7 +43,7 @@ struct reported_handover {
   tracked_type tracked{a.pages(), map};
   kho_fdt_writer<tracked_type, PageShift> w;
   std::vector<memfd_folio> v2_folios, v1_folios;
-  phys_addr memfd2{}, memfd1{}, luo{}, meta{}, memblock{}, trace{}, xa{}, blob{};
+  phys_addr memfd2{}, memfd1{}, luo{}, meta{}, memblock{}, trace{}, xa{}, blob{}, kho_luo{};
 
   explicit reported_handover(bool kho_properties = true)
       : w(*kho_fdt_writer<tracked_type, PageShift>::create(tracked, map.root(), kho_fdt_options{kho_properties, 4})) {
@@ -69,12 +70,18 @@ struct reported_handover {
     EXPECT_TRUE(x && x->store(5, 55) && x->store(9, 99));
     x->seal();
     xa = x->root();
+    auto k = luo_writer<tracked_type, PageShift>::create(tracked, 9);
+    EXPECT_TRUE(k && k->create_session("kho-vm"));
+    EXPECT_TRUE(k->preserve_file("kho-vm", luo_file{11, "kho-memfd-v1", phys_addr{}, 0}));
+    auto sealed = k->seal();
+    kho_luo = sealed->root;
     blob = *tracked.alloc(order{0});
     std::memset(a.bytes(blob), 0x5a, 100);
     EXPECT_TRUE(w.add(luo_v5_subtree, luo, l->blob().size, luo_v5_compatible));
     EXPECT_TRUE(w.add(kexec_metadata_subtree, meta, m->size));
     EXPECT_TRUE(w.add(memblock_subtree, memblock, mb->size));
     EXPECT_TRUE(w.add("kho-memfd-index", xa, x->root_size, xarray_compatible));
+    EXPECT_TRUE(w.add("kho-luo", kho_luo, sealed->size, kho::luo_compatible));
     EXPECT_TRUE(w.add("opaque", blob, 100));
     EXPECT_TRUE(w.seal());
   }
@@ -122,16 +129,16 @@ TYPED_TEST(InspectKhoFdtPages, WholeHandoverReported) {
                                        {"preserved_memory_map", hex(h.map.root().value)},
                                        {"kho_sealed", true},
                                        {"generation", 4},
-                                       {"subtree_count", 5}}));
+                                       {"subtree_count", 6}}));
   // The preserved map is radix_report's, as kho dump prints it for a bare tree.
   EXPECT_EQ(j["preserved"], model::radix_report<shift>(h.a.memory(), h.map.root()));
   EXPECT_TRUE(j["preserved"]["ok"]);
   EXPECT_GE(j["preserved"]["blocks"].template get<u64>(), 20u);
 
   // libfdt puts the newest subtree first.
-  ASSERT_EQ(j["subtrees"].size(), 5u);
+  ASSERT_EQ(j["subtrees"].size(), 6u);
   EXPECT_EQ(j["subtrees"][0]["name"], "opaque");
-  EXPECT_EQ(j["subtrees"][4]["name"], "LUO");
+  EXPECT_EQ(j["subtrees"][5]["name"], "LUO");
 
   const nlohmann::json& luo = subtree(j, "LUO");
   EXPECT_EQ(luo["format"], "luo-v5");
@@ -195,6 +202,14 @@ TYPED_TEST(InspectKhoFdtPages, WholeHandoverReported) {
   EXPECT_EQ(xa["first_entries"][0]["index"], 5);
   EXPECT_EQ(xa["first_entries"][1]["value"], "0x63");
 
+  const nlohmann::json& kho_luo = subtree(j, "kho-luo");
+  EXPECT_EQ(kho_luo["format"], "kho-luo-v1");
+  EXPECT_TRUE(kho_luo["ok"]);
+  EXPECT_EQ(kho_luo["liveupdate_number"], 9);
+  EXPECT_EQ(kho_luo["sessions"][0]["name"], "kho-vm");
+  EXPECT_EQ(kho_luo["sessions"][0]["files"][0]["token"], 11);
+  EXPECT_EQ(kho_luo["sessions"][0]["files"][0]["compatible"], "kho-memfd-v1");
+
   const nlohmann::json& blob = subtree(j, "opaque");
   EXPECT_EQ(blob["format"], "");
   EXPECT_EQ(blob["size"], 100);
@@ -256,9 +271,9 @@ TEST(InspectKhoFdt, TwoSubtreesSharingAPageRefused) {
                                         {"depth", 0},
                                         {"first_owner", {{"structure", "blob"}, {"at", hex(h.blob.value + 512)}}}}));
   EXPECT_TRUE(j["root"]["kho_sealed"]);
-  EXPECT_EQ(j["root"]["subtree_count"], 6);
+  EXPECT_EQ(j["root"]["subtree_count"], 7);
   EXPECT_FALSE(j.contains("preserved"));
-  ASSERT_EQ(j["subtrees"].size(), 6u);
+  ASSERT_EQ(j["subtrees"].size(), 7u);
   EXPECT_EQ(j["subtrees"][0], (nlohmann::json{{"name", "second-half"},
                                               {"phys", hex(h.blob.value + 512)},
                                               {"size", 16},
@@ -275,6 +290,48 @@ TEST(InspectKhoFdt, TwoSubtreesSharingAPageRefused) {
             std::string::npos)
       << text;
   EXPECT_EQ(text.find("session"), std::string::npos) << text;
+}
+
+// LUO's upstream name with kho,compatible naming kho's LUO (re-sealed): the name is what
+// a stock kernel dispatches on, so the check refuses it; the root still lists it,
+// with no format.
+TEST(InspectKhoFdt, UpstreamNameWithAnotherFormat) {
+  reported_handover<12> h;
+  void* f = h.a.bytes(h.w.root());
+  ASSERT_EQ(fdt_open_into(f, f, 4096), 0);
+  ASSERT_EQ(fdt_setprop_string(f, fdt_subnode_offset(f, 0, luo_v5_subtree), kho_fdt_blob_compatible, "kho-luo-v1"), 0);
+  ASSERT_EQ(fdt_pack(f), 0);
+  ASSERT_TRUE(h.w.seal());
+  const nlohmann::json j = h.report();
+  ASSERT_EQ(j["status"], to_string(errc::bad_compatible)) << j.dump(2);
+  EXPECT_EQ(j["error"]["structure"], "kho-fdt");
+  EXPECT_EQ(j["error"]["at"], hex(h.luo.value));
+  const nlohmann::json& luo = subtree(j, "LUO");
+  EXPECT_EQ(luo["format"], nullptr);
+  EXPECT_EQ(luo["format_error"], to_string(errc::bad_compatible));
+  EXPECT_EQ(luo["kho_compatible"], "kho-luo-v1");
+  EXPECT_NE(model::format_kho_fdt_report(j).find(fmt::format("    format: {}\n", to_string(errc::bad_compatible))),
+            std::string::npos);
+}
+
+// A gap the report makes visible rather than hides: kho's xarray under an FDT subtree
+// with a blob-size under its root block passes the check (check_kho_fdt attaches it
+// whatever the size), and the kho-root-v1 entry reader refuses it. Reported as a
+// failed subtree, never thrown.
+TEST(InspectKhoFdt, SubtreeReaderRefusalAfterTheCheckIsReported) {
+  reported_handover<12> h;
+  void* f = h.a.bytes(h.w.root());
+  unsigned char n[8];
+  impl::fdt_put_le64(n, 8);
+  ASSERT_EQ(fdt_setprop_inplace(f, fdt_subnode_offset(f, 0, "kho-memfd-index"), kho_fdt_size, n, 8), 0);
+  ASSERT_TRUE(h.w.seal());
+  const nlohmann::json j = h.report();
+  ASSERT_EQ(j["status"], "subtree failed") << j.dump(2);
+  const nlohmann::json& xa = subtree(j, "kho-memfd-index");
+  EXPECT_FALSE(xa["ok"]);
+  EXPECT_EQ(xa["error"]["error"], to_string(errc::bad_count));
+  EXPECT_EQ(xa["error"]["at"], hex(h.xa.value));
+  EXPECT_TRUE(subtree(j, "LUO")["ok"]);
 }
 
 TEST(InspectKhoFdt, RootRefusedListsNothing) {

@@ -4,11 +4,15 @@
 // The whole handover is checked first, as a next kernel checks it (check_kho_fdt: every
 // structure, one owner per page, every page reached preserved); only then is any
 // subtree read, with the reader its format names (subtree_format). Every reader has
-// therefore validated once already and cannot refuse here. A refused handover reports
-// its error and, when the root FDT itself validated, what the root says (names,
-// addresses, sizes, formats, checksums): never what the structures behind it hold.
+// therefore validated once already. Should one refuse anyway (kho's own formats are
+// read through their kho-root-v1 entry readers, which also refuse a blob-size under
+// the root block, where check_kho_fdt does not look), that subtree has "ok": false
+// with its error and "status" is "subtree failed", never an exception. A refused
+// handover reports its error and, when the root FDT itself validated, what the root
+// says (names, addresses, sizes, formats, checksums): never what the structures
+// behind it hold.
 //
-//   { "format": "kho-v4", "status": "ok" | <errc name> | "subtree failed",
+//   { "format": "kho-v4", "status": "ok" | to_string(errc) | "subtree failed",
 //     "error": {...describe_error...},                         (when refused)
 //     "root": {address, compatible, preserved_memory_map, kho_sealed, generation,
 //              subtree_count},
@@ -71,7 +75,8 @@ nlohmann::json root_json(const kho_fdt_view<M, PageShift>& v) {
 }
 
 /// What the root says of one subtree; "format" is null (and "format_error" set) when
-/// its name and kho,compatible disagree.
+/// its name and kho,compatible disagree. kho,deep-xxh64 is shown as written: no format
+/// read here defines one, so neither the check nor this report verifies it.
 inline nlohmann::json subtree_json(const kho_subtree& t) {
   nlohmann::json j{{"name", t.name}, {"phys", hex(t.phys.value)}, {"size", t.size}};
   if (auto f = subtree_format(t)) {
