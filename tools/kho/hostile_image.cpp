@@ -152,7 +152,7 @@ phys_addr write_sample_handover(model::physical_memory& pm) {
   const char state[] = "service state that must survive the live update";
   std::memcpy(mem.to_virt(*blob, sizeof state), state, sizeof state);
   check(root->add("demo-blob", "kho-blob-v1", *blob, sizeof state), "add blob");
-  check(model::build_demo_luo<tracked, PageShift>(pages, *root), "LUO");
+  check(model::build_demo_luo<PageShift>(pages, *root), "LUO");
   auto file = make_xarray<u64, PageShift>(pages);
   if (!file) check(file.err(), "xarray");
   for (u64 i = 0; i < 40; ++i) check(file->store(i * 7919, (i << PageShift) | 2), "xarray store");
