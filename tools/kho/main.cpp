@@ -1,9 +1,17 @@
 // kho: inspect and verify handover memory images.
 //
-//   kho dump   --memory FILE [--base PHYS] [--root PHYS] [--page-size N] [--json] [--holes]
-//              [--max-ranges N]
-//   kho verify --memory FILE [--base PHYS] [--root PHYS] [--page-size N]
-//   kho dump   --memory FILE [--base PHYS] --radix-root PHYS [--json]   (a bare kho-v2 tree)
+//   kho dump   --memory FILE [--base PHYS] [--root PHYS | --fdt PHYS | --fdt-file F]
+//              [--page-size N] [--json] [--holes] [--max-ranges N]
+//   kho verify --memory FILE [--base PHYS] [--root PHYS | --fdt PHYS | --fdt-file F] [--page-size N]
+//   kho dump   --memory FILE [--base PHYS] --radix-root PHYS [--json]   (a bare radix tree)
+//
+// Which handover: --fdt PHYS names Linux's KHO root FDT ("kho-v4") in memory;
+// --fdt-file F one saved from debugfs (at most a page), read beside the memory;
+// --root PHYS kho's own root page (kho-root-v1). Without any, a flat image is looked
+// at as a next kernel is handed it: the model's boot page (kho-root-v1) at PHYS, or
+// else an x86 setup_data list at PHYS (what boot_params' setup_data names in the
+// model) whose SETUP_KEXEC_KHO node's kho_data gives the FDT and the scratch array;
+// kho_data and scratch are checked too (scratch holds no preserved page).
 //
 // FILE is either
 //   - a flat image: a regular file standing for [PHYS, PHYS + file size), with --base
@@ -28,8 +36,10 @@
 // the error and where; 1 the image cannot be read (not a regular file, misaligned base,
 // malformed ELF core, I/O error) or bad arguments (CLI11's own codes for unparsable or
 // invalid ones); 3 out of memory. Nothing ends in abort.
+#include <kho/linux/x86_boot.hpp>
 #include <kho/model/boot_page.hpp>
 #include <kho/model/image_memory.hpp>
+#include <kho/model/inspect_linux.hpp>
 #include <kho/model/inspect.hpp>
 #include <kho/model/inspect_holes.hpp>
 #include <kho/model/inspect_radix.hpp>
@@ -40,6 +50,9 @@
 
 #include <cstdio>
 #include <exception>
+#include <fstream>
+#include <iterator>
+#include <vector>
 #include <memory>
 #include <new>
 #include <optional>
@@ -63,6 +76,8 @@ struct image_options {
   std::optional<u64> base;
   std::optional<u64> root;
   std::optional<u64> radix_root;
+  std::optional<u64> fdt;
+  std::string fdt_file;
   u64 page_size = page_geometry<>::size;
 };
 
@@ -80,6 +95,9 @@ void add_image_options(CLI::App* cmd, image_options& o) {
                   "physical address of the handover root (default: boot page; required for an ELF core)");
   cmd->add_option("--radix-root", o.radix_root,
                   "read a bare kho-v2 preserved-memory radix tree at this address instead");
+  cmd->add_option("--fdt", o.fdt, "physical address of Linux's KHO root FDT (kho-v4)");
+  cmd->add_option("--fdt-file", o.fdt_file, "Linux's KHO root FDT saved from debugfs (kho-v4)")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--page-size", o.page_size, "the handover's page size in bytes")
       ->check(CLI::IsMember({4096, 16384, 65536}))
       ->capture_default_str();
@@ -102,8 +120,9 @@ opened_image open_memory(const image_options& o) {
     if (o.base)
       throw std::invalid_argument(fmt::format(
           "{} is an ELF core: its segments carry their physical addresses, --base is for flat images", o.memory));
-    if (!o.root && !o.radix_root)
-      throw std::invalid_argument(fmt::format("{} is an ELF core, which has no boot page: pass --root", o.memory));
+    if (!o.root && !o.radix_root && !o.fdt && o.fdt_file.empty())
+      throw std::invalid_argument(
+          fmt::format("{} is an ELF core, which has no boot page: pass --fdt, --fdt-file or --root", o.memory));
     m.image = model::open_elf_core(o.memory);
     return m;
   }
@@ -142,9 +161,76 @@ std::variant<located_root, refusal> find_root(const opened_image& m, const image
   model::boot_page boot{};
   if (!model::read_boot_page(pm, boot))
     return refusal{make_error(errc::bad_magic, "boot page", pm.base()),
-                   fmt::format("no boot page at {:#x}; pass --root", pm.base().value)};
+                   fmt::format("neither a boot page nor a setup_data list naming kho_data at {:#x}; pass --fdt or --root", pm.base().value)};
   if (auto p = model::check_boot_page(boot, pm, page_shift)) return refusal{p->err, p->detail};
   return located_root{phys_addr{boot.root.get()}, boot};
+}
+
+/// Linux's root FDT, where it was found: in memory at `phys` (`size` bytes, kho_data's
+/// fdt_size), or the bytes of an FDT file (phys 0); `boot` when kho_data named it.
+struct located_fdt {
+  phys_addr phys{};
+  u64 size = 0;
+  std::vector<unsigned char> bytes;
+  std::optional<upstream::located_kho_data> boot;
+};
+
+/// --fdt-file, --fdt, or a flat image's setup_data list (when it has no boot page).
+/// Nothing when the handover is kho-root-v1 (--root, a boot page) or a bare tree.
+/// Errors: std::invalid_argument (an FDT file over a page: exit 1).
+template <unsigned PageShift>
+std::optional<std::variant<located_fdt, refusal>> find_fdt(const opened_image& m, const image_options& o) {
+  constexpr u64 page = page_geometry<PageShift>::size;
+  if (!o.fdt_file.empty()) {
+    std::ifstream in(o.fdt_file, std::ios::binary);
+    located_fdt f;
+    f.bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    if (!in.eof() && in.fail()) throw std::runtime_error("cannot read " + o.fdt_file);
+    if (f.bytes.size() > page)
+      throw std::invalid_argument(fmt::format("{}: {} bytes, but the KHO root FDT is at most a page ({} bytes)",
+                                              o.fdt_file, f.bytes.size(), page));
+    f.size = f.bytes.size();
+    return f;
+  }
+  if (o.fdt) return located_fdt{phys_addr{*o.fdt}, page, {}, std::nullopt};
+  if (o.root || o.radix_root || !m.flat) return std::nullopt;
+  model::boot_page boot{};
+  if (model::read_boot_page(*m.flat, boot)) return std::nullopt;
+  auto k = upstream::find_kho_data(m.memory(), m.flat->base());
+  if (!k) {
+    if (k.code() == errc::not_found) return std::nullopt;  // neither: find_root names the boot page
+    return refusal{k.err(), "the setup_data list at the image's base"};
+  }
+  if (status s = upstream::check_kho_boot<PageShift>(m.memory(), *k); !s) return refusal{s.err(), "kho_data"};
+  return located_fdt{phys_addr{k->data.fdt_addr.get()}, k->data.fdt_size.get(), {}, *k};
+}
+
+/// The report of a kho-v4 handover (model::inspect_kho_fdt), with kho_data and its
+/// scratch checked when kho_data named the root.
+template <unsigned PageShift>
+nlohmann::json report_fdt(const opened_image& m, const located_fdt& f, u64 max_ranges) {
+  const auto mem = m.memory();
+  nlohmann::json j = f.bytes.empty()
+                         ? model::inspect_kho_fdt<PageShift>(mem, f.phys, f.size, max_ranges)
+                         : model::inspect_kho_fdt<PageShift>(mem, f.bytes.data(), f.size, phys_addr{}, max_ranges);
+  if (!f.boot) return j;
+  const upstream::kho_data& d = f.boot->data;
+  j["kho_data"] = {{"at", model::hex(f.boot->at.value)},
+                   {"fdt", model::hex(d.fdt_addr.get())},
+                   {"fdt_size", d.fdt_size.get()},
+                   {"scratch", model::hex(d.scratch_addr.get())},
+                   {"scratch_entries", upstream::kho_scratch_count(d)}};
+  if (j["status"] != "ok") return j;
+  model::scratch_pages<PageShift> scratch(mem);
+  detail::radix_nodes<PageShift, std::remove_cvref_t<decltype(mem)>, typename model::scratch_pages<PageShift>::source_type>
+      nodes{&scratch.pages()};
+  auto map = nodes.attach(mem, phys_addr{std::stoull(j["root"]["preserved_memory_map"].get<std::string>(), nullptr, 16)});
+  status s = map ? upstream::check_scratch_unpreserved(mem, d, *map) : status{map.err()};
+  if (!s) {
+    j["status"] = to_string(s.code());
+    j["error"] = model::describe_error(s.err());
+  }
+  return j;
 }
 
 /// A root that validated but disagrees with the boot page's generation is stale.
@@ -196,9 +282,36 @@ int dump_radix(const opened_image& m, phys_addr root, const dump_options& d) {
 }
 
 template <unsigned PageShift>
+int dump_fdt(const opened_image& m, const std::variant<located_fdt, refusal>& found, const dump_options& d) {
+  if (const refusal* r = std::get_if<refusal>(&found)) {
+    if (d.json)
+      fmt::print("{}\n", nlohmann::json{{"status", to_string(r->err.code)}, {"error", r->json()}}.dump(2));
+    else
+      fmt::print("{}\n", r->line());
+    return exit_refused;
+  }
+  nlohmann::json j = report_fdt<PageShift>(m, std::get<located_fdt>(found), d.max_ranges);
+  if (d.holes && j["status"] == "ok")
+    j["holes"] = model::holes_report<PageShift>(
+        m.memory(), phys_addr{std::stoull(j["root"]["preserved_memory_map"].get<std::string>(), nullptr, 16)});
+  if (d.json) {
+    fmt::print("{}\n", j.dump(2));
+  } else {
+    if (j.contains("kho_data"))
+      fmt::print("kho_data at {}: FDT {} ({} bytes), {} scratch ranges at {}\n", j["kho_data"]["at"].get<std::string>(),
+                 j["kho_data"]["fdt"].get<std::string>(), j["kho_data"]["fdt_size"].get<u64>(),
+                 j["kho_data"]["scratch_entries"].get<u64>(), j["kho_data"]["scratch"].get<std::string>());
+    fmt::print("{}", model::format_kho_fdt_report(j));
+    if (j.contains("holes")) fmt::print("holes: {}\n", j["holes"]["summary"].get<std::string>());
+  }
+  return j["status"] == "ok" ? 0 : exit_refused;
+}
+
+template <unsigned PageShift>
 int dump(const image_options& o, const dump_options& d) {
   const opened_image m = open_memory(o);
   if (o.radix_root) return dump_radix<PageShift>(m, phys_addr{*o.radix_root}, d);
+  if (auto fdt = find_fdt<PageShift>(m, o)) return dump_fdt<PageShift>(m, *fdt, d);
   auto found = find_root(m, o, PageShift);
   if (const refusal* r = std::get_if<refusal>(&found)) {
     if (d.json)
@@ -248,6 +361,22 @@ int verify(const image_options& o) {
       return exit_refused;
     }
     fmt::print("ok: {}\n", j["summary"].get<std::string>());
+    return 0;
+  }
+  if (auto fdt = find_fdt<PageShift>(m, o)) {
+    if (const refusal* r = std::get_if<refusal>(&*fdt)) {
+      fmt::print("{}\n", r->line());
+      return exit_refused;
+    }
+    // No ranges listed: verify's memory stays the readers' scratch.
+    const nlohmann::json j = report_fdt<PageShift>(m, std::get<located_fdt>(*fdt), 0);
+    if (j["status"] != "ok") {
+      if (j.contains("error")) print_error_line(j["error"]);
+      else fmt::print("{}\n", j["status"].get<std::string>());
+      return exit_refused;
+    }
+    fmt::print("ok: kho-v4 handover, {} subtrees verified ({})\n", j["subtrees"].size(),
+               j["root"].value("kho_sealed", false) ? "sealed by kho" : "no kho seal, as a stock kernel writes it");
     return 0;
   }
   auto found = find_root(m, o, PageShift);
