@@ -137,14 +137,7 @@ covered_spans run_old_image(model::physical_memory& pm, const std::string& crash
   check(root->set_deep_checksum("preserved-memory-map", map->deep_checksum()), "checksum radix map");
   crash_point("radix");
 
-  check(root->seal([&](seal_step s) {
-          switch (s) {
-            case seal_step::began: crash_point("seal-began"); break;
-            case seal_step::entries_checksummed: crash_point("seal-entries"); break;
-            case seal_step::root_checksummed: crash_point("seal-root"); break;
-            case seal_step::published: crash_point("sealed"); break;
-          }
-        }),
+  check(root->seal([&](seal_step s) { crash_point(seal_step_name(s)); }),
         "seal");
 
   covered_spans covered = {{root->root(), page_geometry<>::size}, {*blob, sizeof state}};
@@ -334,6 +327,15 @@ void run_next_linux(model::physical_memory& pm, nlohmann::json& out, bool inspec
   if (auto kho_memfd = root->find("kho-memfd-demo")) out["memfd"] = model::reclaim_demo_memfd(fresh, kho_memfd->phys);
 }
 
+void print_restore_and_scratch(const nlohmann::json& out) {
+  if (out.contains("restore") && out["restore"].contains("regions"))
+    std::printf("restored into memblock: %llu regions, %llu KiB reserved (naive and linear %s)\n",
+                static_cast<unsigned long long>(out["restore"]["regions"].get<u64>()),
+                static_cast<unsigned long long>(out["restore"]["reserved_bytes"].get<u64>() >> 10),
+                out["restore"]["naive_equals_linear"].get<bool>() ? "agree" : "DISAGREE");
+  if (out.contains("scratch")) std::printf("scratch: %s\n", out["scratch"].value("summary", "").c_str());
+}
+
 void print_linux(const nlohmann::json& out) {
   std::printf("kho-v4 root FDT %s (via setup_data at %s) validated, %s, %zu subtrees\n",
               out["root"].get<std::string>().c_str(), out["kho_data"]["at"].get<std::string>().c_str(),
@@ -343,12 +345,7 @@ void print_linux(const nlohmann::json& out) {
     std::printf("  %-16s %-18s at %s, %llu bytes\n", t["name"].get<std::string>().c_str(),
                 t["format"].get<std::string>().empty() ? "blob" : t["format"].get<std::string>().c_str(),
                 t["phys"].get<std::string>().c_str(), static_cast<unsigned long long>(t["size"].get<u64>()));
-  if (out.contains("restore") && out["restore"].contains("regions"))
-    std::printf("restored into memblock: %llu regions, %llu KiB reserved (naive and linear %s)\n",
-                static_cast<unsigned long long>(out["restore"]["regions"].get<u64>()),
-                static_cast<unsigned long long>(out["restore"]["reserved_bytes"].get<u64>() >> 10),
-                out["restore"]["naive_equals_linear"].get<bool>() ? "agree" : "DISAGREE");
-  if (out.contains("scratch")) std::printf("scratch: %s\n", out["scratch"].value("summary", "").c_str());
+  print_restore_and_scratch(out);
   if (out.contains("luo"))
     for (const auto& f : out["luo"]["retrieved"])
       std::printf("LUO: retrieved %s/%llu (%s)%s%s\n", f["session"].get<std::string>().c_str(),
@@ -415,12 +412,7 @@ int run_next_image(int fd, u64 base, bool json, const std::string& stale_report,
         std::printf("  %-22s %-14s at %s: %s\n", e["name"].get<std::string>().c_str(),
                     e["compatible"].get<std::string>().c_str(),
                     e["phys"].get<std::string>().c_str(), e.value("summary", "ok").c_str());
-      if (out.contains("restore") && out["restore"].contains("regions"))
-        std::printf("restored into memblock: %llu regions, %llu KiB reserved (naive and linear %s)\n",
-                    static_cast<unsigned long long>(out["restore"]["regions"].get<u64>()),
-                    static_cast<unsigned long long>(out["restore"]["reserved_bytes"].get<u64>() >> 10),
-                    out["restore"]["naive_equals_linear"].get<bool>() ? "agree" : "DISAGREE");
-      if (out.contains("scratch")) std::printf("scratch: %s\n", out["scratch"].value("summary", "").c_str());
+      print_restore_and_scratch(out);
       if (out.contains("luo") && out["luo"].value("ok", false)) {
         const auto& luo = out["luo"];
         std::printf("LUO: retrieved %zu files, finished %zu sessions; never reclaimed:",

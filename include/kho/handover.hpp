@@ -147,6 +147,17 @@ inline void store_release(detail::le32& field, u32 v) {
 /// The points inside seal() where a crash would leave a torn root (for crash injection).
 enum class seal_step : u8 { began, entries_checksummed, root_checksummed, published };
 
+/// A step's name, as crash-injection tools spell it.
+constexpr const char* seal_step_name(seal_step s) {
+  switch (s) {
+    case seal_step::began: return "seal-began";
+    case seal_step::entries_checksummed: return "seal-entries";
+    case seal_step::root_checksummed: return "seal-root";
+    case seal_step::published: return "sealed";
+  }
+  return "seal";
+}
+
 // ---- writer ------------------------------------------------------------------------
 
 /// Builds and seals a handover root in a page from `Source`.

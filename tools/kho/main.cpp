@@ -281,15 +281,17 @@ int dump_radix(const opened_image& m, phys_addr root, const dump_options& d) {
   return j["ok"].get<bool>() ? 0 : exit_refused;
 }
 
+int print_refusal(const refusal& r, const dump_options& d) {
+  if (d.json)
+    fmt::print("{}\n", nlohmann::json{{"status", to_string(r.err.code)}, {"error", r.json()}}.dump(2));
+  else
+    fmt::print("{}\n", r.line());
+  return exit_refused;
+}
+
 template <unsigned PageShift>
 int dump_fdt(const opened_image& m, const std::variant<located_fdt, refusal>& found, const dump_options& d) {
-  if (const refusal* r = std::get_if<refusal>(&found)) {
-    if (d.json)
-      fmt::print("{}\n", nlohmann::json{{"status", to_string(r->err.code)}, {"error", r->json()}}.dump(2));
-    else
-      fmt::print("{}\n", r->line());
-    return exit_refused;
-  }
+  if (const refusal* r = std::get_if<refusal>(&found)) return print_refusal(*r, d);
   nlohmann::json j = report_fdt<PageShift>(m, std::get<located_fdt>(found), d.max_ranges);
   if (d.holes && j["status"] == "ok")
     j["holes"] = model::holes_report<PageShift>(
@@ -313,13 +315,7 @@ int dump(const image_options& o, const dump_options& d) {
   if (o.radix_root) return dump_radix<PageShift>(m, phys_addr{*o.radix_root}, d);
   if (auto fdt = find_fdt<PageShift>(m, o)) return dump_fdt<PageShift>(m, *fdt, d);
   auto found = find_root(m, o, PageShift);
-  if (const refusal* r = std::get_if<refusal>(&found)) {
-    if (d.json)
-      fmt::print("{}\n", nlohmann::json{{"status", to_string(r->err.code)}, {"error", r->json()}}.dump(2));
-    else
-      fmt::print("{}\n", r->line());
-    return exit_refused;
-  }
+  if (const refusal* r = std::get_if<refusal>(&found)) return print_refusal(*r, d);
   const located_root& where = std::get<located_root>(found);
   nlohmann::json j = model::inspect<PageShift>(m.memory(), where.root);
   if (auto stale = check_generation(m, where, j)) {

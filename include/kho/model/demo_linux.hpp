@@ -212,14 +212,7 @@ covered_spans build_linux_handover(const physical_memory& pm, const linux_demo_o
   if (opt.kho_properties) must(root->set_memory_map_checksum(map->deep_checksum()), "map checksum");
   crash_point("guest");
 
-  must(root->seal([&](seal_step s) {
-         switch (s) {
-           case seal_step::began: crash_point("seal-began"); break;
-           case seal_step::entries_checksummed: crash_point("seal-entries"); break;
-           case seal_step::root_checksummed: crash_point("seal-root"); break;
-           case seal_step::published: crash_point("sealed"); break;
-         }
-       }),
+  must(root->seal([&](seal_step s) { crash_point(seal_step_name(s)); }),
        "seal");
 
   covered_spans covered;

@@ -4,10 +4,9 @@
 // The whole handover is checked first, as a next kernel checks it (check_kho_fdt: every
 // structure, one owner per page, every page reached preserved); only then is any
 // subtree read, with the reader its format names (subtree_format). Every reader has
-// therefore validated once already. Should one refuse anyway (kho's own formats are
-// read through their kho-root-v1 entry readers, which also refuse a blob-size under
-// the root block, where check_kho_fdt does not look), that subtree has "ok": false
-// with its error and "status" is "subtree failed", never an exception. A refused
+// therefore validated once already. Should one refuse anyway (a reader
+// stricter than the check), that subtree has "ok": false with its error and "status"
+// is "subtree failed", never an exception. A refused
 // handover reports its error and, when the root FDT itself validated, what the root
 // says (names, addresses, sizes, formats, checksums): never what the structures
 // behind it hold.
