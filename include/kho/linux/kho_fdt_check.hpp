@@ -6,8 +6,9 @@
 //      verified when kho's seal carries one; its pages are claimed but exempt from
 //      (4), as upstream never records them
 //   3. each subtree, by the name the kernel gives it, else by kho,compatible:
-//        "LUO"            luo-v5: sessions, files, FLBs; each memfd-v2/v1 file's state
-//                         and folio array (not the folios: the file's data)
+//        "LUO"            luo-v5: sessions, files, FLBs; each memfd-v2/v1 file's state,
+//                         folio array, and each folio's head page, which must start
+//                         a preserved block (not_preserved at the folio otherwise)
 //        "kexec-metadata" version 1 metadata
 //        "memblock"       the reserve_mem sub-FDT (its regions are payload)
 //        kho-xarray-v1, kho-luo-v1  kho's own proposals, as in kho-root-v1
@@ -59,9 +60,28 @@ inline result<const char*> subtree_format(const kho_subtree& t) {
 
 namespace impl {
 
-// LUO's pages, then each memfd file's state and folio array.
-template <unsigned PageShift, Memory M, PageSource Scratch, class Owners>
-status claim_luo_v5(const M& mem, const kho_subtree& t, Scratch& scratch, Owners& owners) {
+// A memfd's folios are the file's data, not the structure's: each must be the head of
+// a preserved block (the kernel's kho_restore_folio finds its order and magic there,
+// else the retrieval fails with -EIO), and is claimed for its memfd, so a folio two
+// files name, or one that is also a structure's page, has two owners. One page per
+// folio: the block's other pages are the folio's own.
+template <unsigned PageShift, Memory M, class Owners, class Map>
+status claim_folios(const memfd_view<M, PageShift>& m, Owners& owners, const Map& map) {
+  status s;
+  m.for_each_folio([&](const memfd_folio& f) {
+    if (!s) return;
+    const phys_addr head{f.frame.value << PageShift};
+    bool keyed = false;
+    for (unsigned o = 0; o < Map::orders && !keyed; ++o) keyed = map.count(order{o}) != 0 && map.contains(head, order{o});
+    s = keyed ? owners.claim(head, 1, page_owner{memfd_view<M, PageShift>::structure, m.address()})
+              : status{make_error(errc::not_preserved, memfd_view<M, PageShift>::structure, head, 1)};
+  });
+  return s;
+}
+
+// LUO's pages, then each memfd file's state, folio array and folios.
+template <unsigned PageShift, Memory M, PageSource Scratch, class Owners, class Map>
+status claim_luo_v5(const M& mem, const kho_subtree& t, Scratch& scratch, Owners& owners, const Map& map) {
   auto v = attach_luo_v5<PageShift>(mem, t.phys, scratch, t.size);
   if (!v) return v.err();
   status s = v->claim_pages(owners);
@@ -74,15 +94,17 @@ status claim_luo_v5(const M& mem, const kho_subtree& t, Scratch& scratch, Owners
         continue;
       auto m = attach_memfd<PageShift>(mem, phys_addr{f.data.get()}, v2 ? memfd_version::v2 : memfd_version::v1);
       s = m ? m->claim_pages(owners) : status{m.err()};
+      if (s) s = claim_folios(*m, owners, map);
     }
   }
   v->release();
   return s;
 }
 
-template <unsigned PageShift, Memory M, PageSource Scratch, class Owners>
-status claim_subtree(const M& mem, const kho_subtree& t, const char* format, Scratch& scratch, Owners& owners) {
-  if (detail::same_string(format, luo_v5_compatible)) return claim_luo_v5<PageShift>(mem, t, scratch, owners);
+template <unsigned PageShift, Memory M, PageSource Scratch, class Owners, class Map>
+status claim_subtree(const M& mem, const kho_subtree& t, const char* format, Scratch& scratch, Owners& owners,
+                     const Map& map) {
+  if (detail::same_string(format, luo_v5_compatible)) return claim_luo_v5<PageShift>(mem, t, scratch, owners, map);
   if (detail::same_string(format, kexec_metadata_format)) {
     auto v = kexec_metadata_view<PageShift>::attach(mem, t.phys, t.size);
     return v ? v->claim_pages(owners) : status{v.err()};
@@ -123,7 +145,7 @@ status check_kho_fdt(const kho_fdt_view<M, PageShift>& root, Scratch& scratch,
       s = make_error(errc::bad_compatible, kho_fdt_view<M, PageShift>::structure, t.phys, 1);
       return;
     }
-    s = impl::claim_subtree<PageShift>(root.memory(), t, *format, scratch, owners);
+    s = impl::claim_subtree<PageShift>(root.memory(), t, *format, scratch, owners, *map);
   });
   KHO_TRY(s);
   if (!options.require_preserved) return {};

@@ -144,7 +144,8 @@ covered_spans build_linux_handover(const physical_memory& pm, const linux_demo_o
   const flat_memory mem = pm.memory();
   source pages(mem, pm.base() + page, linux_demo_scratch(pm).start);
 
-  auto map = map_type::create(pages);
+  // As the kernel's: the tree does not record its own pages (the restore reserves them).
+  auto map = map_type::create(pages, /*record_own_pages=*/false);
   if (!map) detail_linux::fail("preserved-memory map", map.err());
   tracked_type tracked(pages, *map);
   auto root = kho_fdt_writer<tracked_type>::create(tracked, map->root(),

@@ -1,0 +1,310 @@
+// A whole stock-kernel handover encoded here byte by byte from shared/LINUX-FORMATS.md,
+// without any of kho's writers (libfdt builds the two device trees, as in the
+// kernel): x86 setup_data and kho_data, the "kho-v4" root FDT, the radix tree with an
+// order-1 key beside the order-0 ones, LUO luo-v5 (a session, a memfd-v2 file, an
+// FLB), the memfd's vmalloc chunk and folio records, kexec-metadata, memblock with a
+// reserve_mem region. kho must read it exactly (model::inspect_kho_fdt, the CLI's
+// report) and refuse each corrupted variant by name. 4 KiB pages, memory [B, B + 64 pages).
+//
+//   page  0  setup_data + kho_data          page 12  kho_vmalloc chunk
+//         1  root FDT                            13  folio records (3)
+//      2-7   radix: root, L4, L3, L2, L1, leaf   14-16  the memfd's folios
+//         8  luo_ser                             17  FLB page
+//         9  session block                       18  kexec-metadata
+//        10  file block                          19  memblock FDT
+//        11  memfd_luo_ser                    20-21  reserve_mem "trace" (one order-1 key)
+//    22-26   radix path of the order-1 key    32-63  scratch (kho_scratch array at 32)
+#include <kho/linux/kho_fdt_check.hpp>
+#include <kho/linux/x86_boot.hpp>
+#include <kho/model/inspect_linux.hpp>
+
+#include "test_arena.hpp"
+
+#include <gtest/gtest.h>
+#include <libfdt.h>
+
+#include <cstring>
+#include <string>
+
+namespace kho::test {
+namespace {
+
+constexpr u64 B = u64{1} << 32;
+constexpr u64 P = 4096;
+constexpr u64 pages = 64;
+constexpr u64 pg(u64 n) { return B + n * P; }
+
+struct stock_image {
+  std::unique_ptr<model::physical_memory> pm =
+      std::make_unique<model::physical_memory>(model::physical_memory::create(B, pages * P));
+  unsigned char* at(u64 pa) { return static_cast<unsigned char*>(pm->virt()) + (pa - B); }
+  void put64(u64 pa, u64 v) {
+    for (int i = 0; i < 8; ++i) at(pa)[i] = static_cast<unsigned char>(v >> (8 * i));
+  }
+  void put32(u64 pa, u32 v) {
+    for (int i = 0; i < 4; ++i) at(pa)[i] = static_cast<unsigned char>(v >> (8 * i));
+  }
+  void put_str(u64 pa, const char* s) { std::memcpy(at(pa), s, std::strlen(s)); }
+
+  // Radix key of a block (Linux kho-v4, 4 KiB pages): (1 << (52 - order)) | pa >> (12 + order).
+  static u64 key(u64 pa, unsigned order) { return (u64{1} << (52 - order)) | (pa >> (12 + order)); }
+  // Sets `key`'s bit along the path root -> L4 -> L3 -> L2 -> L1 -> leaf given as pages.
+  void set_key(u64 k, const u64 (&path)[6]) {
+    for (unsigned level = 5; level >= 1; --level) {
+      const u64 index = (k >> (15 + 9 * (level - 1))) & 511;
+      put64(pg(path[5 - level]) + index * 8, pg(path[6 - level]));
+    }
+    const u64 bit = k & 0x7fff;
+    at(pg(path[5]))[bit / 8] |= static_cast<unsigned char>(1u << (bit % 8));
+  }
+
+  stock_image() {
+    // The radix tree: order-0 keys for every preserved page, one order-1 key.
+    const u64 path0[6] = {2, 3, 4, 5, 6, 7}, path1[6] = {2, 22, 23, 24, 25, 26};
+    for (u64 p : {1, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19}) set_key(key(pg(p), 0), path0);
+    set_key(key(pg(20), 1), path1);
+
+    // LUO: luo_ser, one session "vm" with one memfd-v2 file (token 42), the FLB page.
+    put_str(pg(8), "luo-v5");
+    put64(pg(8) + 8, 3);           // liveupdate_num
+    put64(pg(8) + 16, pg(9));      // sessions_pa
+    put64(pg(8) + 24, pg(17));     // flbs_pa
+    put64(pg(9), 0);               // session block: next
+    put64(pg(9) + 8, 1);           //                count
+    put_str(pg(9) + 16, "vm");     // name[64]
+    put64(pg(9) + 16 + 64, pg(10));  // file_set_ser.files
+    put64(pg(9) + 16 + 72, 1);       // file_set_ser.count
+    put64(pg(10), 0);
+    put64(pg(10) + 8, 1);
+    put_str(pg(10) + 16, "memfd-v2");  // compatible[48]
+    put64(pg(10) + 16 + 48, pg(11));   // data
+    put64(pg(10) + 16 + 56, 42);       // token
+    put64(pg(17), 1);                  // FLB header: pgcnt
+    put64(pg(17) + 8, 1);              //             count
+    put_str(pg(17) + 16, "iommufd-v1");
+    put64(pg(17) + 16 + 48, 0x5a5a);   // data: opaque
+    put64(pg(17) + 16 + 56, 1);        // count of files using it
+
+    // memfd-v2: 6 pages, folios at indices 0, 1 and 5; seals SEAL | GROW.
+    put64(pg(11), 0);           // pos
+    put64(pg(11) + 8, 6 * P);   // size
+    put32(pg(11) + 16, 0x5);    // seals
+    put32(pg(11) + 20, 0);      // flags
+    put64(pg(11) + 24, 3);      // nr_folios
+    put64(pg(11) + 32, pg(12)); // folios.first
+    put32(pg(11) + 40, 1);      // folios.total_pages
+    at(pg(11) + 44)[0] = 1;     // folios.flags = VM_ALLOC (u16), order 0 (u16)
+    put64(pg(12), 0);           // chunk: next
+    put64(pg(12) + 8, pg(13));  //        phys[0]
+    const u64 index[3] = {0, 1, 5};
+    for (u64 i = 0; i < 3; ++i) {
+      put64(pg(13) + 16 * i, (pg(14 + i) >> 12) | (u64{3} << 52));  // pfn | DIRTY|UPTODATE << 52
+      put64(pg(13) + 16 * i + 8, index[i]);
+    }
+    for (u64 i = 0; i < 3; ++i) put_str(pg(14 + i), "folio contents");
+
+    // kexec-metadata version 1.
+    put32(pg(18), 1);
+    put_str(pg(18) + 4, "6.20.0-stock");
+    put32(pg(18) + 69, 2);
+
+    // memblock sub-FDT and the root FDT, with libfdt's sequential writer.
+    unsigned char le[8];
+    auto le64 = [&](u64 v) {
+      for (int i = 0; i < 8; ++i) le[i] = static_cast<unsigned char>(v >> (8 * i));
+      return le;
+    };
+    void* mb = at(pg(19));
+    EXPECT_EQ(fdt_create(mb, P), 0);
+    EXPECT_EQ(fdt_finish_reservemap(mb), 0);
+    EXPECT_EQ(fdt_begin_node(mb, ""), 0);
+    EXPECT_EQ(fdt_property_string(mb, "compatible", "memblock-v1"), 0);
+    EXPECT_EQ(fdt_begin_node(mb, "trace"), 0);
+    EXPECT_EQ(fdt_property_string(mb, "compatible", "reserve-mem-v1"), 0);
+    EXPECT_EQ(fdt_property(mb, "start", le64(pg(20)), 8), 0);
+    EXPECT_EQ(fdt_property(mb, "size", le64(2 * P), 8), 0);
+    EXPECT_EQ(fdt_end_node(mb), 0);
+    EXPECT_EQ(fdt_end_node(mb), 0);
+    EXPECT_EQ(fdt_finish(mb), 0);
+    memblock_size = fdt_totalsize(mb);
+
+    void* root = at(pg(1));
+    EXPECT_EQ(fdt_create(root, P), 0);
+    EXPECT_EQ(fdt_finish_reservemap(root), 0);
+    EXPECT_EQ(fdt_begin_node(root, ""), 0);
+    EXPECT_EQ(fdt_property_string(root, "compatible", "kho-v4"), 0);
+    EXPECT_EQ(fdt_property(root, "preserved-memory-map", le64(pg(2)), 8), 0);
+    auto subtree = [&](const char* name, u64 data, u64 size) {
+      EXPECT_EQ(fdt_begin_node(root, name), 0);
+      EXPECT_EQ(fdt_property(root, "preserved-data", le64(data), 8), 0);
+      EXPECT_EQ(fdt_property(root, "blob-size", le64(size), 8), 0);
+      EXPECT_EQ(fdt_end_node(root), 0);
+    };
+    subtree("LUO", pg(8), 32);
+    subtree("kexec-metadata", pg(18), 73);
+    subtree("memblock", pg(19), memblock_size);
+    EXPECT_EQ(fdt_end_node(root), 0);
+    EXPECT_EQ(fdt_finish(root), 0);
+
+    // The boot hand-off: setup_data at B, kho_scratch array at the start of scratch.
+    put64(pg(0), 0);
+    put32(pg(0) + 8, 10);      // SETUP_KEXEC_KHO
+    put32(pg(0) + 12, 32);
+    put64(pg(0) + 16, pg(1));  // fdt_addr
+    put64(pg(0) + 24, P);      // fdt_size
+    put64(pg(0) + 32, pg(32)); // scratch_addr
+    put64(pg(0) + 40, 16);     // scratch_size
+    put64(pg(32), pg(32));
+    put64(pg(32) + 8, 32 * P);
+  }
+
+  nlohmann::json report() { return model::inspect_kho_fdt<12>(pm->memory(), phys_addr{pg(1)}, P, 100); }
+
+  u64 memblock_size = 0;
+};
+
+std::string hex(u64 v) { return model::hex(v); }
+
+TEST(LinuxStockHandover, ReadExactly) {
+  stock_image img;
+  const flat_memory mem = img.pm->memory();
+  auto boot = upstream::find_kho_data(mem, phys_addr{B});
+  ASSERT_TRUE(boot.has_value());
+  EXPECT_TRUE(upstream::check_kho_boot(mem, *boot));
+
+  const nlohmann::json j = img.report();
+  ASSERT_EQ(j["status"], "ok") << j.dump(2);
+  EXPECT_EQ(j["root"]["kho_sealed"], false);
+  EXPECT_EQ(j["root"]["preserved_memory_map"], hex(pg(2)));
+  const auto& ranges = j["preserved"]["ranges"];
+  ASSERT_EQ(ranges.size(), 2u) << j["preserved"].dump();
+  EXPECT_EQ(ranges[0], (nlohmann::json{hex(pg(1)), hex(P)}));
+  EXPECT_EQ(ranges[1], (nlohmann::json{hex(pg(8)), hex(14 * P)}));
+  ASSERT_EQ(j["subtrees"].size(), 3u);
+
+  auto subtree = [&](const char* name) -> const nlohmann::json& {
+    for (const auto& t : j["subtrees"])
+      if (t["name"] == name) return t;
+    ADD_FAILURE() << "no subtree " << name;
+    return j;
+  };
+  const auto& luo = subtree("LUO");
+  EXPECT_EQ(luo["format"], "luo-v5");
+  EXPECT_EQ(luo["phys"], hex(pg(8)));
+  const std::string luo_text = luo.dump();
+  for (const std::string& want : {std::string("\"liveupdate_num\":3"), std::string("\"name\":\"vm\""),
+                                  std::string("\"token\":42"), std::string("\"name\":\"iommufd-v1\""),
+                                  std::string("\"nr_folios\":3"), std::string("\"seals\":5")})
+    EXPECT_NE(luo_text.find(want), std::string::npos) << want << " in " << luo_text;
+  for (u64 i : {u64{0}, u64{1}, u64{2}})
+    EXPECT_NE(luo_text.find(hex(pg(14 + i) >> 12)), std::string::npos) << "folio " << i << " in " << luo_text;
+  const std::string meta = subtree("kexec-metadata").dump();
+  EXPECT_NE(meta.find("6.20.0-stock"), std::string::npos) << meta;
+  EXPECT_NE(meta.find("\"kexec_count\":2"), std::string::npos) << meta;
+  const std::string memblock = subtree("memblock").dump();
+  EXPECT_NE(memblock.find("\"name\":\"trace\""), std::string::npos) << memblock;
+  EXPECT_NE(memblock.find(hex(pg(20))), std::string::npos) << memblock;
+}
+
+struct Corrupted : ::testing::Test {
+  stock_image img;
+  void expect(errc code, const char* structure) {
+    const nlohmann::json j = img.report();
+    EXPECT_EQ(j["status"], to_string(code)) << j.dump(2);
+    if (j.contains("error")) {
+      EXPECT_EQ(j["error"]["structure"], structure) << j["error"].dump();
+    }
+  }
+};
+
+TEST_F(Corrupted, LuoCompatible) {
+  img.at(pg(8))[5] = '4';  // "luo-v4"
+  expect(errc::bad_compatible, "luo-v5");
+}
+
+TEST_F(Corrupted, SessionBlockCountZero) {
+  img.put64(pg(9) + 8, 0);
+  expect(errc::bad_count, "luo-v5-sessions");
+}
+
+TEST_F(Corrupted, FileCountDisagrees) {
+  img.put64(pg(9) + 16 + 72, 2);
+  expect(errc::bad_count, "luo-v5-sessions");
+}
+
+TEST_F(Corrupted, MemfdUnknownSeal) {
+  img.put32(pg(11) + 16, 0x45);
+  expect(errc::out_of_range, "memfd");
+}
+
+TEST_F(Corrupted, FolioNotPreserved) {
+  // The third folio's bit (key & 0x7fff = page 16) cleared: the kernel's
+  // kho_restore_folio would find no key there.
+  img.at(pg(7))[16 / 8] &= static_cast<unsigned char>(~(1u << (16 % 8)));
+  expect(errc::not_preserved, "memfd");
+  EXPECT_EQ(img.report()["error"]["at"], hex(pg(16)));
+}
+
+TEST_F(Corrupted, FolioInsideALargerBlock) {
+  // The folio record names the second page of the order-1 block: preserved, but no
+  // key starts there.
+  img.put64(pg(13) + 32, (pg(21) >> 12) | (u64{3} << 52));
+  expect(errc::not_preserved, "memfd");
+}
+
+TEST_F(Corrupted, FolioIsAStructurePage) {
+  img.put64(pg(13) + 32, (pg(18) >> 12) | (u64{3} << 52));  // the kexec-metadata page
+  const nlohmann::json j = img.report();
+  EXPECT_EQ(j["status"], to_string(errc::aliased)) << j.dump(2);
+}
+
+TEST_F(Corrupted, TwoFilesShareTheMemfdState) {
+  // A second session whose file names the same memfd_luo_ser: two owners of one page.
+  img.put64(pg(9) + 8, 2);
+  img.put_str(pg(9) + 16 + 80, "vm2");
+  img.put64(pg(9) + 16 + 80 + 64, pg(10) + 0);  // the same file block, reached twice
+  img.put64(pg(9) + 16 + 80 + 72, 1);
+  const nlohmann::json j = img.report();
+  EXPECT_NE(j["status"], "ok") << j.dump(2);
+}
+
+TEST_F(Corrupted, VmallocTotalPagesDisagree) {
+  img.put32(pg(11) + 40, 2);
+  expect(errc::bad_count, "memfd");
+}
+
+TEST_F(Corrupted, MetadataVersion) {
+  img.put32(pg(18), 2);
+  expect(errc::bad_version, "kexec-metadata");
+}
+
+TEST_F(Corrupted, RootCompatible) {
+  ASSERT_EQ(fdt_setprop_inplace(img.at(pg(1)), 0, "compatible", "kho-v3", 7), 0);
+  expect(errc::bad_compatible, "kho-fdt");
+}
+
+TEST_F(Corrupted, LuoBlobSizeShort) {
+  unsigned char le[8] = {16};
+  ASSERT_EQ(fdt_setprop_inplace(img.at(pg(1)), fdt_subnode_offset(img.at(pg(1)), 0, "LUO"), "blob-size", le, 8), 0);
+  expect(errc::bad_count, "luo-v5");
+}
+
+TEST_F(Corrupted, ScratchOverPreservedMemory) {
+  img.put64(pg(32), pg(8));  // scratch now starts on luo_ser
+  const flat_memory mem = img.pm->memory();
+  auto boot = upstream::find_kho_data(mem, phys_addr{B});
+  ASSERT_TRUE(boot.has_value());
+  ASSERT_TRUE(upstream::check_kho_boot(mem, *boot));
+  model::scratch_pages<> scratch(mem);
+  auto root = upstream::attach_kho_handover(mem, phys_addr{pg(1)}, scratch.pages());
+  ASSERT_TRUE(root.has_value());
+  std::vector<u64> nodes(64);
+  auto map = attach_preserve_bitmap(mem, root->memory_map(), scratch.pages(), std::span<u64>(nodes));
+  ASSERT_TRUE(map.has_value());
+  const status s = upstream::check_scratch_unpreserved(mem, boot->data, *map);
+  EXPECT_EQ(s.code(), errc::aliased);
+  EXPECT_EQ(s.err().other.at, phys_addr{pg(8)});
+}
+
+}  // namespace
+}  // namespace kho::test
