@@ -175,9 +175,9 @@ TYPED_TEST(InspectKhoFdtPages, WholeHandoverReported) {
   EXPECT_EQ(v1["version"], "memfd-v1");
   EXPECT_EQ(v1["seals"], 0);
   EXPECT_EQ(v1["nr_folios"], 10);
-  ASSERT_EQ(v1["folios"].size(), model::memfd_listed_folios);
-  EXPECT_EQ(v1["folios"][7], folio_json(h.v1_folios[7]));
-  EXPECT_TRUE(v1["folios_truncated"]);
+  ASSERT_EQ(v1["folios"].size(), 10u);  // every folio, up to max_ranges
+  EXPECT_EQ(v1["folios"][9], folio_json(h.v1_folios[9]));
+  EXPECT_FALSE(v1["folios_truncated"]);
   EXPECT_EQ(files[2], (nlohmann::json{{"compatible", "iommufd-v1"}, {"token", 3}, {"data", "0xabc000"}}));
   EXPECT_EQ(luo["flbs"], nlohmann::json::parse(R"([{"name": "iommu", "count": 2, "data": "0x5000"}])"));
 
@@ -242,6 +242,13 @@ TEST(InspectKhoFdt, MaxRangesBoundsTheListNotTheCount) {
   EXPECT_EQ(none["preserved"]["range_count"], all["preserved"]["range_count"]);
   EXPECT_TRUE(none["preserved"]["ranges_truncated"]);
   EXPECT_NE(model::format_kho_fdt_report(none).find("more ranges not listed (--max-ranges)"), std::string::npos);
+  // The same bound lists folios: none listed, all counted.
+  const nlohmann::json& v1 = subtree(none, "LUO")["sessions"][0]["files"][1]["memfd"];
+  EXPECT_EQ(v1["folios"], nlohmann::json::array());
+  EXPECT_EQ(v1["nr_folios"], 10);
+  EXPECT_TRUE(v1["folios_truncated"]);
+  EXPECT_NE(model::format_kho_fdt_report(none).find("10 more folios not listed"), std::string::npos);
+  EXPECT_NE(model::format_kho_fdt_report(all).find(" pfn 0x"), std::string::npos);
 }
 
 // Two opaque blobs in one page: their bytes are disjoint, so the root FDT accepts them

@@ -411,7 +411,7 @@ int run(int argc, char** argv) {
   dump_cmd->add_flag("--json", d.json, "machine-readable output");
   dump_cmd->add_flag("--holes", d.holes, "also summarize unpreserved holes (largest, count over 2 MiB)");
   dump_cmd->add_option("--max-ranges", d.max_ranges,
-                       "list at most N preserved ranges per radix tree (all are counted)")
+                       "list at most N preserved ranges per radix tree and N folios per memfd (all are counted)")
       ->capture_default_str();
   auto* verify_cmd = app.add_subcommand("verify", "validate; exit 2 with the error if invalid");
   add_image_options(verify_cmd, verify_opts);

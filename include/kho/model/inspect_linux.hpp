@@ -21,8 +21,8 @@
 //
 // Complexity: the check (O(bytes reachable)), then one read of each subtree: O(LUO's
 // entries + the memfds' folio records + regions + the xarray), and the radix walk;
-// the JSON holds every session, file, FLB and region, at most `max_ranges` preserved
-// ranges and memfd_listed_folios folios per memfd.
+// the JSON holds every session, file, FLB and region, and at most `max_ranges`
+// preserved ranges and `max_ranges` folios per memfd (all are counted).
 #pragma once
 
 #include <kho/detail/fixed_string.hpp>
@@ -45,8 +45,6 @@
 
 namespace kho::model {
 
-/// How many folios a memfd's report lists (its nr_folios says how many there are).
-inline constexpr u64 memfd_listed_folios = 8;
 
 namespace linux_inspect {
 
@@ -90,14 +88,15 @@ inline nlohmann::json subtree_json(const kho_subtree& t) {
   return j;
 }
 
-/// A memfd-v2/v1 file's state: pos, size, seals, nr_folios and the first folios.
+/// A memfd-v2/v1 file's state: pos, size, seals, nr_folios and its first
+/// `max_folios` folios.
 template <unsigned PageShift, Memory M>
-nlohmann::json memfd_json(const M& mem, phys_addr ser, memfd_version version) {
+nlohmann::json memfd_json(const M& mem, phys_addr ser, memfd_version version, u64 max_folios) {
   auto m = attach_memfd<PageShift>(mem, ser, version);
   if (!m) return refused("memfd refused", m.err());
   nlohmann::json folios = nlohmann::json::array();
   m->for_each_folio([&](const memfd_folio& f) {
-    if (folios.size() < memfd_listed_folios)
+    if (folios.size() < max_folios)
       folios.push_back({{"pfn", hex(f.frame.value)}, {"index", f.index}, {"flags", f.flags}});
   });
   return {{"ok", true},
@@ -113,14 +112,15 @@ nlohmann::json memfd_json(const M& mem, phys_addr ser, memfd_version version) {
 
 /// One LUO file; a memfd's state is read when its data names one (as the check does).
 template <unsigned PageShift, Memory M>
-nlohmann::json luo_file_json(const M& mem, const luo_file_ser& f, bool& ok) {
+nlohmann::json luo_file_json(const M& mem, const luo_file_ser& f, u64 max_folios, bool& ok) {
   nlohmann::json j{{"compatible", field_string(f.compatible, luo_v5_file_compatible_len)},
                    {"token", f.token.get()},
                    {"data", hex(f.data.get())}};
   const bool v2 = kho::detail::string_equals(f.compatible, luo_v5_file_compatible_len, memfd_v2_compatible);
   const bool v1 = kho::detail::string_equals(f.compatible, luo_v5_file_compatible_len, memfd_v1_compatible);
   if ((v1 || v2) && f.data.get() != 0) {
-    j["memfd"] = memfd_json<PageShift>(mem, phys_addr{f.data.get()}, v2 ? memfd_version::v2 : memfd_version::v1);
+    j["memfd"] = memfd_json<PageShift>(mem, phys_addr{f.data.get()}, v2 ? memfd_version::v2 : memfd_version::v1,
+                                      max_folios);
     ok = ok && j["memfd"]["ok"].get<bool>();
   }
   return j;
@@ -128,7 +128,7 @@ nlohmann::json luo_file_json(const M& mem, const luo_file_ser& f, bool& ok) {
 
 /// "luo-v5": liveupdate_num, sessions with their files, FLBs.
 template <unsigned PageShift, Memory M>
-nlohmann::json luo_v5_json(const M& mem, const kho_subtree& t) {
+nlohmann::json luo_v5_json(const M& mem, const kho_subtree& t, u64 max_folios) {
   scratch_pages<PageShift> scratch(mem);
   auto v = attach_luo_v5<PageShift>(mem, t.phys, scratch.pages(), t.size);
   if (!v) return refused("LUO refused", v.err());
@@ -136,7 +136,7 @@ nlohmann::json luo_v5_json(const M& mem, const kho_subtree& t) {
   nlohmann::json sessions = nlohmann::json::array();
   for (const luo_session_ser& s : v->sessions()) {
     nlohmann::json files = nlohmann::json::array();
-    for (const luo_file_ser& f : v->files(s)) files.push_back(luo_file_json<PageShift>(mem, f, ok));
+    for (const luo_file_ser& f : v->files(s)) files.push_back(luo_file_json<PageShift>(mem, f, max_folios, ok));
     sessions.push_back({{"name", field_string(s.name, luo_v5_session_name_len)}, {"files", std::move(files)}});
   }
   nlohmann::json flbs = nlohmann::json::array();
@@ -195,8 +195,8 @@ nlohmann::json kho_format_json(const M& mem, const kho_subtree& t, const char* f
 
 /// The format's reader for one subtree of a checked handover.
 template <unsigned PageShift, Memory M>
-nlohmann::json subtree_body(const M& mem, const kho_subtree& t, const char* format) {
-  if (kho::detail::same_string(format, luo_v5_compatible)) return luo_v5_json<PageShift>(mem, t);
+nlohmann::json subtree_body(const M& mem, const kho_subtree& t, const char* format, u64 max_folios) {
+  if (kho::detail::same_string(format, luo_v5_compatible)) return luo_v5_json<PageShift>(mem, t, max_folios);
   if (kho::detail::same_string(format, kexec_metadata_format)) return kexec_metadata_json<PageShift>(mem, t);
   if (kho::detail::same_string(format, memblock_compatible)) return memblock_json<PageShift>(mem, t);
   if (kho::detail::same_string(format, xarray_compatible) || kho::detail::same_string(format, luo_compatible))
@@ -227,7 +227,7 @@ nlohmann::json report(const kho_fdt_view<M, PageShift>& view, u64 max_ranges, co
   view.for_each([&](const kho_subtree& t) {
     nlohmann::json j = subtree_json(t);
     if (checked) {  // the check proved the format known to it: subtree_format succeeded
-      j.update(subtree_body<PageShift>(mem, t, *subtree_format(t)));
+      j.update(subtree_body<PageShift>(mem, t, *subtree_format(t), max_ranges));
       all_ok = all_ok && j["ok"].get<bool>();
     }
     subtrees.push_back(std::move(j));
@@ -298,6 +298,12 @@ inline void append_luo(std::string& s, const nlohmann::json& j) {
       const auto& m = f["memfd"];
       fmt::format_to(out, "        {}: pos {} size {} seals {:#x}, {} folios\n", m["version"].get<std::string>(),
                      m["pos"].get<u64>(), m["size"].get<u64>(), m["seals"].get<u32>(), m["nr_folios"].get<u64>());
+      for (const auto& folio : m["folios"])
+        fmt::format_to(out, "          index {} pfn {} flags {:#x}\n", folio["index"].get<u64>(),
+                       folio["pfn"].get<std::string>(), folio["flags"].get<u64>());
+      if (m.value("folios_truncated", false))
+        fmt::format_to(out, "          ... {} more folios not listed (--max-ranges)\n",
+                       m["nr_folios"].get<u64>() - m["folios"].size());
     }
   }
   for (const auto& b : j["flbs"])
