@@ -20,6 +20,11 @@ namespace up = kho::upstream;
   static_assert(offsetof(c_type, field) == offsetof(cpp_type, field), #field); \
   static_assert(sizeof(c_type::field) == sizeof(cpp_type::field), #field " size")
 
+static_assert(sizeof(kho_linux_setup_data) == sizeof(up::setup_data_header));
+KHO_SAME_FIELD(kho_linux_setup_data, up::setup_data_header, next);
+KHO_SAME_FIELD(kho_linux_setup_data, up::setup_data_header, type);
+KHO_SAME_FIELD(kho_linux_setup_data, up::setup_data_header, len);
+static_assert(KHO_LINUX_SETUP_KEXEC_KHO == up::setup_kexec_kho);
 static_assert(sizeof(kho_linux_kho_data) == sizeof(up::kho_data));
 KHO_SAME_FIELD(kho_linux_kho_data, up::kho_data, fdt_addr);
 KHO_SAME_FIELD(kho_linux_kho_data, up::kho_data, fdt_size);

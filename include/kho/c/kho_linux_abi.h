@@ -24,6 +24,11 @@
 /* ---- x86 boot hand-off (setup_data type SETUP_KEXEC_KHO) ------------------------- */
 
 #define KHO_LINUX_SETUP_KEXEC_KHO 10
+struct kho_linux_setup_data {
+  uint64_t next; /* the next node; 0 ends the list */
+  uint32_t type; /* KHO_LINUX_SETUP_KEXEC_KHO: kho_data follows */
+  uint32_t len;  /* bytes after this header: 32 for kho_data */
+};
 struct kho_linux_kho_data {
   uint64_t fdt_addr;     /* the KHO root FDT page */
   uint64_t fdt_size;     /* PAGE_SIZE */
@@ -34,6 +39,7 @@ struct kho_linux_kho_scratch {
   uint64_t addr;
   uint64_t size;
 };
+KHO_LINUX_ABI_STATIC_ASSERT(sizeof(struct kho_linux_setup_data) == 16, "setup_data's header is 16 bytes");
 KHO_LINUX_ABI_STATIC_ASSERT(sizeof(struct kho_linux_kho_data) == 32, "kho_data is 32 bytes");
 KHO_LINUX_ABI_STATIC_ASSERT(sizeof(struct kho_linux_kho_scratch) == 16, "kho_scratch is 16 bytes");
 
