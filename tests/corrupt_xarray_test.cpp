@@ -369,6 +369,18 @@ struct compact_case : built {
 TEST(CorruptXarray, CompactLeafHeader) {
   header_cases([](built& b) { return b.slot(b.top, 16); }, 2, detail::xa_branch_magic);
   { compact_case c; c.hdr(c.leaf).count.set(0); c.refused(errc::bad_count); }
+  {  // emptied whole: count and entries 0, every record zero; a writer never leaves one
+    compact_case c;
+    for (u64 i = 0; i < c.count; ++i) {
+      c.set_key(i, 0);
+      c.put(c.leaf, geo::values_off + geo::value_size * i, 0);
+      c.order_of(i) = 0;
+      c.marks_of(i) = 0;
+    }
+    c.hdr(c.leaf).count.set(0);
+    c.hdr(c.leaf).entries.set(0);
+    c.refused(errc::bad_count);
+  }
   { compact_case c; c.hdr(c.leaf).count.set(geo::compact_capacity + 1); c.refused(errc::bad_count); }
   { compact_case c; c.hdr(c.leaf).entries.set(c.count + 1); c.refused(errc::bad_count); }
 }
