@@ -166,6 +166,16 @@ TEST(MemblockCorrupt, StructureDamage) {
   m.expect(errc::bad_fdt, m.blob.phys, 0);
 }
 
+// A version below 17 is refused before libfdt reads the tree (libfdt 1.6.1 crashes
+// on some), even one fdt_check_full alone accepts.
+TEST(MemblockCorrupt, OlderFdtVersion) {
+  memblock_image m;
+  auto* p = static_cast<unsigned char*>(m.fdt());
+  p[23] = 16;  // fdt_header.version, big-endian
+  ASSERT_EQ(fdt_check_full(p, m.blob.size), 0);
+  m.expect(errc::bad_fdt, m.blob.phys, 0);
+}
+
 TEST(MemblockCorrupt, RootCompatible) {
   memblock_image m;
   fdt_open_into(m.fdt(), m.fdt(), 4096);

@@ -1,8 +1,10 @@
 // make_linux_seeds DIR: writes seed inputs for the fuzz targets of Linux's formats
 // (DIR/fuzz_linux_vmalloc/, DIR/fuzz_linux_luo_v5/, DIR/fuzz_linux_memfd/), each a
 // fuzz input as fuzz_input.hpp reads it: the root's offset (8 bytes LE), then a memory
-// image starting at physical kho::fuzz::image_base. Deterministic; run by hand when a
+// image starting at physical kho::fuzz::image_base; and for DIR/fuzz_kho_fdt/ the root
+// FDT's bytes alone (its blobs zero pages after it). Deterministic; run by hand when a
 // format changes (build/tests/fuzz/kho_make_linux_seeds tests/fuzz/corpus).
+#include <kho/linux/kho_fdt.hpp>
 #include <kho/linux/kho_vmalloc.hpp>
 #include <kho/linux/luo_v5.hpp>
 #include <kho/linux/memfd.hpp>
@@ -93,6 +95,34 @@ void luo_seeds(const std::filesystem::path& dir) {
   }
 }
 
+// The root FDT at image_base, its blobs zeroed pages after it: what fuzz_kho_fdt
+// lays out, so a sealed seed's checksums hold there.
+void kho_fdt_seeds(const std::filesystem::path& dir) {
+  struct shape {
+    const char* name;
+    bool kho;
+    int subtrees;
+  };
+  for (const shape& s : {shape{"stock-empty", false, 0}, shape{"stock-three", false, 3}, shape{"sealed-empty", true, 0},
+                         shape{"sealed-four", true, 4}}) {
+    image img(u64{1} << 20);
+    auto w = kho_fdt_writer<bump_page_source<flat_memory>>::create(img.pages, phys_addr{fuzz::image_base + 0x80000},
+                                                                    kho_fdt_options{s.kho, 3});
+    const char* names[] = {luo_v5_subtree, "kexec-metadata", "memblock", "kho-memfd-index"};
+    const char* formats[] = {luo_v5_compatible, nullptr, nullptr, "kho-xarray-v1"};
+    for (int i = 0; i < s.subtrees; ++i) (void)w->add(names[i], img.alloc(), 64u << i, formats[i]);
+    if (s.kho && s.subtrees > 0) {
+      (void)w->set_deep_checksum(names[0], 0x1234);
+      (void)w->set_memory_map_checksum(0x5678);
+    }
+    (void)w->seal();
+    const auto* f = img.mem.to_virt(w->root(), 4096);
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir / s.name, std::ios::binary)
+        .write(static_cast<const char*>(f), static_cast<std::streamsize>(fdt_totalsize(f)));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -104,5 +134,6 @@ int main(int argc, char** argv) {
   vmalloc_seeds(dir / "fuzz_linux_vmalloc");
   memfd_seeds(dir / "fuzz_linux_memfd");
   luo_seeds(dir / "fuzz_linux_luo_v5");
+  kho_fdt_seeds(dir / "fuzz_kho_fdt");
   return 0;
 }

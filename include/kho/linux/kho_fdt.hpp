@@ -29,7 +29,8 @@
 // XXH64 of the FDT's totalsize bytes with the values of kho,state and kho,checksum
 // counted as zero. Property names under "kho," are ignored by a Linux kernel.
 //
-// Reader (kho_fdt_view::attach): fdt_check_full before any other libfdt call; root
+// Reader (kho_fdt_view::attach): the header's version at least 17 (libfdt 1.6.1
+// crashes on some older ones), then fdt_check_full before any other libfdt call; root
 // compatible "kho-v4"; preserved-memory-map of 8 nonzero bytes; every subtree a
 // direct child with preserved-data and blob-size of 8 bytes, its blob inside memory,
 // its name unique, its bytes overlapping neither the FDT page nor another blob;
@@ -377,7 +378,8 @@ class kho_fdt_view {
   /// Validates the FDT in [fdt, fdt + size), which lies at `pa` in memory (zero: it
   /// lies outside memory, in a caller's buffer). Errors at pa (depth 0; at a subtree:
   /// pa + its node offset, depth 1):
-  /// bad_fdt (libfdt refuses the blob; a subtree with children), bad_compatible,
+  /// bad_fdt (a version below 17; libfdt refuses the blob; a subtree with children),
+  /// bad_compatible,
   /// not_found (no preserved-memory-map, or it is zero; a subtree without
   /// preserved-data or blob-size), bad_count (one of those not 8 bytes; a kho
   /// property of the wrong size), not_sealed / torn / bad_checksum (kho's seal;
@@ -431,8 +433,7 @@ class kho_fdt_view {
   }
 
   status validate(u64 size) {
-    if (size < sizeof(fdt_header) || fdt_check_full(fdt_, static_cast<size_t>(size)) != 0)
-      return fail(errc::bad_fdt);
+    if (impl::fdt_check_untrusted(fdt_, size) != 0) return fail(errc::bad_fdt);
     if (fdt_node_check_compatible(fdt_, 0, kho_fdt_compatible) != 0) return fail(errc::bad_compatible);
     bool found = false, sized = false;
     const unsigned char* map = impl::fixed_prop(fdt_, 0, kho_fdt_memory_map, 8, found, sized);

@@ -14,7 +14,7 @@
 //   start and size are CPU-order u64s copied into the property (fdt_property of a
 //   u64), not big-endian cells, despite the header's example.
 //
-// Reader (memblock_view::attach): fdt_check_full on the blob before any other libfdt
+// Reader (memblock_view::attach): version at least 17, fdt_check_full on the blob before any other libfdt
 // call (the blob is untrusted); root compatible "memblock-v1"; each child compatible
 // "reserve-mem-v1" with `start` and `size` of exactly 8 bytes. kho's own: the blob
 // page-aligned, inside memory and at most one page (the kernel writes one page), each
@@ -70,6 +70,17 @@ inline void fdt_put_le64(unsigned char* b, u64 v) {
   for (int i = 0; i < 8; ++i) b[i] = static_cast<unsigned char>(v >> (8 * i));
 }
 
+// libfdt's full check of an untrusted tree, behind a gate on the header's version:
+// libfdt 1.6.1 (bookworm's) dereferences NULL inside fdt_check_full on some trees of
+// version below 16 (names as full paths), and below 17 its offset checks skip
+// size_dt_struct. libfdt's writers (the kernel's, kho's) write version 17, so an
+// older one is refused before libfdt reads past the header.
+inline int fdt_check_untrusted(const void* fdt, u64 size) {
+  if (size < sizeof(fdt_header) || fdt_magic(fdt) != FDT_MAGIC || fdt_version(fdt) < 17)
+    return -FDT_ERR_BADVERSION;
+  return fdt_check_full(fdt, static_cast<size_t>(size));
+}
+
 }  // namespace impl
 
 /// Writes the regions as a one-page FDT, in the order given.
@@ -116,8 +127,9 @@ class memblock_view {
   static constexpr const char* structure = "memblock";
 
   /// Validates the FDT at `pa` of `blob_size` bytes. Errors at `pa` (depth 0):
-  /// misaligned, out_of_range (blob over one page), out_of_bounds, bad_fdt (libfdt's
-  /// fdt_check_full refuses it, or totalsize exceeds blob-size), bad_compatible; at a
+  /// misaligned, out_of_range (blob over one page), out_of_bounds, bad_fdt (a version
+  /// below 17, libfdt's fdt_check_full refuses it, or totalsize exceeds blob-size),
+  /// bad_compatible; at a
   /// region (address pa + its node offset, depth 1): bad_compatible, not_found (no
   /// `start` or `size`), bad_count (a property not 8 bytes), misaligned (start or size
   /// not page multiples), out_of_range (empty or wrapping), duplicate (name).
@@ -174,7 +186,7 @@ class memblock_view {
     if (size_ > geometry::size) return fail(errc::out_of_range);
     const void* fdt = blob();
     if (fdt == nullptr || size_ == 0) return fail(errc::out_of_bounds);
-    if (fdt_check_full(fdt, static_cast<size_t>(size_)) != 0) return fail(errc::bad_fdt);
+    if (impl::fdt_check_untrusted(fdt, size_) != 0) return fail(errc::bad_fdt);
     if (fdt_node_check_compatible(fdt, 0, memblock_compatible) != 0) return fail(errc::bad_compatible);
     int node;
     fdt_for_each_subnode(node, fdt, 0) {
