@@ -229,7 +229,8 @@ void reseal(const handover& h, const flat_memory& mem, source& scratch) {
   if (state == nullptr || len != 4) return;
   const void* sum = fdt_getprop(f, 0, kho_fdt_checksum, &len);
   if (sum == nullptr || len != 8) return;
-  const unsigned char sealed[4] = {static_cast<unsigned char>(handover_state::sealed), 0, 0, 0};
+  unsigned char sealed[8];
+  impl::fdt_put_le64(sealed, static_cast<u32>(handover_state::sealed));
   (void)fdt_setprop_inplace(f, 0, kho_fdt_state, sealed, 4);
   unsigned char v[8];
   impl::fdt_put_le64(v, impl::kho_fdt_root_checksum(f));
