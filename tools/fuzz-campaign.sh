@@ -13,7 +13,7 @@ KHO_EXTRA_PACKAGES="clang libclang-rt-14-dev" "$top/tools/install-deps.sh"
 build="$top/build-fuzz"
 CC=clang CXX=clang++ cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKHO_FUZZ=ON \
   -DKHO_BUILD_BENCHMARKS=OFF >/dev/null || exit 1
-targets=$(cd "$top/tests/fuzz" && ls fuzz_*.cpp diff_*.cpp | sed 's/\.cpp$//')
+targets=$(cd "$top/tests/fuzz" && ls fuzz_*.cpp diff_*.cpp reseal_*.cpp | sed 's/\.cpp$//')
 cmake --build "$build" -j"$(nproc)" --target $targets || exit 1
 
 run_target() {
