@@ -1,13 +1,17 @@
 // make_linux_seeds DIR: writes seed inputs for the fuzz targets of Linux's formats
-// (DIR/fuzz_linux_vmalloc/, DIR/fuzz_linux_luo_v5/, DIR/fuzz_linux_memfd/), each a
+// (DIR/fuzz_linux_vmalloc/, DIR/fuzz_linux_luo_v5/, DIR/fuzz_linux_memfd/,
+// DIR/fuzz_linux_boot/, DIR/fuzz_linux_meta/), each a
 // fuzz input as fuzz_input.hpp reads it: the root's offset (8 bytes LE), then a memory
 // image starting at physical kho::fuzz::image_base; and for DIR/fuzz_kho_fdt/ the root
 // FDT's bytes alone (its blobs zero pages after it). Deterministic; run by hand when a
 // format changes (build/tests/fuzz/kho_make_linux_seeds tests/fuzz/corpus).
+#include <kho/linux/kexec_metadata.hpp>
 #include <kho/linux/kho_fdt.hpp>
 #include <kho/linux/kho_vmalloc.hpp>
 #include <kho/linux/luo_v5.hpp>
+#include <kho/linux/memblock.hpp>
 #include <kho/linux/memfd.hpp>
+#include <kho/linux/x86_boot.hpp>
 
 #include "fuzz_input.hpp"
 
@@ -34,9 +38,11 @@ struct image {
   phys_addr alloc() { return *alloc_zeroed(pages, order{0}, 4096); }
 };
 
-void write_seed(const std::filesystem::path& dir, const std::string& name, const image& img, phys_addr root) {
+// `bytes`: how much of the image to keep; 0 keeps every page allocated.
+void write_seed(const std::filesystem::path& dir, const std::string& name, const image& img, phys_addr root,
+                u64 bytes = 0) {
   std::filesystem::create_directories(dir);
-  const u64 used = img.pages.high_water() - phys_addr{fuzz::image_base};
+  const u64 used = bytes != 0 ? bytes : img.pages.high_water() - phys_addr{fuzz::image_base};
   std::vector<unsigned char> out(8 + used);
   const u64 offset = root.value - fuzz::image_base;
   std::memcpy(out.data(), &offset, 8);
@@ -123,6 +129,67 @@ void kho_fdt_seeds(const std::filesystem::path& dir) {
   }
 }
 
+// The x86 hand-off at the image's base: a setup_data list (an unrelated node, then
+// SETUP_KEXEC_KHO), kho_data and the scratch array (at +0x200) in the seed's few
+// hundred bytes; the FDT page lies past them (its content is not read). The scratch
+// ranges lie in or next to the image; fuzz_linux_boot preserves base+0x8000,
+// base+0x20000 (8 pages) and base+0x100000, so "in-scratch" names preserved pages.
+void boot_seeds(const std::filesystem::path& dir) {
+  struct shape {
+    const char* name;
+    std::vector<std::pair<u64, u64>> scratch;  // offsets from the base, sizes
+  };
+  for (const shape& s : {shape{"two-entries", {{0x10000, 0x8000}, {0x40000, 0x10000}}},
+                         shape{"in-scratch", {{0x10000, 0x8000}, {0x1c000, 0x8000}}},
+                         shape{"lowmem-global-nodes", {{0x200000, 0x1000}, {0x30000, 0x10000},
+                                                       {0x400000, 0x100000}, {0x600000, 0x2000}}}}) {
+    image img(0x1000);
+    (void)img.alloc();
+    setup_data_header first{}, kho{};
+    first.next.set(fuzz::image_base + 100);  // an unaligned next node: allowed
+    first.type.set(1);
+    first.len.set(8);
+    kho.type.set(setup_kexec_kho);
+    kho.len.set(sizeof(kho_data));
+    kho_data d{};
+    d.fdt_addr.set(fuzz::image_base + 0x1000);
+    d.fdt_size.set(4096);
+    d.scratch_addr.set(fuzz::image_base + 0x200);
+    d.scratch_size.set(s.scratch.size() * sizeof(kho_scratch));
+    std::memcpy(img.bytes.data(), &first, sizeof first);
+    std::memcpy(img.bytes.data() + 100, &kho, sizeof kho);
+    std::memcpy(img.bytes.data() + 100 + sizeof kho, &d, sizeof d);
+    for (std::size_t i = 0; i < s.scratch.size(); ++i) {
+      kho_scratch e{};
+      e.addr.set(fuzz::image_base + s.scratch[i].first);
+      e.size.set(s.scratch[i].second);
+      std::memcpy(img.bytes.data() + 0x200 + i * sizeof e, &e, sizeof e);
+    }
+    write_seed(dir, s.name, img, phys_addr{fuzz::image_base}, 0x200 + s.scratch.size() * sizeof(kho_scratch));
+  }
+}
+
+// A kexec-metadata blob and memblock FDTs, each at the image's base.
+void meta_seeds(const std::filesystem::path& dir) {
+  {
+    image img(0x1000);
+    auto blob = write_kexec_metadata(img.pages, "6.19.0-rc1-kho", 7);
+    write_seed(dir, "kexec-metadata", img, blob->phys);
+    write_seed(dir, "kexec-metadata-73", img, blob->phys, sizeof(kexec_metadata));
+  }
+  for (u64 n : {u64{0}, u64{1}, u64{4}}) {
+    image img(0x1000);
+    std::vector<std::string> names;
+    std::vector<reserve_mem_region> regions;
+    for (u64 i = 0; i < n; ++i) names.push_back("region" + std::to_string(i));
+    for (u64 i = 0; i < n; ++i)
+      regions.push_back({names[i].c_str(), phys_addr{0x80000000 + 0x100000 * i}, 0x4000 * (i + 1)});
+    auto blob = write_memblock(img.pages, regions.data(), n);
+    // Only totalsize bytes: blob-size is the bytes from the root to the image's end.
+    write_seed(dir, "memblock-" + std::to_string(n), img, blob->phys, blob->size);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -135,5 +202,7 @@ int main(int argc, char** argv) {
   memfd_seeds(dir / "fuzz_linux_memfd");
   luo_seeds(dir / "fuzz_linux_luo_v5");
   kho_fdt_seeds(dir / "fuzz_kho_fdt");
+  boot_seeds(dir / "fuzz_linux_boot");
+  meta_seeds(dir / "fuzz_linux_meta");
   return 0;
 }
