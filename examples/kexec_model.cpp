@@ -291,10 +291,11 @@ void run_next_linux(model::physical_memory& pm, nlohmann::json& out, bool inspec
   if (inspect_only || out["status"] != "ok") return;
 
   // Allocations come from the largest scratch range, past the array if it lies there.
-  const auto* ranges = static_cast<const kho_scratch*>(mem.to_virt(phys_addr{d.scratch_addr.get()}, d.scratch_size.get()));
+  const auto* ranges = static_cast<const unsigned char*>(mem.to_virt(phys_addr{d.scratch_addr.get()}, d.scratch_size.get()));
   phys_range fresh_range{};
   for (u64 i = 0; i < kho_scratch_count(d); ++i) {
-    phys_range r{phys_addr{ranges[i].addr.get()}, phys_addr{ranges[i].addr.get() + ranges[i].size.get()}};
+    const kho_scratch e = upstream::impl::load_scratch(ranges, i);  // the array may be unaligned
+    phys_range r{phys_addr{e.addr.get()}, phys_addr{e.addr.get() + e.size.get()}};
     const phys_addr array{d.scratch_addr.get()};
     if (r.start <= array && array < r.end) r.start = array + page_geometry<>::size;
     if (r.size() > fresh_range.size()) fresh_range = r;

@@ -139,5 +139,30 @@ TEST_F(X86Boot, ScratchMustHoldNoPreservedPage) {
   EXPECT_EQ(s.err().other.at, scratch1 + 5 * 4096);
 }
 
+// The kernel reads the scratch array at any byte address; kho copies entries out
+// instead of referencing a misaligned kho_scratch (fuzz_linux_boot's UBSan finding).
+TEST_F(X86Boot, ScratchArrayAtAnUnalignedAddress) {
+  const kho_data aligned = data();
+  std::memmove(a.bytes(array) + 2, a.bytes(array), 2 * sizeof(kho_scratch));
+  kho_data d = aligned;
+  d.scratch_addr.set(array.value + 2);
+  EXPECT_TRUE(check_kho_boot(a.memory(), located(d)));
+  kho_scratch e{};
+  e.addr.set(scratch0.value + 4096);  // entry 1 now overlaps entry 0
+  e.size.set(4096);
+  std::memcpy(a.bytes(array) + 2 + sizeof e, &e, sizeof e);
+  const status s = check_kho_boot(a.memory(), located(d));
+  EXPECT_EQ(s.code(), errc::aliased);
+  EXPECT_EQ(s.err().loc.at, array + 2 + 16);
+  EXPECT_EQ(s.err().other.at, array + 2);
+  auto map = preserve_bitmap<arena<12>::source_type>::create(a.pages());
+  ASSERT_TRUE(map.has_value());
+  ASSERT_TRUE(map->preserve(scratch0 + 3 * 4096, order{0}));
+  const status u = check_scratch_unpreserved(a.memory(), d, *map);
+  EXPECT_EQ(u.code(), errc::aliased);
+  EXPECT_EQ(u.err().loc.at, array + 2);
+  EXPECT_EQ(u.err().other.at, scratch0 + 3 * 4096);
+}
+
 }  // namespace
 }  // namespace kho::test

@@ -22,7 +22,8 @@
 // max_setup_nodes nodes (a cycle costs that, not a hang); the SETUP_KEXEC_KHO node's
 // len exactly 32; then what kho_populate trusts and kho checks: the FDT page-aligned,
 // fdt_size between an FDT header and a page, the scratch array 16-byte entries, 1 to
-// max_scratch_entries of them, inside memory; each scratch range page-aligned,
+// max_scratch_entries of them, inside memory (at any byte address, as the kernel
+// reads it); each scratch range page-aligned,
 // non-empty, not wrapping and disjoint from the others; and (check_scratch_unpreserved)
 // no preserved page inside scratch, which the next kernel allocates from at once.
 #pragma once
@@ -87,6 +88,17 @@ struct located_kho_data {
   phys_addr at{};  // the node's header
 };
 
+namespace impl {
+// Entry i of a scratch array at any byte address: the kernel reads the array through
+// a plain mapping and does not require 8-byte alignment, so entries are copied out,
+// never referenced in place (a misaligned kho_scratch* is undefined behaviour).
+inline kho_scratch load_scratch(const unsigned char* array, u64 i) {
+  kho_scratch e;
+  std::memcpy(&e, array + i * sizeof e, sizeof e);
+  return e;
+}
+}  // namespace impl
+
 /// Walks the setup_data list from `head` to its SETUP_KEXEC_KHO node.
 /// Complexity: O(nodes), at most max_setup_nodes. Errors (structure "setup_data", at
 /// the node): out_of_bounds (a node outside memory), not_found (no such node),
@@ -129,21 +141,23 @@ status check_kho_boot(const M& mem, const located_kho_data& k) {
   const u64 bytes = k.data.scratch_size.get(), count = kho_scratch_count(k.data);
   if (bytes % sizeof(kho_scratch) != 0 || count == 0 || count > max_scratch_entries) return fail(errc::bad_count);
   const phys_addr array{k.data.scratch_addr.get()};
-  const auto* entries = static_cast<const kho_scratch*>(mem.to_virt(array, bytes));
+  const auto* entries = static_cast<const unsigned char*>(mem.to_virt(array, bytes));
   if (entries == nullptr) return fail(errc::out_of_bounds);
   for (u64 i = 0; i < count; ++i) {
     const phys_addr entry_at = array + i * sizeof(kho_scratch);
-    const u64 a = entries[i].addr.get(), n = entries[i].size.get();
+    const kho_scratch e = impl::load_scratch(entries, i);
+    const u64 a = e.addr.get(), n = e.size.get();
     u64 end = 0;
     if (!geometry::is_aligned(phys_addr{a}) || (n & geometry::mask) != 0)
       return make_error(errc::misaligned, "kho_scratch", entry_at);
     if (n == 0 || !checked_add(a, n, end)) return make_error(errc::out_of_range, "kho_scratch", entry_at);
     for (u64 j = 0; j < i; ++j) {
-      const u64 b = entries[j].addr.get();
-      if (a < b + entries[j].size.get() && b < end) {
-        error e = make_error(errc::aliased, "kho_scratch", entry_at);
-        e.other = where{"kho_scratch", array + j * sizeof(kho_scratch), 0};
-        return e;
+      const kho_scratch other = impl::load_scratch(entries, j);
+      const u64 b = other.addr.get();
+      if (a < b + other.size.get() && b < end) {
+        error err = make_error(errc::aliased, "kho_scratch", entry_at);
+        err.other = where{"kho_scratch", array + j * sizeof(kho_scratch), 0};
+        return err;
       }
     }
   }
@@ -157,11 +171,12 @@ status check_kho_boot(const M& mem, const located_kho_data& k) {
 template <Memory M, class Map>
 status check_scratch_unpreserved(const M& mem, const kho_data& d, const Map& map) {
   const phys_addr array{d.scratch_addr.get()};
-  const auto* entries = static_cast<const kho_scratch*>(mem.to_virt(array, d.scratch_size.get()));
+  const auto* entries = static_cast<const unsigned char*>(mem.to_virt(array, d.scratch_size.get()));
   status s;
   for (u64 i = 0; entries != nullptr && i < kho_scratch_count(d) && s; ++i) {
-    const u64 a = entries[i].addr.get();
-    map.for_each_range(phys_addr{a}, phys_addr{a + entries[i].size.get()}, [&](phys_addr start, u64) {
+    const kho_scratch e = impl::load_scratch(entries, i);
+    const u64 a = e.addr.get();
+    map.for_each_range(phys_addr{a}, phys_addr{a + e.size.get()}, [&](phys_addr start, u64) {
       error e = make_error(errc::aliased, "kho_scratch", array + i * sizeof(kho_scratch));
       e.other = where{"radix", start, 0};
       s = e;
