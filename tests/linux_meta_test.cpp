@@ -73,6 +73,27 @@ TYPED_TEST(MetaRoundTrip, Memblock) {
   EXPECT_EQ(owners.size(), 1u);
 }
 
+// find matches names exactly: libfdt's lookup would give "crash" the region
+// "crash@1" that precedes it (found by fuzz_linux_meta's find-after-walk check).
+TEST(MemblockFind, ExactNameNotUnitAddress) {
+  arena<12> a(u64{1} << 20);
+  const reserve_mem_region regions[] = {{"crash@1", phys_addr{u64{1} << 30}, 4096},
+                                        {"crash", phys_addr{u64{2} << 30}, 8192}};
+  auto blob = write_memblock(a.pages(), regions, 2);
+  ASSERT_TRUE(blob.has_value());
+  auto v = attach_memblock(a.remap(), blob->phys, blob->size);
+  ASSERT_TRUE(v.has_value()) << to_string(v.code());
+  auto r = v->find("crash");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_STREQ(r->name, "crash");
+  EXPECT_EQ(r->start.value, u64{2} << 30);
+  r = v->find("crash@1");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->start.value, u64{1} << 30);
+  EXPECT_EQ(v->find("cras").code(), errc::not_found);
+  EXPECT_EQ(v->find("crash@").code(), errc::not_found);
+}
+
 using source = arena<12>::source_type;
 
 TEST(KexecMetadataCorrupt, Checks) {

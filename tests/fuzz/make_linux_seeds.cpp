@@ -188,6 +188,14 @@ void meta_seeds(const std::filesystem::path& dir) {
     // Only totalsize bytes: blob-size is the bytes from the root to the image's end.
     write_seed(dir, "memblock-" + std::to_string(n), img, blob->phys, blob->size);
   }
+  {
+    // "crash" must not find "crash@1", which comes first (libfdt's lookup would).
+    image img(0x1000);
+    const reserve_mem_region regions[] = {{"crash@1", phys_addr{0x80000000}, 0x4000},
+                                          {"crash", phys_addr{0x90000000}, 0x8000}};
+    auto blob = write_memblock(img.pages, regions, 2);
+    write_seed(dir, "memblock-unit-address", img, blob->phys, blob->size);
+  }
 }
 
 }  // namespace

@@ -70,6 +70,14 @@ inline void fdt_put_le64(unsigned char* b, u64 v) {
   for (int i = 0; i < 8; ++i) b[i] = static_cast<unsigned char>(v >> (8 * i));
 }
 
+// A node name (len bytes, no NUL among them) equals the C string `name`; stops at
+// name's NUL, so a shorter name is never read past.
+inline bool same_name(const char* s, int len, const char* name) {
+  for (int i = 0; i < len; ++i)
+    if (name[i] != s[i]) return false;
+  return name[len] == '\0';
+}
+
 // libfdt's full check of an untrusted tree, behind a gate on the header's version:
 // libfdt 1.6.1 (bookworm's) dereferences NULL inside fdt_check_full on some trees of
 // version below 16 (names as full paths), and below 17 its offset checks skip
@@ -147,12 +155,19 @@ class memblock_view {
     fdt_for_each_subnode(node, fdt, 0) f(region(fdt, node));
   }
 
-  /// The region named `name`. Complexity: O(regions). Errors: not_found.
+  /// The region named exactly `name`. Complexity: O(regions * name length).
+  /// Errors: not_found.
   result<reserve_mem_region> find(const char* name) const {
+    // Not fdt_subnode_offset: it also matches "name" to a node "name@unit", which may
+    // come first, and names are unique only as exact strings.
     const void* fdt = blob();
-    const int node = fdt_subnode_offset(fdt, 0, name);
-    if (node < 0) return errc::not_found;
-    return region(fdt, node);
+    int node;
+    fdt_for_each_subnode(node, fdt, 0) {
+      int len = 0;
+      const char* s = fdt_get_name(fdt, node, &len);
+      if (s != nullptr && impl::same_name(s, len, name)) return region(fdt, node);
+    }
+    return errc::not_found;
   }
 
   /// Claims the FDT page for {"memblock", pa}; the regions are payload.
