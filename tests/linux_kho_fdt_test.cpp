@@ -177,6 +177,20 @@ TYPED_TEST(KhoFdt, StockTreeIsReadWithoutTheSeal) {
   EXPECT_FALSE(v->find("LUO")->has_checksum);
 }
 
+TEST(KhoFdt, FindMatchesTheNameExactly) {
+  fdt_fixture<> fx;
+  auto w = fx.make();
+  const phys_addr luo = fx.blob(1), other = fx.blob(2);
+  ASSERT_TRUE(w.add("LUO", luo, 8));
+  ASSERT_TRUE(w.add("LUO@1", other, 8));  // newest first: libfdt's lookup would find it for "LUO"
+  ASSERT_TRUE(w.seal());
+  auto v = fx.attach(w.root());
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(v->find("LUO")->phys, luo);
+  EXPECT_EQ(v->find("LUO@1")->phys, other);
+  EXPECT_EQ(v->find("LU").code(), errc::not_found);
+}
+
 TEST(KhoFdt, RemoveAndReadFromACallerBuffer) {
   fdt_fixture<> fx;
   auto w = fx.make();

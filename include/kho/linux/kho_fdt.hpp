@@ -136,6 +136,17 @@ inline u64 kho_fdt_root_checksum(const void* fdt) {
   return checksum_with_windows(fdt, fdt_totalsize(fdt), static_cast<u64>(state), 4, static_cast<u64>(sum), 8);
 }
 
+/// The root's child named exactly `name` (libfdt's fdt_subnode_offset would also take
+/// "name@unit"); -FDT_ERR_NOTFOUND when there is none. Complexity: O(subtrees).
+inline int subtree_node(const void* fdt, const char* name) {
+  int node;
+  fdt_for_each_subnode(node, fdt, 0) {
+    int len = 0;
+    if (detail::same_string(fdt_get_name(fdt, node, &len), name)) return node;
+  }
+  return -FDT_ERR_NOTFOUND;
+}
+
 inline u32 le32_at(const unsigned char* p) {
   return static_cast<u32>(p[0]) | static_cast<u32>(p[1]) << 8 | static_cast<u32>(p[2]) << 16 |
          static_cast<u32>(p[3]) << 24;
@@ -181,7 +192,7 @@ class kho_fdt_writer {
     if (name == nullptr || name[0] == '\0' || detail::contains_char(name, '/')) return errc::bad_string;
     const u64 clen = compatible ? detail::bounded_length(compatible, kho_fdt_compatible_len) : 0;
     if (compatible != nullptr && (clen == 0 || clen == kho_fdt_compatible_len)) return errc::bad_string;
-    if (fdt_subnode_offset(fdt(), 0, name) >= 0) return errc::duplicate;
+    if (impl::subtree_node(fdt(), name) >= 0) return errc::duplicate;
     if (source_->memory().to_virt(phys, size ? size : 1) == nullptr) return errc::out_of_bounds;
     if (overlaps_any(phys, size)) return errc::aliased;
     reopen();
@@ -203,7 +214,7 @@ class kho_fdt_writer {
 
   /// Removes subtree `name` (the kernel's kho_remove_subtree). Errors: not_found.
   status remove(const char* name) {
-    const int node = fdt_subnode_offset(fdt(), 0, name);
+    const int node = impl::subtree_node(fdt(), name);
     if (node < 0) return errc::not_found;
     reopen();
     fdt_del_node(fdt(), node);
@@ -216,10 +227,10 @@ class kho_fdt_writer {
   /// table_full.
   status set_deep_checksum(const char* name, u64 sum) {
     if (!kho_) return errc::invalid_argument;
-    if (fdt_subnode_offset(fdt(), 0, name) < 0) return errc::not_found;
+    if (impl::subtree_node(fdt(), name) < 0) return errc::not_found;
     reopen();
     int err = fdt_open_into(fdt(), fdt(), static_cast<int>(geometry::size));
-    const int node = fdt_subnode_offset(fdt(), 0, name);
+    const int node = impl::subtree_node(fdt(), name);
     unsigned char v[8];
     impl::fdt_put_le64(v, sum);
     if (!err) err = fdt_setprop(fdt(), node, kho_fdt_blob_deep_checksum, v, 8);
@@ -400,9 +411,11 @@ class kho_fdt_view {
     fdt_for_each_subnode(node, fdt_, 0) f(subtree(node));
   }
 
-  /// Subtree `name` (the kernel's kho_retrieve_subtree). Errors: not_found.
+  /// Subtree `name` (the kernel's kho_retrieve_subtree), matched exactly: libfdt's
+  /// fdt_subnode_offset would also take "name@unit", which may come first.
+  /// Complexity: O(subtrees). Errors: not_found.
   result<kho_subtree> find(const char* name) const {
-    const int node = fdt_subnode_offset(fdt_, 0, name);
+    const int node = impl::subtree_node(fdt_, name);
     if (node < 0) return errc::not_found;
     return subtree(node);
   }
