@@ -200,6 +200,22 @@ TEST(KhoFdtCheck, XarraySubtreeShorterThanItsRootBlock) {
   EXPECT_STREQ(s.err().loc.structure, "xarray");
 }
 
+TEST(KhoFdtCheck, KhoLuoSubtreeShorterThanItsRootBlock) {
+  linux_handover<12> h;
+  void* f = h.a.bytes(h.w.root());
+  ASSERT_EQ(fdt_open_into(f, f, 4096), 0);
+  const int node = fdt_subnode_offset(f, 0, "kho-memfd-index");
+  ASSERT_EQ(fdt_setprop(f, node, kho_fdt_blob_compatible, "kho-luo-v1", 11), 0);
+  unsigned char v[8];
+  impl::fdt_put_le64(v, 64);  // under luo_root's 112 bytes
+  ASSERT_EQ(fdt_setprop(f, node, kho_fdt_size, v, 8), 0);
+  ASSERT_EQ(fdt_pack(f), 0);
+  ASSERT_TRUE(h.w.seal());
+  const status s = h.check();
+  EXPECT_EQ(s.code(), errc::bad_count);
+  EXPECT_STREQ(s.err().loc.structure, "luo");
+}
+
 TEST(KhoFdtCheck, MemoryMapIsNotARadixTree) {
   linux_handover<12> h;
   void* f = h.a.bytes(h.w.root());

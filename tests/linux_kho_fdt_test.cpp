@@ -425,6 +425,29 @@ TEST_F(Tampered, SealPropertyOfTheWrongWidth) {
   expect_root(refused(), errc::bad_count);
 }
 
+TEST_F(Tampered, MemoryMapOfTheWrongWidth) {
+  fx.edit(w.root(), [&](void* f) { ASSERT_EQ(fdt_setprop_u32(f, 0, kho_fdt_memory_map, 0x1000), 0); });
+  expect_root(refused(), errc::bad_count);
+}
+
+TEST_F(Tampered, MapChecksumOfTheWrongWidth) {
+  fx.edit(w.root(), [&](void* f) { ASSERT_EQ(fdt_setprop_u32(f, 0, kho_fdt_map_checksum, 1), 0); });
+  expect_root(refused(), errc::bad_count);
+}
+
+TEST_F(Tampered, SubtreeChecksumOfTheWrongWidth) {
+  fx.edit(w.root(), [&](void* f) {
+    ASSERT_EQ(fdt_setprop_u32(f, fdt_subnode_offset(f, 0, "LUO"), kho_fdt_blob_checksum, 1), 0);
+  });
+  expect_at(refused(), errc::bad_count, "LUO");
+}
+
+TEST_F(Tampered, SealWithoutItsChecksum) {
+  // Not re-sealed: there is no checksum left to recompute.
+  fx.edit(w.root(), [&](void* f) { ASSERT_EQ(fdt_delprop(f, 0, kho_fdt_checksum), 0); });
+  expect_root(fx.attach(w.root()).err(), errc::not_found);
+}
+
 TEST_F(Tampered, BlobChangedAfterSealing) {
   fx.a.bytes(luo)[5] ^= 1;
   expect_at(fx.attach(w.root()).err(), errc::bad_checksum, "LUO");

@@ -136,6 +136,12 @@ inline u64 kho_fdt_root_checksum(const void* fdt) {
   return checksum_with_windows(fdt, fdt_totalsize(fdt), static_cast<u64>(state), 4, static_cast<u64>(sum), 8);
 }
 
+/// Whether blobs [a, a + an) and [b, b + bn) share a byte; an empty blob stands for the
+/// byte at its address (it still names that page).
+inline bool blobs_overlap(u64 a, u64 an, u64 b, u64 bn) {
+  return a <= b + (bn ? bn - 1 : 0) && b <= a + (an ? an - 1 : 0);
+}
+
 /// The root's child named exactly `name` (libfdt's fdt_subnode_offset would also take
 /// "name@unit"); -FDT_ERR_NOTFOUND when there is none. Complexity: O(subtrees).
 inline int subtree_node(const void* fdt, const char* name) {
@@ -345,15 +351,13 @@ class kho_fdt_writer {
   }
 
   bool overlaps_any(phys_addr phys, u64 size) const {
-    const u64 last = phys.value + (size ? size - 1 : 0);
-    auto hits = [&](u64 first2, u64 last2) { return phys.value <= last2 && first2 <= last; };
-    if (hits(pa_.value, pa_.value + geometry::size - 1)) return true;
+    if (impl::blobs_overlap(phys.value, size, pa_.value, geometry::size)) return true;
     int node;
     fdt_for_each_subnode(node, fdt(), 0) {
       int len = 0;
       const u64 p = impl::fdt_le64(fdt_getprop(fdt(), node, kho_fdt_data, &len));
       const u64 n = impl::fdt_le64(fdt_getprop(fdt(), node, kho_fdt_size, &len));
-      if (hits(p, p + (n ? n - 1 : 0))) return true;
+      if (impl::blobs_overlap(phys.value, size, p, n)) return true;
     }
     return false;
   }
@@ -542,9 +546,7 @@ class kho_fdt_view {
   // Names are unique and blobs disjoint from the FDT's page and from each other:
   // O(subtrees) per subtree, and a page holds at most a few hundred.
   status check_unique(int node, const kho_subtree& t) const {
-    const u64 last = t.phys.value + (t.size ? t.size - 1 : 0);
-    auto hits = [&](u64 first2, u64 last2) { return t.phys.value <= last2 && first2 <= last; };
-    if (pa_ && hits(pa_.value, pa_.value + geometry::size - 1)) {
+    if (pa_ && impl::blobs_overlap(t.phys.value, t.size, pa_.value, geometry::size)) {
       error e = fail(errc::aliased, node);
       e.other = where{structure, pa_, 0};
       return e;
@@ -554,7 +556,7 @@ class kho_fdt_view {
       if (other >= node) break;
       const kho_subtree o = subtree(other);
       if (detail::same_string(o.name, t.name)) return fail(errc::duplicate, node);
-      if (hits(o.phys.value, o.phys.value + (o.size ? o.size - 1 : 0))) {
+      if (impl::blobs_overlap(t.phys.value, t.size, o.phys.value, o.size)) {
         error e = fail(errc::aliased, node);
         e.other = where{structure, pa_ + static_cast<u64>(other), 1};
         return e;
