@@ -165,7 +165,7 @@ TEST(Negotiate, PicksTheHighestCommonVersion) {
                                                 {"memfd", version_bit(1) | version_bit(2), 0}};
   static constexpr auto old_m = make_manifest("old", old_lines);
   static constexpr auto new_m = make_manifest("new", new_lines);
-  const handover_need root{"kho", "root"};
+  const handover_need root{"kho", "root", ~u64{1}, 0, ""};
   const negotiated n = negotiate_one(view_of(old_m), view_of(new_m), root);
   EXPECT_EQ(n.version, 3);
   EXPECT_EQ(n.why, refusal::none);
@@ -174,18 +174,18 @@ TEST(Negotiate, PicksTheHighestCommonVersion) {
 }
 
 TEST(Negotiate, EveryRefusalIsNamed) {
-  static constexpr manifest_line w_lines[] = {{"kho", 0, version_bit(4)},
+  static constexpr manifest_line w_lines[] = {{"kho", 0, version_bit(4), 0},
                                               {"memfd", 0, version_bit(1) | version_bit(2) | version_bit(3)},
                                               {"luo", 0, version_bit(5)}};
   static constexpr manifest_line r_lines[] = {{"kho", version_bit(3), 0},
                                               {"memfd", version_bit(1) | version_bit(3), 0, 0x1},
-                                              {"kho-root", version_bit(1), 0}};
+                                              {"kho-root", version_bit(1), 0, 0}};
   static constexpr auto w = make_manifest("writer", w_lines);
   static constexpr auto r = make_manifest("reader", r_lines);
   const handover_need needs[] = {
-      {"kho", "root"},
-      {"luo", "LUO"},
-      {"kho-root", "root"},
+      {"kho", "root", ~u64{1}, 0, ""},
+      {"luo", "LUO", ~u64{1}, 0, ""},
+      {"kho-root", "root", ~u64{1}, 0, ""},
       {"memfd", "session s, token 1", version_bit(2) | version_bit(3), 0x2, "seals"},
       {"memfd", "session s, token 2", version_bit(2), 0, "seals"},
       {"memfd", "session s, token 3", version_bit(1) | version_bit(2) | version_bit(3), 0x2, ""},

@@ -79,9 +79,10 @@ inline constexpr format_version format_versions[] = {
     {"memfd", 1, "memfd-v1"},
     {"memfd", 2, "memfd-v2"},
     {"memfd", 3, "memfd feature header", true},
-    {"kexec-metadata", 1, "kexec-metadata version 1"},
+    {"kexec-metadata", 1, "kexec-metadata-v1"},      // no string on the wire: its u32 version
     {"memblock", 1, "memblock-v1"},
     {"kho-root", 1, "kho-root-v1"},
+    {"kho-radix", 1, "kho-radix-v1"},             // the radix tree as a kho-root-v1 entry
     {"kho-xarray", 1, "kho-xarray-v1"},
     {"kho-luo", 1, "kho-luo-v1"},
 };
@@ -91,6 +92,13 @@ constexpr const char* wire_name_of(const char* family, u8 version) {
   for (const format_version& v : format_versions)
     if (v.version == version && detail::same_string(v.family, family)) return v.wire_name;
   return nullptr;
+}
+
+/// The family and version a wire name stands for; nullptr family if kho knows none.
+constexpr format_version find_wire_name(const char* wire_name) {
+  for (const format_version& v : format_versions)
+    if (detail::same_string(v.wire_name, wire_name)) return v;
+  return format_version{nullptr, 0, nullptr};
 }
 
 /// True if `version` of `family` is negotiated by feature bits too.

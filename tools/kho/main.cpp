@@ -4,6 +4,16 @@
 //              [--page-size N] [--json] [--holes] [--max-ranges N]
 //   kho verify --memory FILE [--base PHYS] [--root PHYS | --fdt PHYS | --fdt-file F] [--page-size N]
 //   kho dump   --memory FILE [--base PHYS] --radix-root PHYS [--json]   (a bare radix tree)
+//   kho qualify [--memory FILE ...] [--writer-image EXE | --writer-manifest F]
+//               (--next-image EXE | --next-manifest F) [--json]
+//   kho manifest (EXE | --raw F) [--json]
+//
+// qualify answers, before kexec, whether the next image reads every structure a
+// handover carries (model/qualify.hpp): from the handover in --memory (the versions it
+// holds), or from what the old image would write (its manifest, negotiated against the
+// next image's; with --memory too, the content decides which versions can carry it).
+// Exit 0 qualified, 2 not (each structure that cannot be carried is named with the
+// versions on each side), 1 unreadable input. manifest prints an image's manifest.
 //
 // Which handover: --fdt PHYS names Linux's KHO root FDT ("kho-v4") in memory;
 // --fdt-file F one saved from debugfs (at most a page), read beside the memory;
@@ -44,6 +54,8 @@
 #include <kho/model/inspect_holes.hpp>
 #include <kho/model/inspect_radix.hpp>
 #include <kho/model/physical_memory.hpp>
+#include <kho/model/qualify.hpp>
+#include <kho/model/elf_section.hpp>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -87,8 +99,10 @@ struct dump_options {
   u64 max_ranges = model::radix_listed_ranges;
 };
 
-void add_image_options(CLI::App* cmd, image_options& o) {
-  cmd->add_option("--memory", o.memory, "memory image: a flat image or an ELF core (a regular file)")->required()->check(CLI::ExistingFile);
+void add_image_options(CLI::App* cmd, image_options& o, bool memory_required = true) {
+  auto* memory = cmd->add_option("--memory", o.memory, "memory image: a flat image or an ELF core (a regular file)")
+                     ->check(CLI::ExistingFile);
+  if (memory_required) memory->required();
   cmd->add_option("--base", o.base,
                   "physical address of a flat image's first byte (page-aligned; not for an ELF core)");
   cmd->add_option("--root", o.root,
@@ -401,6 +415,94 @@ int verify(const image_options& o) {
   return 0;
 }
 
+// ---- manifests and qualification ----------------------------------------------------
+
+struct qualify_options {
+  std::string writer_image, writer_manifest, next_image, next_manifest;
+  bool json = false;
+};
+
+/// A manifest's bytes: the ".kho_manifest" section of an executable, or a file that
+/// holds just the manifest (objcopy -O binary --only-section=.kho_manifest).
+std::vector<unsigned char> manifest_bytes(const std::string& executable, const std::string& raw) {
+  if (!raw.empty()) return model::read_whole_file(raw);
+  return model::elf_section(model::read_whole_file(executable), manifest_section);
+}
+
+manifest_view parse_manifest(const std::vector<unsigned char>& bytes, const std::string& from) {
+  auto m = manifest_view::parse(bytes.data(), bytes.size());
+  if (!m)
+    throw std::invalid_argument(fmt::format("{}: not a manifest: {} at byte {}", from, to_string(m.code()),
+                                            m.err().loc.at.value));
+  return *m;
+}
+
+/// The handover's report, as `kho dump --json` prints it, or a refusal's.
+template <unsigned PageShift>
+nlohmann::json handover_report(const image_options& o) {
+  const opened_image m = open_memory(o);
+  if (auto fdt = find_fdt<PageShift>(m, o)) {
+    if (const refusal* r = std::get_if<refusal>(&*fdt)) return {{"status", to_string(r->err.code)}, {"error", r->json()}};
+    return report_fdt<PageShift>(m, std::get<located_fdt>(*fdt), model::radix_listed_ranges);
+  }
+  auto found = find_root(m, o, PageShift);
+  if (const refusal* r = std::get_if<refusal>(&found)) return {{"status", to_string(r->err.code)}, {"error", r->json()}};
+  return model::inspect<PageShift>(m.memory(), std::get<located_root>(found).root);
+}
+
+template <unsigned PageShift>
+int qualify(const image_options& o, const qualify_options& q) {
+  const auto next_bytes = manifest_bytes(q.next_image, q.next_manifest);
+  const manifest_view next = parse_manifest(next_bytes, q.next_image + q.next_manifest);
+  std::vector<unsigned char> writer_bytes;
+  std::optional<manifest_view> writer;
+  if (!q.writer_image.empty() || !q.writer_manifest.empty()) {
+    writer_bytes = manifest_bytes(q.writer_image, q.writer_manifest);
+    writer = parse_manifest(writer_bytes, q.writer_image + q.writer_manifest);
+  }
+  std::vector<model::handover_structure> structures;
+  if (!o.memory.empty()) {
+    const nlohmann::json report = handover_report<PageShift>(o);
+    if (report.value("status", "") != "ok") {
+      fmt::print("the handover is refused before qualification: {}\n", report.value("status", "?"));
+      return exit_refused;
+    }
+    structures = model::structures_of_report(report);
+  } else {
+    // No image: every family the writer writes, as one structure each, content unknown.
+    for (u16 i = 0; i < writer->size(); ++i) {
+      const manifest_entry e = writer->entry(i);
+      if (e.writes.get() != 0) structures.push_back({e.family, std::string("any ") + e.family, 0, ~u64{1}, 0, ""});
+    }
+  }
+  const model::qualify_result result = model::qualify(structures, writer ? &*writer : nullptr, next);
+  if (q.json) fmt::print("{}\n", model::to_json(result).dump(2));
+  else fmt::print("{}", model::format_qualify(result));
+  return result.ok() ? 0 : exit_refused;
+}
+
+int print_manifest(const std::string& executable, const std::string& raw, bool json) {
+  const auto bytes = manifest_bytes(executable, raw);
+  const manifest_view m = parse_manifest(bytes, executable + raw);
+  nlohmann::json families = nlohmann::json::array();
+  for (u16 i = 0; i < m.size(); ++i) {
+    const manifest_entry e = m.entry(i);
+    families.push_back({{"family", e.family},
+                        {"reads", model::version_names(e.family, e.reads.get())},
+                        {"writes", model::version_names(e.family, e.writes.get())},
+                        {"features", model::hex(e.features.get())}});
+  }
+  if (json) {
+    fmt::print("{}\n", nlohmann::json{{"image", m.image()}, {"version_minor", m.version_minor()}, {"families", families}}.dump(2));
+    return 0;
+  }
+  fmt::print("manifest of {} (version 1.{})\n", m.image(), m.version_minor());
+  for (const auto& f : families)
+    fmt::print("  {:<15} reads {}; writes {}\n", f["family"].get<std::string>(), f["reads"].get<std::string>(),
+               f["writes"].get<std::string>());
+  return 0;
+}
+
 int run(int argc, char** argv) {
   CLI::App app{"kho: inspect kexec handover memory images"};
   app.require_subcommand(1);
@@ -415,7 +517,43 @@ int run(int argc, char** argv) {
       ->capture_default_str();
   auto* verify_cmd = app.add_subcommand("verify", "validate; exit 2 with the error if invalid");
   add_image_options(verify_cmd, verify_opts);
+  image_options qualify_image;
+  qualify_options q;
+  auto* qualify_cmd = app.add_subcommand(
+      "qualify", "before kexec: will the next image read every structure? exit 0 yes, 2 no");
+  add_image_options(qualify_cmd, qualify_image, false);
+  auto* writer_image = qualify_cmd->add_option("--writer-image", q.writer_image,
+                                               "the running (old) image's executable: negotiate what it would write")
+                           ->check(CLI::ExistingFile);
+  auto* writer_manifest = qualify_cmd->add_option("--writer-manifest", q.writer_manifest, "the old image's manifest bytes")
+                              ->check(CLI::ExistingFile)
+                              ->excludes(writer_image);
+  auto* next_image = qualify_cmd->add_option("--next-image", q.next_image, "the next image's executable")
+                         ->check(CLI::ExistingFile);
+  qualify_cmd->add_option("--next-manifest", q.next_manifest, "the next image's manifest bytes")
+      ->check(CLI::ExistingFile)
+      ->excludes(next_image);
+  qualify_cmd->add_flag("--json", q.json, "machine-readable output");
+  std::string manifest_image, manifest_raw;
+  bool manifest_json = false;
+  auto* manifest_cmd = app.add_subcommand("manifest", "print the formats and versions an image reads and writes");
+  auto* manifest_exe = manifest_cmd->add_option("image", manifest_image, "an executable with a .kho_manifest section")
+                           ->check(CLI::ExistingFile);
+  manifest_cmd->add_option("--raw", manifest_raw, "a file of manifest bytes instead")
+      ->check(CLI::ExistingFile)
+      ->excludes(manifest_exe);
+  manifest_cmd->add_flag("--json", manifest_json, "machine-readable output");
   CLI11_PARSE(app, argc, argv);
+  if (*manifest_cmd) {
+    if (manifest_image.empty() && manifest_raw.empty()) throw std::invalid_argument("manifest: an image or --raw FILE");
+    return print_manifest(manifest_image, manifest_raw, manifest_json);
+  }
+  if (*qualify_cmd) {
+    if (q.next_image.empty() && q.next_manifest.empty())
+      throw std::invalid_argument("qualify: --next-image or --next-manifest is required");
+    if (qualify_image.memory.empty() && !*writer_image && !*writer_manifest)
+      throw std::invalid_argument("qualify: a handover (--memory) or the old image (--writer-image/--writer-manifest)");
+  }
   // One instantiation of the readers per page size, chosen once here.
   auto with_page_shift = [](u64 page_size, auto&& run_at) {
     switch (page_size) {
@@ -426,6 +564,9 @@ int run(int argc, char** argv) {
   };
   if (*dump_cmd)
     return with_page_shift(dump_opts.page_size, [&](auto shift) { return dump<decltype(shift)::value>(dump_opts, d); });
+  if (*qualify_cmd)
+    return with_page_shift(qualify_image.page_size,
+                           [&](auto shift) { return qualify<decltype(shift)::value>(qualify_image, q); });
   return with_page_shift(verify_opts.page_size,
                          [&](auto shift) { return verify<decltype(shift)::value>(verify_opts); });
 }
