@@ -3,7 +3,7 @@
 // byte, so any drift in a format fails here.
 #include <kho/model/inspect.hpp>
 
-#include "golden_images.hpp"
+#include "golden_files.hpp"
 
 #include <gtest/gtest.h>
 
@@ -18,32 +18,9 @@
 namespace kho::test {
 namespace {
 
-struct golden_file {
-  std::vector<unsigned char> bytes;
-  phys_addr root{};
-};
-
-std::map<std::string, u64> read_index() {
-  std::ifstream in(std::string(KHO_GOLDEN_DIR) + "/index.txt");
-  std::map<std::string, u64> roots;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    std::istringstream fields(line);
-    std::string name, root;
-    fields >> name >> root;
-    roots[name] = std::stoull(root, nullptr, 16);
-  }
-  return roots;
-}
-
-golden_file load(const std::string& name) {
-  std::ifstream in(std::string(KHO_GOLDEN_DIR) + "/" + name + ".img", std::ios::binary);
-  golden_file f;
-  f.bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  f.root = phys_addr{read_index().at(name)};
-  return f;
-}
+using golden_file = golden::image;
+using golden::load;
+using golden::read_index;
 
 /// The image mapped (aligned) at golden::image_base, inspected as `kho dump` would.
 nlohmann::json inspect_file(const golden_file& f, bool bare_radix = false,
