@@ -454,7 +454,7 @@ struct chain_args {
 /// the hop's entry, or null if the writer died before sending it.
 nlohmann::json write_hop(model::physical_memory& pm, const chain_args& a, const model::chain_carry& carry,
                          model::free_page_source& pages, u64 kexec_count) {
-  const model::hop_input in{a.image, kexec_count, a.formats};
+  const model::hop_input in{a.image, kexec_count, model::formats_for_hop(a.image, a.formats)};
   const bool crash_here = a.image == a.crash_image && !a.crash_at.empty();
   if (!crash_here)
     return model::write_chain_hop(pm, in, carry, pages, [](const std::string&) {}, [](const nlohmann::json&) {});
@@ -553,8 +553,10 @@ int run_chain_image(int fd, u64 base, chain_args a) {
     auto root = upstream::attach_kho_handover(pm.memory(), phys_addr{std::stoull(out["root"].get<std::string>(), nullptr, 16)},
                                               scratch.pages());
     if (!root) die("the validated root no longer attaches");
+    std::optional<u64> kho_entries;
+    if (prev.contains("kho_xarray_entries")) kho_entries = prev["kho_xarray_entries"].get<u64>();
     model::chain_read r = model::read_chain_hop(pm.memory(), *root, a.image, a.image == a.length,
-                                                std::stoull(prev["digest"].get<std::string>(), nullptr, 16));
+                                                std::stoull(prev["digest"].get<std::string>(), nullptr, 16), kho_entries);
     prev["read_by"] = r.report;
     if (r.problem) {
       out["status"] = "chain mismatch";

@@ -72,6 +72,14 @@ inline void check_writable(const hop_formats& f) {
                                             f.root, f.luo, f.memfd, f.kexec_metadata, f.memblock));
 }
 
+/// The versions image `image` writes: the one place a per-hop choice goes (a reader
+/// manifest of the next image, or a schedule of downgrades). Today: `chain` for every
+/// hop, the --kho-formats choice included.
+inline hop_formats formats_for_hop(unsigned image, const hop_formats& chain) {
+  (void)image;
+  return chain;
+}
+
 inline const char* memfd_compatible_of(const hop_formats& f) {
   return f.memfd == 1 ? upstream::memfd_v1_compatible : upstream::memfd_v2_compatible;
 }
@@ -247,6 +255,7 @@ void carry_kho_xarray(Tracked& tracked, RootFdt& root_fdt, phys_addr root, nlohm
       must(add_demo_folio(*file, tracked, next + i, order{0}, memfd_flag_dirty | memfd_flag_uptodate), "kho-xarray-v1 fault");
     file->seal();
     must(kho_root.add(memfd_entry_name, xarray_compatible, file->root(), file->root_size), "add kho-xarray-v1");
+    entry["kho_xarray_entries"] = file->count();
   }
   entry["kho_xarray"] = root.value == 0 ? "built" : "adopted";
 }
@@ -419,11 +428,12 @@ struct chain_read {
 /// as image `image`: checks kexec-metadata against the chain, retrieves every session
 /// plan_after(image - 1) names and no other, adopts each memfd's folio array into a
 /// kho xarray and checks every page's pattern, compares chain_digest with
-/// `expected_digest` (the writer's), and collects the state `final_image` is false
+/// `expected_digest` (the writer's; likewise the kho xarray's entry count when the
+/// writer adopted one), and collects the state `final_image` is false
 /// for: files of sessions plan_after(image) keeps, the trace region, the kho xarray.
 template <class RootView>
 chain_read read_chain_hop(const flat_memory& mem, const RootView& root, unsigned image, bool final_image,
-                          u64 expected_digest) {
+                          u64 expected_digest, std::optional<u64> kho_xarray_entries = std::nullopt) {
   using namespace upstream;
   chain_read r;
   auto refuse = [&](std::string why) {
@@ -531,6 +541,8 @@ chain_read read_chain_hop(const flat_memory& mem, const RootView& root, unsigned
       r.carry.keep.emplace_back(phys_addr{(e.value >> 12) << page_geometry<>::shift}, e.span);
     });
     rep["kho_xarray_entries"] = view->count();
+    if (kho_xarray_entries && view->count() != *kho_xarray_entries)
+      return refuse(fmt::format("kho-xarray-v1: {} entries, the writer sent {}", view->count(), *kho_xarray_entries));
     r.carry.kho_xarray = kho_xa->phys;
   }
   if (r.carry.trace) r.carry.keep.emplace_back(r.carry.trace->start, order{4});
