@@ -649,7 +649,7 @@ int main(int argc, char** argv) {
       ->group("");
   app.add_option("--stale-report", stale_report, "internal: which byte went stale")->group("");
   chain_args chain;
-  app.add_option("--chain", chain.length, "a chain of N live updates A -> B -> ... (N >= 3)");
+  app.add_option("--chain", chain.length, "a chain of N live updates A -> B -> ... (3 <= N <= 26)");
   app.add_option("--crash-hop", chain.crash_image, "with --chain: the image that dies at --crash-at (1 = A)");
   app.add_option("--hop", chain.image, "internal: this image's place in the chain")->group("");
   std::string chain_log;
@@ -658,7 +658,9 @@ int main(int argc, char** argv) {
 
   try {
     if (chain.length != 0) {
-      if (chain.length < 3) die("--chain needs at least 3 images");
+      // The hop log travels on the command line (about 1.4 KB a hop; one argument may
+      // hold 128 KiB): 26 images, A to Z.
+      if (chain.length < 3 || chain.length > 26) die("--chain takes 3 to 26 images (A to Z)");
       if (format != "linux" || stock || stale_seed || inspect_only)
         die("--chain writes Linux handovers sealed by kho: no --format kho-root-v1, --stock, --stale-byte, --inspect-only");
       if (chain.crash_image < 1 || chain.crash_image >= chain.length) die("--crash-hop must name an image that writes");
