@@ -25,7 +25,8 @@
 // wrote, releases what it no longer needs, and writes the next one from the state it
 // adopted; the last image checks the final state against the chain's oracle. With
 // --crash-hop K --crash-at STEP image K dies while writing (K = 1 is A), and image K+1
-// must refuse by name.
+// must refuse by name; with --crash-hop K --stale-byte SEED image K leaves one byte of
+// its sealed hop stale.
 // With --stale-byte one byte the seal covers keeps an old random value (a torn
 // write after sealing): a changed byte must be refused, an unchanged one accepted.
 #include <kho/handover.hpp>
@@ -444,6 +445,7 @@ struct chain_args {
   unsigned image = 1;       // this image (1 = A)
   unsigned crash_image = 1; // the image that dies at crash_at
   std::string crash_at;
+  std::optional<u64> stale_seed;  // image crash_image leaves one sealed byte stale
   bool json = false;
   model::hop_formats formats{};
   nlohmann::json log = nlohmann::json::array();  // one entry per hop written so far
@@ -456,8 +458,19 @@ nlohmann::json write_hop(model::physical_memory& pm, const chain_args& a, const 
                          model::free_page_source& pages, u64 kexec_count) {
   const model::hop_input in{a.image, kexec_count, model::formats_for_hop(a.image, a.formats)};
   const bool crash_here = a.image == a.crash_image && !a.crash_at.empty();
-  if (!crash_here)
-    return model::write_chain_hop(pm, in, carry, pages, [](const std::string&) {}, [](const nlohmann::json&) {});
+  if (!crash_here) {
+    nlohmann::json entry =
+        model::write_chain_hop(pm, in, carry, pages, [](const std::string&) {}, [](const nlohmann::json&) {});
+    if (a.image == a.crash_image && a.stale_seed) {
+      auto boot = upstream::find_kho_data(pm.memory(), pm.base());
+      if (!boot) die("the hop just written has no boot data");
+      const std::string report =
+          leave_stale_byte(pm, model::sealed_spans(pm.memory(), phys_addr{boot->data.fdt_addr.get()}), *a.stale_seed);
+      const auto colon = report.find(':');
+      entry["stale_byte"] = {{"phys", report.substr(0, colon)}, {"changed", report.substr(colon + 1) == "1"}};
+    }
+    return entry;
+  }
   int fds[2];
   if (::pipe(fds) != 0) model::throw_errno("pipe");
   pid_t child = ::fork();
@@ -497,8 +510,18 @@ nlohmann::json write_hop(model::physical_memory& pm, const chain_args& a, const 
                                    "--chain", n.c_str(), "--hop", next.c_str(), "--chain-log", log.c_str()};
   if (a.json) args.push_back("--json");
   if (a.formats.kho_formats) args.push_back("--kho-formats");
+  const std::string seed = a.stale_seed ? std::to_string(*a.stale_seed) : std::string();
+  if (!a.crash_at.empty() || a.stale_seed) {
+    args.push_back("--crash-hop");
+    args.push_back(crash_image.c_str());
+  }
   if (!a.crash_at.empty()) {
-    for (const char* x : {"--crash-hop", crash_image.c_str(), "--crash-at", a.crash_at.c_str()}) args.push_back(x);
+    args.push_back("--crash-at");
+    args.push_back(a.crash_at.c_str());
+  }
+  if (a.stale_seed) {
+    args.push_back("--stale-byte");
+    args.push_back(seed.c_str());
   }
   args.push_back(nullptr);
   ::execv("/proc/self/exe", const_cast<char* const*>(args.data()));
@@ -580,6 +603,8 @@ int run_chain_image(int fd, u64 base, chain_args a) {
     exec_next_in_chain(pm, a, base);
   }
   out["chain"] = {{"length", a.length}, {"image", model::chain_image(a.image)}, {"hops", a.log}};
+  for (const auto& h : a.log)
+    if (h.is_object() && h.contains("stale_byte")) out["stale_byte"] = h["stale_byte"];
   if (ok) {
     // The last image: what it read is plan_after(last hop), A's state plus every hop's
     // changes, with the same pages the writers recorded (the digests).
@@ -650,7 +675,8 @@ int main(int argc, char** argv) {
   app.add_option("--stale-report", stale_report, "internal: which byte went stale")->group("");
   chain_args chain;
   app.add_option("--chain", chain.length, "a chain of N live updates A -> B -> ... (3 <= N <= 26)");
-  app.add_option("--crash-hop", chain.crash_image, "with --chain: the image that dies at --crash-at (1 = A)");
+  app.add_option("--crash-hop", chain.crash_image,
+                 "with --chain: the image that dies at --crash-at or leaves --stale-byte (1 = A)");
   app.add_option("--hop", chain.image, "internal: this image's place in the chain")->group("");
   std::string chain_log;
   app.add_option("--chain-log", chain_log, "internal: the hops written so far (JSON)")->group("");
@@ -661,13 +687,15 @@ int main(int argc, char** argv) {
       // The hop log travels on the command line (about 1.4 KB a hop; one argument may
       // hold 128 KiB): 26 images, A to Z.
       if (chain.length < 3 || chain.length > 26) die("--chain takes 3 to 26 images (A to Z)");
-      if (format != "linux" || stock || stale_seed || inspect_only)
-        die("--chain writes Linux handovers sealed by kho: no --format kho-root-v1, --stock, --stale-byte, --inspect-only");
+      if (format != "linux" || stock || inspect_only)
+        die("--chain writes Linux handovers sealed by kho: no --format kho-root-v1, --stock, --inspect-only");
+      if (stale_seed && !crash_at.empty()) die("--stale-byte and --crash-at are two experiments: one at a time");
       if (chain.crash_image < 1 || chain.crash_image >= chain.length) die("--crash-hop must name an image that writes");
       if (!crash_at.empty() && std::find(model::linux_demo_steps.begin(), model::linux_demo_steps.end(), crash_at) ==
                                    model::linux_demo_steps.end())
         die("--crash-at " + crash_at + " is not a step of the chain's writer");
       chain.crash_at = crash_at;
+      chain.stale_seed = stale_seed;
       chain.json = json;
       chain.formats.kho_formats = linux_opts.kho_formats;
       if (next_fd < 0) run_chain_first(base, size, memory_file, chain);
