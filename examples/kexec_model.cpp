@@ -617,8 +617,8 @@ int run_chain_image(int fd, u64 base, chain_args a) {
   if (a.json) {
     std::printf("%s\n", out.dump(2).c_str());
   } else {
-    std::printf("image %s (last of %u): memory mapped at %s\n", model::chain_image(a.image).c_str(), a.length,
-                out["reader_base"].get<std::string>().c_str());
+    std::printf("image %s (%u of %u): memory mapped at %s\n", model::chain_image(a.image).c_str(), a.image,
+                a.length, out["reader_base"].get<std::string>().c_str());
     print_chain(out);
     if (!ok) {
       std::printf("handover REFUSED: %s\n", out["status"].get<std::string>().c_str());

@@ -265,8 +265,10 @@ void carry_kho_xarray(Tracked& tracked, RootFdt& root_fdt, phys_addr root, nlohm
 /// Writes hop `in.image` into `pm` from the adopted state `carry`, allocating from
 /// `pages` (in which every carried page is busy), calling crash_point(step) after each
 /// step of linux_demo_steps and on_entry(entry) before sealing. The entry (JSON) sums
-/// the hop up; "digest" is chain_digest of the files written. Throws
-/// std::runtime_error if memory runs out or a writer refuses.
+/// the hop up; "digest" is chain_digest of the files written.
+/// Complexity: O(pages allocated + carried pages + the allocator's scans).
+/// Errors: throws std::runtime_error if memory runs out or a writer refuses, and
+/// std::invalid_argument (check_writable) for a version without a writer.
 template <class CrashPoint, class OnEntry>
 nlohmann::json write_chain_hop(const physical_memory& pm, const hop_input& in, const chain_carry& carry,
                                free_page_source& pages, CrashPoint&& crash_point, OnEntry&& on_entry) {
@@ -425,12 +427,15 @@ struct chain_read {
 };
 
 /// Reads hop `image - 1` (root already validated as a whole by attach_kho_handover)
-/// as image `image`: checks kexec-metadata against the chain, retrieves every session
+/// as image `image`: checks the root's generation, LUO's liveupdate_num and
+/// kexec-metadata against the chain, retrieves every session
 /// plan_after(image - 1) names and no other, adopts each memfd's folio array into a
 /// kho xarray and checks every page's pattern, compares chain_digest with
 /// `expected_digest` (the writer's; likewise the kho xarray's entry count when the
 /// writer adopted one), and collects the state `final_image` is false
 /// for: files of sessions plan_after(image) keeps, the trace region, the kho xarray.
+/// Complexity: O(bytes reachable + memfd pages * PAGE_SIZE). Errors: none thrown; a
+/// refusal is `problem`, in words (the caller reports it as "chain mismatch").
 template <class RootView>
 chain_read read_chain_hop(const flat_memory& mem, const RootView& root, unsigned image, bool final_image,
                           u64 expected_digest, std::optional<u64> kho_xarray_entries = std::nullopt) {
@@ -473,6 +478,8 @@ chain_read read_chain_hop(const flat_memory& mem, const RootView& root, unsigned
   scratch_pages scratch(mem);
   auto luo = attach_luo_v5(mem, luo_t->phys, scratch.pages(), luo_t->size);
   if (!luo) return refuse("LUO: " + std::string(to_string(luo.code())));
+  if (luo->liveupdate_num() != hop)
+    return refuse(fmt::format("LUO liveupdate_num {}, hop {}", luo->liveupdate_num(), hop));
   u64 sessions = 0, files = 0, pages_checked = 0;
   for (const luo_session_ser& e : luo->sessions()) (void)e, ++sessions;
   std::vector<chain_file> read;
