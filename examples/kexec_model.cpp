@@ -8,6 +8,7 @@
 //
 //   kexec_model [--json] [--crash-at STEP | --stale-byte SEED] [--base PHYS] [--size BYTES]
 //               [--memory-file F] [--format linux|kho-root-v1] [--stock] [--kho-formats]
+//               [--chain N [--crash-hop K]]
 //
 // --format linux (the default) writes what a stock Linux kernel hands over: the
 // "kho-v4" root FDT, found through an x86 setup_data node (SETUP_KEXEC_KHO, kho_data)
@@ -19,6 +20,13 @@
 // With --crash-at the old image is a child process killed (SIGKILL) at STEP; the
 // parent survives as "firmware" and boots the next image over whatever was left.
 // The next image must then refuse with a named error (exit 1), never half-accept.
+// With --chain N the update is a chain of N images A -> B -> C ...
+// (model/demo_chain.hpp): each image reads and checks the handover the previous one
+// wrote, releases what it no longer needs, and writes the next one from the state it
+// adopted; the last image checks the final state against the chain's oracle. With
+// --crash-hop K --crash-at STEP image K dies while writing (K = 1 is A), and image K+1
+// must refuse by name; with --crash-hop K --stale-byte SEED image K leaves one byte of
+// its sealed hop stale.
 // With --stale-byte one byte the seal covers keeps an old random value (a torn
 // write after sealing): a changed byte must be refused, an unchanged one accepted.
 #include <kho/handover.hpp>
@@ -26,6 +34,7 @@
 #include <kho/linux/kho_fdt_check.hpp>
 #include <kho/linux/x86_boot.hpp>
 #include <kho/model/boot_page.hpp>
+#include <kho/model/demo_chain.hpp>
 #include <kho/model/demo_linux.hpp>
 #include <kho/model/demo_holes.hpp>
 #include <kho/model/demo_luo.hpp>
@@ -429,6 +438,207 @@ int run_next_image(int fd, u64 base, bool json, const std::string& stale_report,
   return ok ? 0 : 1;
 }
 
+// ---- A chain of live updates (--chain N) ----
+
+struct chain_args {
+  unsigned length = 0;      // images in the chain
+  unsigned image = 1;       // this image (1 = A)
+  unsigned crash_image = 1; // the image that dies at crash_at
+  std::string crash_at;
+  std::optional<u64> stale_seed;  // image crash_image leaves one sealed byte stale
+  bool json = false;
+  model::hop_formats formats{};
+  nlohmann::json log = nlohmann::json::array();  // one entry per hop written so far
+};
+
+/// Writes this image's hop, in a child killed at crash_at if this is the crash image
+/// (the parent plays firmware and boots the next image over what was left). Returns
+/// the hop's entry, or null if the writer died before sending it.
+nlohmann::json write_hop(model::physical_memory& pm, const chain_args& a, const model::chain_carry& carry,
+                         model::free_page_source& pages, u64 kexec_count) {
+  const model::hop_input in{a.image, kexec_count, model::formats_for_hop(a.image, a.formats)};
+  const bool crash_here = a.image == a.crash_image && !a.crash_at.empty();
+  if (!crash_here) {
+    nlohmann::json entry =
+        model::write_chain_hop(pm, in, carry, pages, [](const std::string&) {}, [](const nlohmann::json&) {});
+    if (a.image == a.crash_image && a.stale_seed) {
+      auto boot = upstream::find_kho_data(pm.memory(), pm.base());
+      if (!boot) die("the hop just written has no boot data");
+      const std::string report =
+          leave_stale_byte(pm, model::sealed_spans(pm.memory(), phys_addr{boot->data.fdt_addr.get()}), *a.stale_seed);
+      const auto colon = report.find(':');
+      entry["stale_byte"] = {{"phys", report.substr(0, colon)}, {"changed", report.substr(colon + 1) == "1"}};
+    }
+    return entry;
+  }
+  int fds[2];
+  if (::pipe(fds) != 0) model::throw_errno("pipe");
+  pid_t child = ::fork();
+  if (child < 0) model::throw_errno("fork");
+  if (child == 0) {
+    ::close(fds[0]);
+    model::write_chain_hop(
+        pm, in, carry, pages, [&](const std::string& step) { if (step == a.crash_at) ::raise(SIGKILL); },
+        [&](const nlohmann::json& entry) {
+          const std::string text = entry.dump();
+          if (::write(fds[1], text.data(), text.size()) != static_cast<ssize_t>(text.size())) std::_Exit(3);
+          ::close(fds[1]);
+        });
+    std::_Exit(0);
+  }
+  ::close(fds[1]);
+  std::string text;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(n));
+  ::close(fds[0]);
+  int wstatus = 0;
+  ::waitpid(child, &wstatus, 0);
+  if (!a.json)
+    std::printf("image %s %s at step %s\n", model::chain_image(a.image).c_str(),
+                WIFSIGNALED(wstatus) ? "killed" : "exited", a.crash_at.c_str());
+  return text.empty() ? nlohmann::json(nullptr) : nlohmann::json::parse(text);
+}
+
+/// kexec into image a.image + 1 of the chain, passing the hop log.
+[[noreturn]] void exec_next_in_chain(model::physical_memory& pm, const chain_args& a, u64 base) {
+  std::fflush(stdout);
+  pm.keep_across_exec();
+  const std::string fd = std::to_string(pm.fd()), b = std::to_string(base), n = std::to_string(a.length),
+                    next = std::to_string(a.image + 1), crash_image = std::to_string(a.crash_image),
+                    log = a.log.dump();
+  std::vector<const char*> args = {"/proc/self/exe", "--next-image-fd", fd.c_str(), "--base", b.c_str(),
+                                   "--chain", n.c_str(), "--hop", next.c_str(), "--chain-log", log.c_str()};
+  if (a.json) args.push_back("--json");
+  if (a.formats.kho_formats) args.push_back("--kho-formats");
+  const std::string seed = a.stale_seed ? std::to_string(*a.stale_seed) : std::string();
+  if (!a.crash_at.empty() || a.stale_seed) {
+    args.push_back("--crash-hop");
+    args.push_back(crash_image.c_str());
+  }
+  if (!a.crash_at.empty()) {
+    args.push_back("--crash-at");
+    args.push_back(a.crash_at.c_str());
+  }
+  if (a.stale_seed) {
+    args.push_back("--stale-byte");
+    args.push_back(seed.c_str());
+  }
+  args.push_back(nullptr);
+  ::execv("/proc/self/exe", const_cast<char* const*>(args.data()));
+  model::throw_errno("exec");
+}
+
+void print_chain(const nlohmann::json& out) {
+  for (const auto& h : out["chain"]["hops"]) {
+    if (h.is_null()) continue;
+    std::printf("hop %llu: image %s (%s) wrote generation %llu, kexec_count %llu: %zu sessions, %llu files, "
+                "%llu folios (%llu carried, %llu faulted in), %llu pages preserved, %llu allocated, %llu released",
+                static_cast<unsigned long long>(h["hop"].get<u64>()), h["image"].get<std::string>().c_str(),
+                h["release"].get<std::string>().c_str(), static_cast<unsigned long long>(h["generation"].get<u64>()),
+                static_cast<unsigned long long>(h["kexec_count"].get<u64>()), h["sessions"].size(),
+                static_cast<unsigned long long>(h["files"].get<u64>()),
+                static_cast<unsigned long long>(h["folios"].get<u64>()),
+                static_cast<unsigned long long>(h["carried_folios"].get<u64>()),
+                static_cast<unsigned long long>(h["faulted_in"].get<u64>()),
+                static_cast<unsigned long long>(h["preserved_pages"].get<u64>()),
+                static_cast<unsigned long long>(h["allocated_pages"].get<u64>()),
+                static_cast<unsigned long long>(h.value("released_pages", u64{0})));
+    if (!h["finished"].empty()) std::printf(", finished %s", h["finished"].dump().c_str());
+    if (!h["added"].empty()) std::printf(", added %s", h["added"].dump().c_str());
+    std::printf("\n");
+    if (h.contains("read_by"))
+      std::printf("  read by %s: kexec_count %llu, previous_release %s, %llu pages checked, digest %s\n",
+                  h["read_by"]["image"].get<std::string>().c_str(),
+                  static_cast<unsigned long long>(h["read_by"].value("kexec_count", u64{0})),
+                  h["read_by"].value("previous_release", "").c_str(),
+                  static_cast<unsigned long long>(h["read_by"].value("pages_checked", u64{0})),
+                  h["read_by"].value("digest_ok", false) ? "ok" : "MISMATCH");
+  }
+}
+
+/// One image of the chain after A: validate and restore the handover as the one-hop
+/// model does, then read it as the chain's next image, and either write the next hop
+/// and kexec, or (last image) report. Returns the exit code.
+int run_chain_image(int fd, u64 base, chain_args a) {
+  nlohmann::json out;
+  auto pm = model::physical_memory::adopt_fd(fd, base, /*writable=*/true, nullptr);
+  out["reader_base"] = model::hex(reinterpret_cast<u64>(pm.virt()));
+  run_next_linux(pm, out, /*inspect_only=*/true);
+  const unsigned hop = a.image - 1;
+  nlohmann::json& prev = a.log.at(hop - 1);
+  std::optional<model::chain_carry> carry;
+  u64 old_pages = 0;
+  if (out["status"] == "ok" && prev.is_null()) {
+    out["status"] = "chain mismatch";
+    out["error"] = "the writer of the hop died before it was sealed, yet the handover validates";
+  } else if (out["status"] == "ok") {
+    model::scratch_pages scratch(pm.memory());
+    auto root = upstream::attach_kho_handover(pm.memory(), phys_addr{std::stoull(out["root"].get<std::string>(), nullptr, 16)},
+                                              scratch.pages());
+    if (!root) die("the validated root no longer attaches");
+    std::optional<u64> kho_entries;
+    if (prev.contains("kho_xarray_entries")) kho_entries = prev["kho_xarray_entries"].get<u64>();
+    model::chain_read r = model::read_chain_hop(pm.memory(), *root, a.image, a.image == a.length,
+                                                std::stoull(prev["digest"].get<std::string>(), nullptr, 16), kho_entries);
+    prev["read_by"] = r.report;
+    if (r.problem) {
+      out["status"] = "chain mismatch";
+      out["error"] = *r.problem;
+    } else {
+      carry = std::move(r.carry);
+      old_pages = r.old_pages;
+    }
+  }
+  const bool ok = out["status"] == "ok";
+  if (ok && a.image < a.length) {
+    // Everything of the previous handover not carried is released; the writer's
+    // allocator hands out nothing else.
+    model::free_page_source pages = model::chain_pages(pm, *carry);
+    const u64 kexec_count = prev["read_by"]["kexec_count"].get<u64>() + 1;
+    nlohmann::json entry = write_hop(pm, a, *carry, pages, kexec_count);
+    if (!entry.is_null()) entry["released_pages"] = old_pages - model::carried_pages(*carry);
+    a.log.push_back(std::move(entry));
+    if (!a.json)
+      std::printf("image %s: read hop %u, wrote hop %u, kexec...\n", model::chain_image(a.image).c_str(), hop, a.image);
+    exec_next_in_chain(pm, a, base);
+  }
+  out["chain"] = {{"length", a.length}, {"image", model::chain_image(a.image)}, {"hops", a.log}};
+  for (const auto& h : a.log)
+    if (h.is_object() && h.contains("stale_byte")) out["stale_byte"] = h["stale_byte"];
+  if (ok) {
+    // The last image: what it read is plan_after(last hop), A's state plus every hop's
+    // changes, with the same pages the writers recorded (the digests).
+    const model::chain_plan final_plan = model::plan_after(hop);
+    u64 files = 0, pages = 0;
+    for (const auto& s : final_plan)
+      for (const auto& f : s.files) ++files, pages += f.indices.size();
+    out["chain"]["final"] = {{"ok", true}, {"sessions", final_plan.size()}, {"files", files}, {"folios", pages}};
+  }
+  if (a.json) {
+    std::printf("%s\n", out.dump(2).c_str());
+  } else {
+    std::printf("image %s (%u of %u): memory mapped at %s\n", model::chain_image(a.image).c_str(), a.image,
+                a.length, out["reader_base"].get<std::string>().c_str());
+    print_chain(out);
+    if (!ok) {
+      std::printf("handover REFUSED: %s\n", out["status"].get<std::string>().c_str());
+      if (out.contains("error")) std::printf("  %s\n", out["error"].dump().c_str());
+    } else {
+      std::printf("chain of %u images ok: final state %s\n", a.length, out["chain"]["final"].dump().c_str());
+    }
+  }
+  return ok ? 0 : 1;
+}
+
+/// Image A of the chain: write hop 1 into new memory and kexec into B.
+[[noreturn]] void run_chain_first(u64 base, u64 size, const std::string& memory_file, chain_args a) {
+  auto pm = model::physical_memory::create(base, size, memory_file);
+  model::free_page_source pages = model::chain_pages(pm, {});
+  a.log.push_back(write_hop(pm, a, {}, pages, 1));
+  if (!a.json) std::printf("image A: memory mapped at %p, wrote hop 1, kexec...\n", pm.virt());
+  exec_next_in_chain(pm, a, base);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -463,9 +673,37 @@ int main(int argc, char** argv) {
   app.add_option("--next-image-fd", next_fd, "internal: run as the next image on this fd")
       ->group("");
   app.add_option("--stale-report", stale_report, "internal: which byte went stale")->group("");
+  chain_args chain;
+  app.add_option("--chain", chain.length, "a chain of N live updates A -> B -> ... (3 <= N <= 26)");
+  app.add_option("--crash-hop", chain.crash_image,
+                 "with --chain: the image that dies at --crash-at or leaves --stale-byte (1 = A)");
+  app.add_option("--hop", chain.image, "internal: this image's place in the chain")->group("");
+  std::string chain_log;
+  app.add_option("--chain-log", chain_log, "internal: the hops written so far (JSON)")->group("");
   CLI11_PARSE(app, argc, argv);
 
   try {
+    if (chain.length != 0) {
+      // The hop log travels on the command line (about 1.4 KB a hop; one argument may
+      // hold 128 KiB): 26 images, A to Z.
+      if (chain.length < 3 || chain.length > 26) die("--chain takes 3 to 26 images (A to Z)");
+      if (format != "linux" || stock || inspect_only)
+        die("--chain writes Linux handovers sealed by kho: no --format kho-root-v1, --stock, --inspect-only");
+      if (stale_seed && !crash_at.empty()) die("--stale-byte and --crash-at are two experiments: one at a time");
+      if (chain.crash_image < 1 || chain.crash_image >= chain.length) die("--crash-hop must name an image that writes");
+      if (!crash_at.empty() && std::find(model::linux_demo_steps.begin(), model::linux_demo_steps.end(), crash_at) ==
+                                   model::linux_demo_steps.end())
+        die("--crash-at " + crash_at + " is not a step of the chain's writer");
+      chain.crash_at = crash_at;
+      chain.stale_seed = stale_seed;
+      chain.json = json;
+      chain.formats.kho_formats = linux_opts.kho_formats;
+      if (next_fd < 0) run_chain_first(base, size, memory_file, chain);
+      chain.log = nlohmann::json::parse(chain_log);
+      if (chain.image < 2 || chain.image > chain.length || chain.log.size() != chain.image - 1)
+        die("--hop and --chain-log disagree");
+      return run_chain_image(next_fd, base, chain);
+    }
     if (next_fd >= 0) return run_next_image(next_fd, base, json, stale_report, inspect_only);
     if (base % page_geometry<>::size != 0 || size < 16 * page_geometry<>::size)
       die("--base must be page-aligned and --size at least 16 pages");

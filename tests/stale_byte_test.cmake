@@ -1,10 +1,12 @@
 cmake_minimum_required(VERSION 3.25)
 # Torn writes after sealing: for each seed the old image leaves one covered byte stale.
 # A changed byte must be refused with a named error; an unchanged one accepted.
+# EXTRA: more arguments (a chain: "--chain 3 --crash-hop 2" leaves the byte in hop 2).
+separate_arguments(extra UNIX_COMMAND "${EXTRA}")
 set(refused 0)
 set(accepted 0)
 foreach(seed RANGE 1 ${SEEDS})
-  execute_process(COMMAND ${MODEL} --json --size 67108864 --format ${FORMAT} --stale-byte ${seed}
+  execute_process(COMMAND ${MODEL} --json --size 67108864 --format ${FORMAT} ${extra} --stale-byte ${seed}
                   OUTPUT_VARIABLE out RESULT_VARIABLE rc)
   string(JSON status GET "${out}" status)
   string(JSON changed GET "${out}" stale_byte changed)

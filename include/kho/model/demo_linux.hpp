@@ -129,6 +129,27 @@ inline void must(const status& s, const char* what) {
 
 }  // namespace detail_linux
 
+/// The bytes kho's seal of the root FDT at `root` covers: the FDT, every subtree's blob
+/// and the preserved-memory map's node pages. Complexity: O(subtrees + map nodes).
+/// Throws std::runtime_error if the root or its map does not validate.
+inline covered_spans sealed_spans(const flat_memory& mem, phys_addr root) {
+  using namespace upstream;
+  constexpr u64 page = page_geometry<>::size;
+  covered_spans covered;
+  covered.emplace_back(root, fdt_totalsize(mem.to_virt(root, page)));
+  auto view = kho_fdt_view<flat_memory>::attach(mem, root);
+  if (!view) detail_linux::fail("the root does not validate in the old image", view.err());
+  view->for_each([&](const kho_subtree& t) {
+    if (t.size) covered.emplace_back(t.phys, t.size);
+  });
+  std::vector<u64> node_list(mem.size() / page);
+  scratch_pages scratch(mem);
+  auto nodes = attach_preserve_bitmap(mem, view->memory_map(), scratch.pages(), node_list);
+  if (!nodes) detail_linux::fail("the map does not validate in the old image", nodes.err());
+  for (u64 n : nodes->nodes()) covered.emplace_back(phys_addr{n}, page);
+  return covered;
+}
+
 /// Builds and (with kho's properties) seals a Linux handover in `pm`, calling
 /// crash_point(step) after each step of linux_demo_steps. Returns the spans the
 /// seal's checksums cover. Throws std::runtime_error if memory runs out.
@@ -216,20 +237,8 @@ covered_spans build_linux_handover(const physical_memory& pm, const linux_demo_o
   must(root->seal([&](seal_step s) { crash_point(seal_step_name(s)); }),
        "seal");
 
-  covered_spans covered;
-  if (!opt.kho_properties) return covered;  // a stock handover carries no checksums
-  covered.emplace_back(root->root(), fdt_totalsize(mem.to_virt(root->root(), page)));
-  auto view = kho_fdt_view<flat_memory>::attach(mem, root->root());
-  if (!view) detail_linux::fail("the root does not validate in the old image", view.err());
-  view->for_each([&](const kho_subtree& t) {
-    if (t.size) covered.emplace_back(t.phys, t.size);
-  });
-  std::vector<u64> node_list(map->node_count());
-  scratch_pages scratch(mem);
-  auto nodes = attach_preserve_bitmap(mem, map->root(), scratch.pages(), node_list);
-  if (!nodes) detail_linux::fail("the map does not validate in the old image", nodes.err());
-  for (u64 n : nodes->nodes()) covered.emplace_back(phys_addr{n}, page);
-  return covered;
+  // A stock handover carries no checksums.
+  return opt.kho_properties ? sealed_spans(mem, root->root()) : covered_spans{};
 }
 
 /// The next kernel's side for a memfd-v2 file: its folio array adopted into a kho
