@@ -2,9 +2,10 @@
 // whole, trusting nothing but its shape: what handover_check.hpp does for kho-root-v1.
 //
 //   1. the root FDT (kho_fdt_view::attach): libfdt's full check, properties, kho's seal
-//   2. preserved-memory-map: the radix tree (mandatory in kho-v4), its deep checksum
-//      verified when kho's seal carries one; its pages are claimed but exempt from
-//      (4), as upstream never records them
+//   2. preserved-memory-map, by the root's version: the radix tree (kho-v2 on; with
+//      kho-v2's depth formula, one level fewer at 16 KiB pages) or kho-v1's chunk
+//      chain (kho_mem_chunks.hpp); its deep checksum verified when kho's seal carries
+//      one; its pages are claimed but exempt from (4), as upstream never records them
 //   3. each subtree, by the name the kernel gives it, else by kho,compatible:
 //        "LUO"            luo-v5: sessions, files, FLBs; each memfd-v2/v1 file's state,
 //                         folio array, and each folio's head page, which must start
@@ -24,6 +25,7 @@
 #include <kho/handover_check.hpp>
 #include <kho/linux/kexec_metadata.hpp>
 #include <kho/linux/kho_fdt.hpp>
+#include <kho/linux/kho_mem_chunks.hpp>
 #include <kho/linux/luo_v5.hpp>
 #include <kho/linux/memblock.hpp>
 #include <kho/linux/memfd.hpp>
@@ -126,17 +128,16 @@ status claim_subtree(const M& mem, const kho_subtree& t, const char* format, Scr
 /// checksum); bad_compatible (subtree_format);
 /// aliased (loc the second claim, other the first owner); not_preserved;
 /// out_of_memory or budget_exceeded (scratch).
-template <unsigned PageShift, Memory M, PageSource Scratch>
-status check_kho_fdt(const kho_fdt_view<M, PageShift>& root, Scratch& scratch,
-                     const handover_check_options& options = {}) {
-  page_owners<Scratch, PageShift> owners(scratch);
-  KHO_TRY(root.claim_pages(owners));
-  detail::radix_nodes<PageShift, M, Scratch> map_nodes{&scratch};
-  auto map = map_nodes.attach(root.memory(), root.memory_map());
-  if (!map) return map.err();
-  if (root.has_memory_map_checksum() && map->deep_checksum() != root.memory_map_checksum())
-    return make_error(errc::bad_checksum, "radix", root.memory_map());
-  KHO_TRY(map->claim_pages(owners));
+namespace impl {
+
+// The map's checksum, its pages, every subtree, then the preserved check: the same
+// for a radix tree and a kho-v1 chunk chain.
+template <unsigned PageShift, Memory M, PageSource Scratch, class Owners, class Map>
+status check_with_map(const kho_fdt_view<M, PageShift>& root, Scratch& scratch, Owners& owners, const Map& map,
+                      const handover_check_options& options) {
+  if (root.has_memory_map_checksum() && map.deep_checksum() != root.memory_map_checksum())
+    return make_error(errc::bad_checksum, Map::structure, root.memory_map());
+  KHO_TRY(map.claim_pages(owners));
   status s;
   root.for_each([&](const kho_subtree& t) {
     if (!s) return;
@@ -145,11 +146,30 @@ status check_kho_fdt(const kho_fdt_view<M, PageShift>& root, Scratch& scratch,
       s = make_error(errc::bad_compatible, kho_fdt_view<M, PageShift>::structure, t.phys, 1);
       return;
     }
-    s = impl::claim_subtree<PageShift>(root.memory(), t, *format, scratch, owners, *map);
+    s = claim_subtree<PageShift>(root.memory(), t, *format, scratch, owners, map);
   });
   KHO_TRY(s);
   if (!options.require_preserved) return {};
-  return owners.check_preserved(*map);
+  return owners.check_preserved(map);
+}
+
+}  // namespace impl
+
+template <unsigned PageShift, Memory M, PageSource Scratch>
+status check_kho_fdt(const kho_fdt_view<M, PageShift>& root, Scratch& scratch,
+                     const handover_check_options& options = {}) {
+  page_owners<Scratch, PageShift> owners(scratch);
+  KHO_TRY(root.claim_pages(owners));
+  if (!kho_root_has_radix(root.version())) {
+    auto chunks = attach_kho_mem_chunks<PageShift>(root.memory(), root.memory_map(), scratch);
+    if (!chunks) return chunks.err();
+    return impl::check_with_map(root, scratch, owners, *chunks, options);
+  }
+  detail::radix_nodes<PageShift, M, Scratch> map_nodes{&scratch};
+  map_nodes.depth = kho_root_radix_depth(root.version(), PageShift);
+  auto map = map_nodes.attach(root.memory(), root.memory_map());
+  if (!map) return map.err();
+  return impl::check_with_map(root, scratch, owners, *map, options);
 }
 
 /// Attaches the KHO root FDT at `pa` (`size` bytes: kho_data.fdt_size) and checks the
