@@ -31,8 +31,12 @@
 //
 // Reader (kho_fdt_view::attach): the header's version at least 17 (libfdt 1.6.1
 // crashes on some older ones), then fdt_check_full before any other libfdt call; root
-// compatible "kho-v4"; preserved-memory-map of 8 nonzero bytes; every subtree a
-// direct child with preserved-data and blob-size of 8 bytes, its blob inside memory,
+// compatible "kho-v4", or an older root (kho-v1..v3, the granular "kho-v4;radix-v1;
+// vmalloc-v1": kho_root_version.hpp), read with that version's properties;
+// preserved-memory-map of 8 nonzero bytes (kho-v1: 0 = no chunk); every subtree a
+// direct child with preserved-data and blob-size of 8 bytes (kho-v1: fdt, the size
+// from the sub-FDT's header; kho-v2: preserved-data, the size from the blob's FDT
+// header if it is one, else unknown), its blob inside memory,
 // its name unique, its bytes overlapping neither the FDT page nor another blob;
 // kho's properties, when present, complete and checked; an unknown "kho," property is
 // refused (a newer kho's promise this reader cannot keep). Other properties a newer
@@ -477,13 +481,15 @@ class kho_fdt_view {
   /// Validates the FDT in [fdt, fdt + size), which lies at `pa` in memory (zero: it
   /// lies outside memory, in a caller's buffer). Errors at pa (depth 0; at a subtree:
   /// pa + its node offset, depth 1):
-  /// bad_fdt (a version below 17; libfdt refuses the blob; a subtree with children),
-  /// bad_compatible,
+  /// bad_fdt (a version below 17; libfdt refuses the blob; a subtree with children;
+  /// a kho-v1 subtree that names no FDT), bad_compatible / bad_version / bad_string /
+  /// duplicate (the root compatible: parse_kho_root_compatible's code),
   /// not_found (no preserved-memory-map, or it is zero; a subtree without
   /// preserved-data or blob-size), bad_count (one of those not 8 bytes; a kho
   /// property of the wrong size), not_sealed / torn / bad_checksum (kho's seal;
   /// not_sealed also for kho checksums under a root without the seal),
   /// reserved_nonzero (an unknown kho property), bad_string (kho,compatible),
+  /// bad_count also for a kho-v2 blob of unknown size under kho's seal,
   /// duplicate (a name twice), out_of_bounds (a blob outside memory), aliased (a
   /// blob overlaps the FDT's page or another blob; error.other names the first).
   static result<kho_fdt_view> attach_bytes(const M& mem, const void* fdt, u64 size, phys_addr pa = {}) {

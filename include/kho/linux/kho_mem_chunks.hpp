@@ -53,7 +53,7 @@ struct kho_mem_chunk_geometry {
   static constexpr unsigned bitmap_bits_log2 = PageShift + 3;                // bits in a page
   static constexpr u64 bitmap_words = page_size / 8;
   // Largest order whose bitmap span (2^(bitmap_bits_log2 + PAGE_SHIFT + order) bytes)
-  // still fits in 64 bits; 37 for 4 KiB pages, beyond any real folio.
+  // still fits in 64 bits: 60 - 2 * PAGE_SHIFT, 36 for 4 KiB pages, beyond any folio.
   static constexpr unsigned max_order = 64 - bitmap_bits_log2 - PageShift - 1;
   static constexpr unsigned span_shift(unsigned o) { return bitmap_bits_log2 + PageShift + o; }
 };
