@@ -455,6 +455,46 @@ TEST(KhoV2SixteenK, SameTreeUnderKhoV3IsOneLevelShort) {
   EXPECT_EQ(v.err().loc.depth, 0u);
 }
 
+TEST(KhoV2SixteenK, WriterRefusesAMapWithOrderZeroBlocks) {
+  // kho's tree has five levels at 16 KiB pages; kho-v2's has four, the top table's
+  // slot 0. An order-0 key needs slot 1, so that map cannot be described.
+  arena<14> a{u64{4} << 20, B};
+  auto map = preserve_bitmap<arena<14>::source_type, 14>::create(a.pages(), false);
+  ASSERT_TRUE(map);
+  ASSERT_TRUE(map->preserve(phys_addr{B + (u64{8} << 14)}, order{0}));
+  auto w = kho_fdt_writer<arena<14>::source_type, 14>::create(a.pages(), map->root(),
+                                                               kho_fdt_options{.version = kho_root_version::v2});
+  ASSERT_FALSE(w);
+  EXPECT_EQ(w.code(), errc::out_of_range);
+  EXPECT_STREQ(w.err().loc.structure, "preserved-memory-map");
+  EXPECT_EQ(w.err().loc.at, map->root());
+  // kho-v3 names the five-level tree as it is.
+  EXPECT_TRUE((kho_fdt_writer<arena<14>::source_type, 14>::create(a.pages(), map->root(),
+                                                                   kho_fdt_options{.version = kho_root_version::v3})));
+}
+
+TEST(KhoV2SixteenK, WriterNamesTheSlotZeroSubtree) {
+  arena<14> a{u64{4} << 20, B};
+  auto map = preserve_bitmap<arena<14>::source_type, 14>::create(a.pages(), false);
+  ASSERT_TRUE(map);
+  const phys_addr block{B + (u64{8} << 14)};
+  ASSERT_TRUE(map->preserve(block, order{1}));
+  const phys_addr child{*reinterpret_cast<const u64*>(a.bytes(map->root()))};
+  auto w = kho_fdt_writer<arena<14>::source_type, 14>::create(
+      a.pages(), map->root(), kho_fdt_options{.kho_properties = false, .version = kho_root_version::v2});
+  ASSERT_TRUE(w);
+  auto v = check<14>(a.memory(), w->root(), {.require_preserved = false});
+  ASSERT_TRUE(v) << to_string(v.code());
+  EXPECT_EQ(v->memory_map(), child);
+  scratch_arena<14> scratch;
+  u64 nodes[8];
+  auto t = attach_preserve_bitmap<14>(a.memory(), v->memory_map(), scratch.pages(), std::span<u64>(nodes),
+                                      kho_root_radix_depth(v->version(), 14));
+  ASSERT_TRUE(t);
+  EXPECT_TRUE(t->contains(block, order{1}));
+  EXPECT_EQ(t->total(), 1u);
+}
+
 // ---- kho's writer at each version, read back ---------------------------------------
 
 struct written {

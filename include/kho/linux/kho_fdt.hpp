@@ -54,6 +54,7 @@
 #include <kho/memory.hpp>
 #include <kho/page_owners.hpp>
 #include <kho/phys.hpp>
+#include <kho/preserve_bitmap.hpp>
 #include <kho/result.hpp>
 
 #include <cstring>
@@ -195,6 +196,23 @@ errc subtree_extent(const M& mem, const void* fdt, int node, kho_root_version v,
   return errc::ok;
 }
 
+/// The map to write for root version `v` given kho's radix root `map` (a tree of
+/// radix_geometry::depth levels). Where v's formula gives fewer levels (kho-v2 at
+/// 16 KiB pages), the shallower tree is the root's slot-0 subtree: only it can be
+/// named, and any other slot (order-0 keys need it) would be lost; an all-zero root
+/// stands for itself (an empty tree at any depth). Errors: out_of_range (another slot
+/// in use), out_of_bounds (the root outside memory).
+template <unsigned PageShift, Memory M>
+errc map_for_version(const M& mem, kho_root_version v, phys_addr& map) {
+  if (!kho_root_has_radix(v) || kho_root_radix_depth(v, PageShift) >= radix_geometry<PageShift>::depth) return errc::ok;
+  const u64* root = static_cast<const u64*>(mem.to_virt(map, u64{1} << PageShift));
+  if (root == nullptr) return errc::out_of_bounds;
+  for (u64 i = 1; i < radix_geometry<PageShift>::table_entries; ++i)
+    if (detail::load_le(root + i) != 0) return errc::out_of_range;
+  if (const u64 child = detail::load_le(root)) map = phys_addr{child};
+  return errc::ok;
+}
+
 inline u32 le32_at(const unsigned char* p) {
   return static_cast<u32>(p[0]) | static_cast<u32>(p[1]) << 8 | static_cast<u32>(p[2]) << 16 |
          static_cast<u32>(p[3]) << 24;
@@ -233,11 +251,15 @@ class kho_fdt_writer {
   /// Allocates the page and writes the root: compatible, preserved-memory-map = `map`
   /// and, with kho's properties, an open seal. Errors: out_of_memory, table_full.
   /// Errors also: invalid_argument (granular with a version other than v4, or a
-  /// version outside v1..v4).
+  /// version outside v1..v4); out_of_range / out_of_bounds (impl::map_for_version:
+  /// the version's shallower radix tree cannot name `map`'s blocks; loc
+  /// "preserved-memory-map", the map, depth 0).
   static result<kho_fdt_writer> create(Source& source, phys_addr map, const kho_fdt_options& opt = {}) {
     if (opt.version < kho_root_version::v1 || opt.version > kho_root_version::v4 ||
         (opt.granular && opt.version != kho_root_version::v4))
       return errc::invalid_argument;
+    if (const errc e = impl::map_for_version<PageShift>(source.memory(), opt.version, map); e != errc::ok)
+      return make_error(e, kho_fdt_memory_map, map, 0);
     auto pa = alloc_zeroed(source, order{0}, geometry::size);
     if (!pa) return pa.err();
     kho_fdt_writer w(source, *pa, opt.kho_properties, opt.version);
@@ -323,8 +345,11 @@ class kho_fdt_writer {
     return err ? impl::fdt_write_error(err) : status{};
   }
 
-  /// Re-points preserved-memory-map (the radix root moved); drops its deep checksum.
+  /// Re-points preserved-memory-map (the radix root moved, or kho-v1's chunk chain was
+  /// written); drops its deep checksum. Errors: those of impl::map_for_version.
   status set_memory_map(phys_addr map) {
+    if (const errc e = impl::map_for_version<PageShift>(source_->memory(), version_, map); e != errc::ok)
+      return make_error(e, kho_fdt_memory_map, map, 0);
     reopen();
     unsigned char v[8];
     impl::fdt_put_le64(v, map.value);
@@ -409,7 +434,9 @@ class kho_fdt_writer {
     c.version = opt.version;
     c.granular = opt.granular;
     const char* compatible = kho_root_compatible(c);
-    if (!err) err = fdt_property_string(f, "compatible", compatible);
+    // fdt_property_string would call strlen, which a kernel-shim build does not link.
+    const int clen = static_cast<int>(detail::bounded_length(compatible, kho_root_compatible_max + 1)) + 1;
+    if (!err) err = fdt_property(f, "compatible", compatible, clen);
     if (!err) err = fdt_property(f, kho_fdt_memory_map, v, 8);
     if (!err && kho_) {
       unsigned char gen[8], state[4] = {}, zero[8] = {};
