@@ -534,7 +534,9 @@ TEST(KhoFdtWriterVersions, EachVersionReadsBack) {
       opt.version = static_cast<kho_root_version>(ver);
       opt.kho_properties = kho;
       written h(opt);
-      if (ver >= 3) EXPECT_TRUE(h.w.add(kexec_metadata_subtree, h.meta.phys, h.meta.size));
+      if (ver >= 3) {
+        EXPECT_TRUE(h.w.add(kexec_metadata_subtree, h.meta.phys, h.meta.size));
+      }
       if (ver == 1) h.write_chunks();
       if (kho) {
         const u64 sum = ver == 1 ? [&] {
