@@ -19,7 +19,8 @@
 //   4. one owner per page (page_owners), and every claimed page not exempt inside the
 //      preserved-memory map (errc::not_preserved)
 //
-// Budget: as handover_check.hpp, O(bytes reachable from the root) time and scratch.
+// Budget: as handover_check.hpp, O(bytes reachable from the root) time and scratch
+// (kho-v1's chain is indexed in a scratch radix tree first, O(blocks * depth)).
 #pragma once
 
 #include <kho/handover_check.hpp>
@@ -153,6 +154,45 @@ status check_with_map(const kho_fdt_view<M, PageShift>& root, Scratch& scratch, 
   return owners.check_preserved(map);
 }
 
+// kho-v1's chain answers a lookup by scanning its entries, and the whole-handover
+// check asks once per page it claims: so the chain's blocks are first copied into a
+// radix tree in scratch (O(blocks * depth): the bits actually set), which answers in
+// O(depth), while checksum and page claims stay the chain's own.
+template <unsigned PageShift, Memory M, PageSource Scratch>
+struct chunk_map {
+  static constexpr const char* structure = kho_mem_chunks_view<M, PageShift>::structure;
+  static constexpr unsigned orders = radix_geometry<PageShift>::max_order + 1;
+  const kho_mem_chunks_view<M, PageShift>* chain;
+  const preserve_bitmap<Scratch, PageShift>* index;
+
+  u64 deep_checksum() const { return chain->deep_checksum(); }
+  template <class Owners>
+  status claim_pages(Owners& owners) const {
+    return chain->claim_pages(owners);
+  }
+  u64 count(order o) const { return index->count(o); }
+  bool contains(phys_addr pa, order o) const { return index->contains(pa, o); }
+  bool is_preserved(phys_addr pa) const { return index->is_preserved(pa); }
+};
+
+template <unsigned PageShift, Memory M, PageSource Scratch, class Owners>
+status check_with_chunks(const kho_fdt_view<M, PageShift>& root, Scratch& scratch, Owners& owners,
+                         const handover_check_options& options) {
+  auto chain = attach_kho_mem_chunks<PageShift>(root.memory(), root.memory_map(), scratch);
+  if (!chain) return chain.err();
+  auto index = preserve_bitmap<Scratch, PageShift>::create(scratch, false);
+  if (!index) return make_error(errc::out_of_memory, chain->structure, root.memory_map());
+  status s;
+  chain->for_each_block([&](phys_addr pa, order o) {
+    if (s) s = index->preserve(pa, o);
+  });
+  if (!s) s = make_error(s.code(), chain->structure, root.memory_map());
+  else s = check_with_map(root, scratch, owners, chunk_map<PageShift, M, Scratch>{&*chain, &*index}, options);
+  index->clear();
+  scratch.free(index->root(), order{0});
+  return s;
+}
+
 }  // namespace impl
 
 template <unsigned PageShift, Memory M, PageSource Scratch>
@@ -160,11 +200,7 @@ status check_kho_fdt(const kho_fdt_view<M, PageShift>& root, Scratch& scratch,
                      const handover_check_options& options = {}) {
   page_owners<Scratch, PageShift> owners(scratch);
   KHO_TRY(root.claim_pages(owners));
-  if (!kho_root_has_radix(root.version())) {
-    auto chunks = attach_kho_mem_chunks<PageShift>(root.memory(), root.memory_map(), scratch);
-    if (!chunks) return chunks.err();
-    return impl::check_with_map(root, scratch, owners, *chunks, options);
-  }
+  if (!kho_root_has_radix(root.version())) return impl::check_with_chunks(root, scratch, owners, options);
   detail::radix_nodes<PageShift, M, Scratch> map_nodes{&scratch};
   map_nodes.depth = kho_root_radix_depth(root.version(), PageShift);
   auto map = map_nodes.attach(root.memory(), root.memory_map());
