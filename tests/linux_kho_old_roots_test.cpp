@@ -14,9 +14,13 @@
 
 #include <gtest/gtest.h>
 #include <libfdt.h>
+#include <rapidcheck.h>
+#include <rapidcheck/gtest.h>
 
 #include <cstring>
+#include <set>
 #include <string>
+#include <utility>
 
 namespace kho::test {
 namespace {
@@ -85,9 +89,74 @@ TEST(KhoRootVersion, RefusesWithTheTokenThatFailed) {
   EXPECT_EQ(parse_kho_root_compatible("kho-v4", 6).code(), errc::bad_string);
 }
 
-// ---- independent encoders: what each kernel writes --------------------------------
-
 constexpr u64 B = u64{1} << 32;
+
+// ---- the chunk chain against a set oracle ------------------------------------------
+
+// Random blocks of orders 0..3 spread over 2^20 blocks of their order (several
+// bitmaps per order: a 4 KiB order-0 bitmap spans 128 MiB), at 4 KiB and 16 KiB pages,
+// written as a chain and read back: the same blocks, in the kernel's order, every
+// lookup agreeing. The blocks need not be memory: only chunks and bitmaps are read.
+template <unsigned PageShift>
+void check_chunks_model() {
+  const auto picks = *rc::gen::container<std::vector<std::pair<u64, unsigned>>>(
+      rc::gen::pair(rc::gen::inRange<u64>(0, u64{1} << 20), rc::gen::inRange<unsigned>(0, 4)));
+  arena<PageShift> a{u64{64} << 20, B};
+  auto map = preserve_bitmap<typename arena<PageShift>::source_type, PageShift>::create(a.pages(), false);
+  RC_ASSERT(map.has_value());
+  std::set<std::pair<unsigned, u64>> want;  // (order, address): the chain's order
+  for (auto [n, o] : picks) {
+    const u64 pa = B + (n << (PageShift + o));
+    if (want.insert({o, pa}).second) RC_ASSERT(static_cast<bool>(map->preserve(phys_addr{pa}, order{o})));
+  }
+  auto chain = write_kho_mem_chunks<PageShift>(a.pages(), *map);
+  RC_ASSERT(chain.has_value());
+  scratch_arena<PageShift> scratch;
+  auto v = attach_kho_mem_chunks<PageShift>(a.memory(), chain->first, scratch.pages());
+  RC_ASSERT(v.has_value());
+  RC_ASSERT(scratch.pages().pages_in_use() == 0u);
+  std::vector<std::pair<unsigned, u64>> got;
+  v->for_each_block([&](phys_addr pa, order o) { got.emplace_back(o.value, pa.value); });
+  const std::vector<std::pair<unsigned, u64>> expected(want.begin(), want.end());
+  RC_ASSERT(got == expected);
+  for (auto [o, pa] : want) RC_ASSERT(v->contains(phys_addr{pa}, order{o}));
+  const u64 probe = B + (*rc::gen::inRange<u64>(0, u64{1} << 23) << PageShift);
+  bool covered = false;
+  for (auto [o, pa] : want) covered |= probe >= pa && probe < pa + (u64{1} << (PageShift + o));
+  RC_ASSERT(v->is_preserved(phys_addr{probe}) == covered);
+}
+
+RC_GTEST_PROP(KhoMemChunksModel, MatchesSetOracle4K, ()) { check_chunks_model<12>(); }
+RC_GTEST_PROP(KhoMemChunksModel, MatchesSetOracle16K, ()) { check_chunks_model<14>(); }
+
+TEST(KhoMemChunks, FullChunkContinuesInANewChunkOfTheSameOrder) {
+  // 300 order-0 blocks 128 MiB apart: 300 bitmaps, 255 in the first chunk.
+  arena<> a{u64{4} << 20, B};
+  auto map = preserve_bitmap<arena<>::source_type>::create(a.pages(), false);
+  ASSERT_TRUE(map);
+  for (u64 i = 0; i < 300; ++i) ASSERT_TRUE(map->preserve(phys_addr{B + (i << 27)}, order{0}));
+  auto chain = write_kho_mem_chunks(a.pages(), *map);
+  ASSERT_TRUE(chain);
+  EXPECT_EQ(chain->chunks, 2u);
+  EXPECT_EQ(chain->bitmaps, 300u);
+  u32 first_count = 0, second_count = 0, second_order = 9;
+  u64 next = 0;
+  std::memcpy(&first_count, a.bytes(chain->first) + 12, 4);
+  std::memcpy(&next, a.bytes(chain->first), 8);
+  std::memcpy(&second_order, a.bytes(phys_addr{next}) + 8, 4);
+  std::memcpy(&second_count, a.bytes(phys_addr{next}) + 12, 4);
+  EXPECT_EQ(first_count, 255u);
+  EXPECT_EQ(second_order, 0u);
+  EXPECT_EQ(second_count, 45u);
+  scratch_arena<> scratch;
+  auto v = attach_kho_mem_chunks(a.memory(), chain->first, scratch.pages());
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->count(order{0}), 300u);
+  EXPECT_TRUE(v->contains(phys_addr{B + (u64{299} << 27)}, order{0}));
+  EXPECT_FALSE(v->contains(phys_addr{B + (u64{299} << 27) + 4096}, order{0}));
+}
+
+// ---- independent encoders: what each kernel writes --------------------------------
 
 // Memory [B, B + 64 pages) written byte by byte, as the stock kernels would leave it.
 template <unsigned PageShift = 12>
@@ -248,6 +317,14 @@ TEST(KhoV1Stock, EmptyMapIsNoChunk) {
   ASSERT_FALSE(v);
   EXPECT_EQ(v.code(), errc::not_preserved);
   EXPECT_TRUE(check(img.memory(), phys_addr{img.pg(1)}, {.require_preserved = false}));
+}
+
+TEST(KhoV1Stock, ScratchAllReturned) {
+  v1_image img;
+  scratch_arena<> scratch;
+  auto v = attach_kho_handover(img.memory(), phys_addr{img.pg(1)}, scratch.pages());
+  ASSERT_TRUE(v);
+  EXPECT_EQ(scratch.pages().pages_in_use(), 0u);
 }
 
 void expect_chunks_error(v1_image& img, errc code, u64 at, u32 depth) {
