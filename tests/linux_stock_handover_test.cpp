@@ -279,8 +279,8 @@ TEST_F(Corrupted, MetadataVersion) {
 }
 
 TEST_F(Corrupted, RootCompatible) {
-  ASSERT_EQ(fdt_setprop_inplace(img.at(pg(1)), 0, "compatible", "kho-v3", 7), 0);
-  expect(errc::bad_compatible, "kho-fdt");
+  ASSERT_EQ(fdt_setprop_inplace(img.at(pg(1)), 0, "compatible", "kho-v5", 7), 0);
+  expect(errc::bad_version, "kho-fdt");
 }
 
 TEST_F(Corrupted, LuoBlobSizeShort) {

@@ -58,6 +58,7 @@ struct radix_nodes {
   Scratch* scratch = nullptr;
   phys_addr block{};
   order block_order{};
+  unsigned depth = radix_geometry<PageShift>::depth;  // fewer for an older formula's tree
 
   result<preserve_bitmap_view<M, PageShift>> attach(const M& mem, phys_addr root) {
     error last{};
@@ -70,7 +71,7 @@ struct radix_nodes {
       const u64 slots = (u64{1} << (PageShift + o)) / sizeof(u64);
       auto* span = static_cast<u64*>(scratch->memory().to_virt(block, slots * sizeof(u64)));
       if (span == nullptr) return make_error(errc::out_of_memory, "radix", root);
-      auto v = attach_preserve_bitmap<PageShift>(mem, root, *scratch, std::span<u64>(span, slots));
+      auto v = attach_preserve_bitmap<PageShift>(mem, root, *scratch, std::span<u64>(span, slots), depth);
       if (v || v.code() != errc::budget_exceeded || v.err().loc.at == last.loc.at) return v;
       last = v.err();
     }

@@ -121,7 +121,10 @@ class radix_walker {
   static constexpr unsigned orders = geo::max_order + 1;
 
   radix_walker() = default;
-  radix_walker(const M* mem, phys_addr root) : mem_(mem), root_(root) {}
+  // `top`: the root's level. A tree written with the older depth formula (kho-v2 at
+  // 16 KiB pages: one level fewer) is the same tree rooted one level lower: its keys
+  // all lie under slot 0 of the missing top table.
+  radix_walker(const M* mem, phys_addr root, unsigned top = geo::depth - 1) : mem_(mem), root_(root), top_(top) {}
 
   u64* node(phys_addr pa) const { return static_cast<u64*>(mem_->to_virt(pa, geo::page_size)); }
   phys_addr root() const { return root_; }
@@ -138,8 +141,9 @@ class radix_walker {
 
   /// The leaf holding `key`, or nullptr if a table on the way is absent.
   u64* find_leaf_exact(u64 key) const {
+    if (top_ + 1 < geo::depth && (key >> geo::span_bits(top_)) != 0) return nullptr;
     phys_addr pa = root_;
-    for (unsigned level = geo::depth - 1; level > 0; --level) {
+    for (unsigned level = top_; level > 0; --level) {
       const u64 entry = load_le(node(pa) + digit(key, level));
       if (entry == 0) return nullptr;
       pa = phys_addr{entry};
@@ -153,7 +157,7 @@ class radix_walker {
   u64 deep_checksum() const {
     XXH64_state_t state;
     XXH64_reset(&state, 0);
-    hash_subtree(state, root_, geo::depth - 1);
+    hash_subtree(state, root_, top_);
     return XXH64_digest(&state);
   }
 
@@ -170,7 +174,8 @@ class radix_walker {
   /// The first leaf at or after the one holding `from` whose range starts before `end`.
   /// Complexity: O(depth + absent entries skipped).
   bool next_leaf(u64 from, u64 end, leaf_ref& out) const {
-    return next_leaf_in(root_, geo::depth - 1, 0, from, end, out);
+    if (top_ + 1 < geo::depth && (from >> geo::span_bits(top_)) != 0) return false;
+    return next_leaf_in(root_, top_, 0, from, end, out);
   }
 
   /// Ascending runs of consecutive set bits of one order inside a key window: the unit
@@ -342,6 +347,7 @@ class radix_walker {
 
   const M* mem_ = nullptr;
   phys_addr root_{};
+  unsigned top_ = geo::depth - 1;
 };
 
 /// The queries writer and view share, over the walker and per-order counts that
@@ -638,21 +644,28 @@ class preserve_bitmap_view : public detail::radix_queries<preserve_bitmap_view<M
   /// node reached twice, ancestor or not: at the node, with the depth it was reached
   /// at the second time), budget_exceeded (more nodes than `nodes` holds, or scratch
   /// probes beyond the budget), out_of_memory (scratch exhausted).
+  /// `depth`: the tree's levels, leaf included; geometry::depth unless the tree was
+  /// written with an older formula giving fewer (kho_root_radix_depth), in which case
+  /// it is read as the deeper tree's slot-0 subtree. Errors also: invalid_argument
+  /// (depth 0 or above geometry::depth).
   template <PageSource Scratch>
   static result<preserve_bitmap_view> attach(const M& mem, phys_addr root, Scratch& scratch,
-                                             std::span<u64> nodes) {
+                                             std::span<u64> nodes, unsigned depth = geometry::depth) {
+    if (depth == 0 || depth > geometry::depth) return errc::invalid_argument;
     preserve_bitmap_view v(mem, root, nodes);
+    v.top_ = depth - 1;
     detail::probe_table<detail::radix_node_slot, Scratch, PageShift> seen;
-    const status s = v.validate(seen, scratch, root, geometry::depth - 1, 0);
+    const status s = v.validate(seen, scratch, root, v.top_, 0);
     seen.release(scratch);
     if (!s) return s.err();
     std::sort(nodes.data(), nodes.data() + v.nodes_);
-    v.walker_ = walker(&v.mem_, root);
+    v.walker_ = walker(&v.mem_, root, v.top_);
     return v;
   }
 
   preserve_bitmap_view(const preserve_bitmap_view& o)
-      : mem_(o.mem_), root_(o.root_), nodes_list_(o.nodes_list_), nodes_(o.nodes_), walker_(&mem_, root_) {
+      : mem_(o.mem_), root_(o.root_), nodes_list_(o.nodes_list_), nodes_(o.nodes_), top_(o.top_),
+        walker_(&mem_, root_, top_) {
     std::memcpy(counts_, o.counts_, sizeof counts_);
   }
   preserve_bitmap_view& operator=(const preserve_bitmap_view&) = delete;
@@ -693,7 +706,7 @@ class preserve_bitmap_view : public detail::radix_queries<preserve_bitmap_view<M
       : mem_(mem), root_(root), nodes_list_(nodes) {}
 
   status fail(errc e, phys_addr at, unsigned level) const {
-    return make_error(e, structure, at, geometry::depth - 1 - level);
+    return make_error(e, structure, at, top_ - level);
   }
 
   // Probes allowed per visited node: linear probing averages about 1.5 at load 1/2,
@@ -755,6 +768,7 @@ class preserve_bitmap_view : public detail::radix_queries<preserve_bitmap_view<M
   phys_addr root_;
   std::span<u64> nodes_list_;
   u64 nodes_ = 0;
+  unsigned top_ = geometry::depth - 1;
   u64 counts_[orders]{};
   walker walker_{};
 };
@@ -763,8 +777,9 @@ class preserve_bitmap_view : public detail::radix_queries<preserve_bitmap_view<M
 template <unsigned PageShift = 12, Memory M, PageSource Scratch>
 result<preserve_bitmap_view<M, PageShift>> attach_preserve_bitmap(const M& mem, phys_addr root,
                                                                   Scratch& scratch,
-                                                                  std::span<u64> nodes) {
-  return preserve_bitmap_view<M, PageShift>::template attach<Scratch>(mem, root, scratch, nodes);
+                                                                  std::span<u64> nodes,
+                                                                  unsigned depth = radix_geometry<PageShift>::depth) {
+  return preserve_bitmap_view<M, PageShift>::template attach<Scratch>(mem, root, scratch, nodes, depth);
 }
 
 }  // namespace kho

@@ -14,6 +14,37 @@ alignas(65536) unsigned char scratch_pool[1u << 20];
 constexpr u64 pool_base = u64{1} << 32;
 constexpr u64 scratch_base = u64{1} << 40;
 
+// The older roots over the same memory: a kho-v1 root over a chunk chain, a kho-v2
+// root over the radix tree, each checked whole; the chunk writer and view are
+// instantiated here.
+template <unsigned PageShift, class Source, class Tracked, class Map>
+int exercise_old_roots(const flat_memory& mem, Source& pages, Source& scratch, Tracked& tracked, Map& map) {
+  int n = 0;
+  for (auto ver : {kho_root_version::v1, kho_root_version::v2}) {
+    kho_fdt_options opt;
+    opt.version = ver;
+    auto w = kho_fdt_writer<Tracked, PageShift>::create(tracked, ver == kho_root_version::v1 ? phys_addr{} : map.root(), opt);
+    if (!w) {
+      // kho-v2 at 16 KiB pages: its shallower tree cannot name order-0 blocks.
+      n += w.code() == errc::out_of_range ? 10 : -200;
+      continue;
+    }
+    const reserve_mem_region regions[] = {{"trace", phys_addr{pool_base}, u64{1} << PageShift}};
+    auto mb = write_memblock<PageShift>(tracked, regions, 1);
+    if (!mb || !w->add(memblock_subtree, mb->phys, mb->size)) return -3;
+    if (ver == kho_root_version::v1) {
+      auto chunks = write_kho_mem_chunks<PageShift>(pages, map);
+      if (!chunks || !w->set_memory_map(chunks->first)) return -4;
+      auto c = attach_kho_mem_chunks<PageShift>(mem, chunks->first, scratch);
+      if (!c || !w->set_memory_map_checksum(c->deep_checksum())) return -5;
+    }
+    if (!w->seal()) return -6;
+    auto v = attach_kho_handover<PageShift>(mem, w->root(), scratch);
+    n += v ? static_cast<int>(v->version()) : -100;
+  }
+  return n;
+}
+
 template <unsigned PageShift>
 int exercise_kho_fdt() {
   using source = bump_page_source<flat_memory, PageShift>;
@@ -44,7 +75,7 @@ int exercise_kho_fdt() {
   if (auto k = find_kho_data(mem, phys_addr{pool_base}); k && check_kho_boot<PageShift>(mem, *k)) ++n;
   if (check_scratch_unpreserved(mem, d, *map)) ++n;
   v->for_each([&](const kho_subtree& t) { n += static_cast<int>(t.size); });
-  return n + (v->find("LUO") ? 1 : 0);
+  return n + (v->find("LUO") ? 1 : 0) + exercise_old_roots<PageShift>(mem, pages, scratch, tracked, *map);
 }
 
 }  // namespace

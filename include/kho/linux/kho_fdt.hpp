@@ -31,8 +31,12 @@
 //
 // Reader (kho_fdt_view::attach): the header's version at least 17 (libfdt 1.6.1
 // crashes on some older ones), then fdt_check_full before any other libfdt call; root
-// compatible "kho-v4"; preserved-memory-map of 8 nonzero bytes; every subtree a
-// direct child with preserved-data and blob-size of 8 bytes, its blob inside memory,
+// compatible "kho-v4", or an older root (kho-v1..v3, the granular "kho-v4;radix-v1;
+// vmalloc-v1": kho_root_version.hpp), read with that version's properties;
+// preserved-memory-map of 8 nonzero bytes (kho-v1: 0 = no chunk); every subtree a
+// direct child with preserved-data and blob-size of 8 bytes (kho-v1: fdt, the size
+// from the sub-FDT's header; kho-v2: preserved-data, the size from the blob's FDT
+// header if it is one, else unknown), its blob inside memory,
 // its name unique, its bytes overlapping neither the FDT page nor another blob;
 // kho's properties, when present, complete and checked; an unknown "kho," property is
 // refused (a newer kho's promise this reader cannot keep). Other properties a newer
@@ -45,10 +49,12 @@
 #include <kho/checksum.hpp>
 #include <kho/detail/fixed_string.hpp>
 #include <kho/handover.hpp>
+#include <kho/linux/kho_root_version.hpp>
 #include <kho/linux/memblock.hpp>
 #include <kho/memory.hpp>
 #include <kho/page_owners.hpp>
 #include <kho/phys.hpp>
+#include <kho/preserve_bitmap.hpp>
 #include <kho/result.hpp>
 
 #include <cstring>
@@ -77,6 +83,10 @@ struct kho_subtree {
   const char* name = "";
   phys_addr phys{};
   u64 size = 0;
+  // Where `size` comes from: blob-size (kho-v3 on), else the blob's fdt_totalsize
+  // (kho-v1, and kho-v2 FDT blobs); false for a kho-v2 blob that is not an FDT, whose
+  // size no property records (size is then 0).
+  bool size_known = true;
   const char* compatible = nullptr;
   bool has_checksum = false;
   u64 checksum = 0;
@@ -153,6 +163,56 @@ inline int subtree_node(const void* fdt, const char* name) {
   return -FDT_ERR_NOTFOUND;
 }
 
+/// The blob subtree `node` names under root version `v`: its address from the data
+/// property (fdt in kho-v1, preserved-data after), its size from blob-size (kho-v3
+/// on) or from the blob's own FDT header (kho-v1; kho-v2 when the blob is an FDT).
+/// Errors: not_found (a property missing), bad_count (not 8 bytes), bad_fdt (a kho-v1
+/// blob that is not an FDT inside memory).
+template <Memory M>
+errc subtree_extent(const M& mem, const void* fdt, int node, kho_root_version v, u64& phys, u64& size,
+                    bool& known) {
+  int len = -1;
+  const void* d = fdt_getprop(fdt, node, kho_root_data_property(v), &len);
+  if (d == nullptr) return errc::not_found;
+  if (len != 8) return errc::bad_count;
+  phys = fdt_le64(d);
+  known = true;
+  if (kho_root_has_blob_size(v)) {
+    const void* z = fdt_getprop(fdt, node, "blob-size", &len);
+    if (z == nullptr) return errc::not_found;
+    if (len != 8) return errc::bad_count;
+    size = fdt_le64(z);
+    return errc::ok;
+  }
+  const void* h = mem.to_virt(phys_addr{phys}, sizeof(fdt_header));
+  const u64 total = h != nullptr && fdt_magic(h) == FDT_MAGIC ? fdt_totalsize(h) : 0;
+  if (total >= sizeof(fdt_header) && mem.to_virt(phys_addr{phys}, total) != nullptr) {
+    size = total;
+    return errc::ok;
+  }
+  if (v == kho_root_version::v1) return errc::bad_fdt;
+  size = 0;
+  known = false;
+  return errc::ok;
+}
+
+/// The map to write for root version `v` given kho's radix root `map` (a tree of
+/// radix_geometry::depth levels). Where v's formula gives fewer levels (kho-v2 at
+/// 16 KiB pages), the shallower tree is the root's slot-0 subtree: only it can be
+/// named, and any other slot (order-0 keys need it) would be lost; an all-zero root
+/// stands for itself (an empty tree at any depth). Errors: out_of_range (another slot
+/// in use), out_of_bounds (the root outside memory).
+template <unsigned PageShift, Memory M>
+errc map_for_version(const M& mem, kho_root_version v, phys_addr& map) {
+  if (!kho_root_has_radix(v) || kho_root_radix_depth(v, PageShift) >= radix_geometry<PageShift>::depth) return errc::ok;
+  const u64* root = static_cast<const u64*>(mem.to_virt(map, u64{1} << PageShift));
+  if (root == nullptr) return errc::out_of_bounds;
+  for (u64 i = 1; i < radix_geometry<PageShift>::table_entries; ++i)
+    if (detail::load_le(root + i) != 0) return errc::out_of_range;
+  if (const u64 child = detail::load_le(root)) map = phys_addr{child};
+  return errc::ok;
+}
+
 inline u32 le32_at(const unsigned char* p) {
   return static_cast<u32>(p[0]) | static_cast<u32>(p[1]) << 8 | static_cast<u32>(p[2]) << 16 |
          static_cast<u32>(p[3]) << 24;
@@ -166,6 +226,19 @@ struct kho_fdt_options {
   // Add kho's seal and per-subtree properties. Off: the page a stock kernel writes.
   bool kho_properties = true;
   u64 generation = 1;
+  // The root version written (kho_root_version.hpp): v4 by default; v3 differs only
+  // in the string (and the map's depth, which is the caller's tree); v2 drops
+  // blob-size; v1 names sub-FDTs by `fdt` and takes a chunk chain as the map
+  // (kho_mem_chunks.hpp). `granular` writes "kho-v4;radix-v1;vmalloc-v1" (v4 only).
+  kho_root_version version = kho_root_version::v4;
+  bool granular = false;
+};
+
+/// Why a writer refused to describe something in an older root version: the subtree
+/// (empty for the root) and the field that version cannot carry.
+struct kho_fdt_refusal {
+  char subtree[64] = {};
+  const char* field = "";
 };
 
 /// Builds the KHO root FDT in one page from `Source` (preserved when `Source`
@@ -177,10 +250,19 @@ class kho_fdt_writer {
 
   /// Allocates the page and writes the root: compatible, preserved-memory-map = `map`
   /// and, with kho's properties, an open seal. Errors: out_of_memory, table_full.
+  /// Errors also: invalid_argument (granular with a version other than v4, or a
+  /// version outside v1..v4); out_of_range / out_of_bounds (impl::map_for_version:
+  /// the version's shallower radix tree cannot name `map`'s blocks; loc
+  /// "preserved-memory-map", the map, depth 0).
   static result<kho_fdt_writer> create(Source& source, phys_addr map, const kho_fdt_options& opt = {}) {
+    if (opt.version < kho_root_version::v1 || opt.version > kho_root_version::v4 ||
+        (opt.granular && opt.version != kho_root_version::v4))
+      return errc::invalid_argument;
+    if (const errc e = impl::map_for_version<PageShift>(source.memory(), opt.version, map); e != errc::ok)
+      return make_error(e, kho_fdt_memory_map, map, 0);
     auto pa = alloc_zeroed(source, order{0}, geometry::size);
     if (!pa) return pa.err();
-    kho_fdt_writer w(source, *pa, opt.kho_properties);
+    kho_fdt_writer w(source, *pa, opt.kho_properties, opt.version);
     if (const int err = w.write_root(map, opt); err != 0) {
       source.free(*pa, order{0});
       return impl::fdt_write_error(err);
@@ -193,13 +275,17 @@ class kho_fdt_writer {
   /// Complexity: O(FDT bytes + subtrees). Errors: bad_string (name empty or with a
   /// '/'; compatible empty or too long), duplicate, out_of_bounds
   /// (blob outside memory), aliased (overlaps the FDT page or another blob),
-  /// table_full (the page is full).
+  /// table_full (the page is full), out_of_range (the root's version cannot describe
+  /// the blob: kho-v1 names only FDTs, and neither kho-v1 nor kho-v2 records a size,
+  /// so a blob whose size is not its FDT header's totalsize would lose it; loc: the
+  /// field, the blob, depth 1; refusal() names the subtree and the field).
   status add(const char* name, phys_addr phys, u64 size, const char* compatible = nullptr) {
     if (name == nullptr || name[0] == '\0' || detail::contains_char(name, '/')) return errc::bad_string;
     const u64 clen = compatible ? detail::bounded_length(compatible, kho_fdt_compatible_len) : 0;
     if (compatible != nullptr && (clen == 0 || clen == kho_fdt_compatible_len)) return errc::bad_string;
     if (impl::subtree_node(fdt(), name) >= 0) return errc::duplicate;
     if (source_->memory().to_virt(phys, size ? size : 1) == nullptr) return errc::out_of_bounds;
+    KHO_TRY(check_describable(name, phys, size));
     if (overlaps_any(phys, size)) return errc::aliased;
     reopen();
     unsigned char data[8], bytes[8];
@@ -207,8 +293,8 @@ class kho_fdt_writer {
     impl::fdt_put_le64(bytes, size);
     int err = fdt_open_into(fdt(), fdt(), static_cast<int>(geometry::size));
     const int node = err ? err : fdt_add_subnode(fdt(), 0, name);
-    err = node < 0 ? node : fdt_setprop(fdt(), node, kho_fdt_data, data, 8);
-    if (!err) err = fdt_setprop(fdt(), node, kho_fdt_size, bytes, 8);
+    err = node < 0 ? node : fdt_setprop(fdt(), node, kho_root_data_property(version_), data, 8);
+    if (!err && kho_root_has_blob_size(version_)) err = fdt_setprop(fdt(), node, kho_fdt_size, bytes, 8);
     if (!err && kho_ && compatible != nullptr)
       err = fdt_setprop(fdt(), node, kho_fdt_blob_compatible, compatible, static_cast<int>(clen + 1));
     const unsigned char unsealed[8] = {};  // the seal writes it in place
@@ -259,8 +345,11 @@ class kho_fdt_writer {
     return err ? impl::fdt_write_error(err) : status{};
   }
 
-  /// Re-points preserved-memory-map (the radix root moved); drops its deep checksum.
+  /// Re-points preserved-memory-map (the radix root moved, or kho-v1's chunk chain was
+  /// written); drops its deep checksum. Errors: those of impl::map_for_version.
   status set_memory_map(phys_addr map) {
+    if (const errc e = impl::map_for_version<PageShift>(source_->memory(), version_, map); e != errc::ok)
+      return make_error(e, kho_fdt_memory_map, map, 0);
     reopen();
     unsigned char v[8];
     impl::fdt_put_le64(v, map.value);
@@ -280,11 +369,11 @@ class kho_fdt_writer {
     on_step(seal_step::began);
     int node;
     fdt_for_each_subnode(node, fdt(), 0) {
-      int len = 0;
-      const void* d = fdt_getprop(fdt(), node, kho_fdt_data, &len);
-      const void* s = fdt_getprop(fdt(), node, kho_fdt_size, &len);
-      const u64 size = impl::fdt_le64(s);
-      const void* blob = source_->memory().to_virt(phys_addr{impl::fdt_le64(d)}, size ? size : 1);
+      u64 phys = 0, size = 0;
+      bool known = false;
+      if (impl::subtree_extent(source_->memory(), fdt(), node, version_, phys, size, known) != errc::ok)
+        return errc::out_of_bounds;
+      const void* blob = source_->memory().to_virt(phys_addr{phys}, size ? size : 1);
       if (blob == nullptr) return errc::out_of_bounds;
       unsigned char v[8];
       impl::fdt_put_le64(v, checksum(blob, size));
@@ -304,6 +393,9 @@ class kho_fdt_writer {
   }
 
   phys_addr root() const { return pa_; }
+  kho_root_version version() const { return version_; }
+  /// The subtree and field of the last out_of_range refusal of add().
+  const kho_fdt_refusal& refusal() const { return refusal_; }
   /// What kho_data.fdt_size carries: the page, as the kernel passes it.
   static constexpr u64 size() { return geometry::size; }
   bool sealed() const {
@@ -312,7 +404,22 @@ class kho_fdt_writer {
   }
 
  private:
-  kho_fdt_writer(Source& source, phys_addr pa, bool kho) : source_(&source), pa_(pa), kho_(kho) {}
+  kho_fdt_writer(Source& source, phys_addr pa, bool kho, kho_root_version v)
+      : source_(&source), pa_(pa), kho_(kho), version_(v) {}
+
+  // kho-v1 and kho-v2 record no size: only an FDT whose header gives back `size` can
+  // be described without losing it, and kho-v1's property names only FDTs.
+  status check_describable(const char* name, phys_addr phys, u64 size) {
+    if (kho_root_has_blob_size(version_)) return {};
+    const void* h = size >= sizeof(fdt_header) ? source_->memory().to_virt(phys, size) : nullptr;
+    const bool is_fdt = h != nullptr && fdt_magic(h) == FDT_MAGIC;
+    if (is_fdt && fdt_totalsize(h) == size) return {};
+    const char* field = version_ == kho_root_version::v1 && !is_fdt ? "fdt" : kho_fdt_size;
+    refusal_ = kho_fdt_refusal{};
+    refusal_.field = field;
+    for (u64 i = 0; i + 1 < sizeof refusal_.subtree && name[i] != '\0'; ++i) refusal_.subtree[i] = name[i];
+    return make_error(errc::out_of_range, field, phys, 1);
+  }
 
   void* fdt() const { return source_->memory().to_virt(pa_, geometry::size); }
 
@@ -323,7 +430,13 @@ class kho_fdt_writer {
     int err = fdt_create(f, static_cast<int>(geometry::size));
     if (!err) err = fdt_finish_reservemap(f);
     if (!err) err = fdt_begin_node(f, "");
-    if (!err) err = fdt_property(f, "compatible", kho_fdt_compatible, sizeof kho_fdt_compatible);
+    kho_root_compat c;
+    c.version = opt.version;
+    c.granular = opt.granular;
+    const char* compatible = kho_root_compatible(c);
+    // fdt_property_string would call strlen, which a kernel-shim build does not link.
+    const int clen = static_cast<int>(detail::bounded_length(compatible, kho_root_compatible_max + 1)) + 1;
+    if (!err) err = fdt_property(f, "compatible", compatible, clen);
     if (!err) err = fdt_property(f, kho_fdt_memory_map, v, 8);
     if (!err && kho_) {
       unsigned char gen[8], state[4] = {}, zero[8] = {};
@@ -354,9 +467,9 @@ class kho_fdt_writer {
     if (impl::blobs_overlap(phys.value, size, pa_.value, geometry::size)) return true;
     int node;
     fdt_for_each_subnode(node, fdt(), 0) {
-      int len = 0;
-      const u64 p = impl::fdt_le64(fdt_getprop(fdt(), node, kho_fdt_data, &len));
-      const u64 n = impl::fdt_le64(fdt_getprop(fdt(), node, kho_fdt_size, &len));
+      u64 p = 0, n = 0;
+      bool known = false;
+      if (impl::subtree_extent(source_->memory(), fdt(), node, version_, p, n, known) != errc::ok) continue;
       if (impl::blobs_overlap(phys.value, size, p, n)) return true;
     }
     return false;
@@ -365,6 +478,8 @@ class kho_fdt_writer {
   Source* source_;
   phys_addr pa_;
   bool kho_;
+  kho_root_version version_;
+  kho_fdt_refusal refusal_{};
 };
 
 // ---- reader ------------------------------------------------------------------------
@@ -393,13 +508,15 @@ class kho_fdt_view {
   /// Validates the FDT in [fdt, fdt + size), which lies at `pa` in memory (zero: it
   /// lies outside memory, in a caller's buffer). Errors at pa (depth 0; at a subtree:
   /// pa + its node offset, depth 1):
-  /// bad_fdt (a version below 17; libfdt refuses the blob; a subtree with children),
-  /// bad_compatible,
+  /// bad_fdt (a version below 17; libfdt refuses the blob; a subtree with children;
+  /// a kho-v1 subtree that names no FDT), bad_compatible / bad_version / bad_string /
+  /// duplicate (the root compatible: parse_kho_root_compatible's code),
   /// not_found (no preserved-memory-map, or it is zero; a subtree without
   /// preserved-data or blob-size), bad_count (one of those not 8 bytes; a kho
   /// property of the wrong size), not_sealed / torn / bad_checksum (kho's seal;
   /// not_sealed also for kho checksums under a root without the seal),
   /// reserved_nonzero (an unknown kho property), bad_string (kho,compatible),
+  /// bad_count also for a kho-v2 blob of unknown size under kho's seal,
   /// duplicate (a name twice), out_of_bounds (a blob outside memory), aliased (a
   /// blob overlaps the FDT's page or another blob; error.other names the first).
   static result<kho_fdt_view> attach_bytes(const M& mem, const void* fdt, u64 size, phys_addr pa = {}) {
@@ -430,7 +547,12 @@ class kho_fdt_view {
     return pa_ ? owners.claim(pa_, 1, page_owner{structure, pa_}) : status{};
   }
 
+  /// The preserved-memory map: a radix root (kho-v2 on) or the first chunk of a
+  /// kho-v1 chain (0: none).
   phys_addr memory_map() const { return map_; }
+  kho_root_version version() const { return compat_.version; }
+  /// The parsed root compatible (granular components included).
+  const kho_root_compat& compat() const { return compat_; }
   /// Whether kho's seal is present (and verified); false for what a stock kernel wrote.
   bool kho_sealed() const { return sealed_; }
   /// kho,map-xxh64, if the seal carries it: what the map's deep_checksum() must be.
@@ -451,13 +573,15 @@ class kho_fdt_view {
 
   status validate(u64 size) {
     if (impl::fdt_check_untrusted(fdt_, size) != 0) return fail(errc::bad_fdt);
-    if (fdt_node_check_compatible(fdt_, 0, kho_fdt_compatible) != 0) return fail(errc::bad_compatible);
+    KHO_TRY(check_compatible());
     bool found = false, sized = false;
     const unsigned char* map = impl::fixed_prop(fdt_, 0, kho_fdt_memory_map, 8, found, sized);
     if (!found) return fail(errc::not_found);
     if (!sized) return fail(errc::bad_count);
     map_ = phys_addr{impl::fdt_le64(map)};
-    if (!map_) return fail(errc::not_found);
+    // kho-v1's kernel writes 0 until kexec time and reads 0 as "no chunk"; a radix
+    // root always exists.
+    if (!map_ && kho_root_has_radix(compat_.version)) return fail(errc::not_found);
     KHO_TRY(check_seal());
     int node;
     fdt_for_each_subnode(node, fdt_, 0) {
@@ -466,6 +590,25 @@ class kho_fdt_view {
     }
     if (node != -FDT_ERR_NOTFOUND) return fail(errc::bad_fdt);
     return {};
+  }
+
+  // The root's compatible is a string list (fdt_node_check_compatible matches any
+  // member): the first member this reader parses decides; if none does, the first
+  // member's error, at the root.
+  status check_compatible() {
+    int len = -1;
+    const char* list = static_cast<const char*>(fdt_getprop(fdt_, 0, "compatible", &len));
+    if (list == nullptr || len <= 0) return fail(errc::bad_compatible);
+    error first{};
+    for (int off = 0; off < len;) {
+      const u64 n = detail::bounded_length(list + off, static_cast<u64>(len - off));
+      const error e = parse_kho_root_compatible_into(list + off, static_cast<u64>(len - off), compat_);
+      if (e.code == errc::ok) return {};
+      if (off == 0) first = e;
+      off += static_cast<int>(n) + 1;
+    }
+    compat_ = kho_root_compat{};
+    return fail(first.code);
   }
 
   status check_seal() {
@@ -504,15 +647,16 @@ class kho_fdt_view {
 
   status check_subtree(int node) {
     if (fdt_first_subnode(fdt_, node) != -FDT_ERR_NOTFOUND) return fail(errc::bad_fdt, node);
-    bool fd, sd, fz, sz;
-    impl::fixed_prop(fdt_, node, kho_fdt_data, 8, fd, sd);
-    impl::fixed_prop(fdt_, node, kho_fdt_size, 8, fz, sz);
-    if (!fd || !fz) return fail(errc::not_found, node);
-    if (!sd || !sz) return fail(errc::bad_count, node);
+    u64 phys = 0, size = 0;
+    bool known = false;
+    if (const errc e = impl::subtree_extent(mem_, fdt_, node, compat_.version, phys, size, known); e != errc::ok)
+      return fail(e, node);
     KHO_TRY(check_kho_properties(node));
     const kho_subtree t = subtree(node);
     const void* blob = mem_.to_virt(t.phys, t.size ? t.size : 1);
     if (blob == nullptr) return fail(errc::out_of_bounds, node);
+    // kho's checksum covers a size the root must know.
+    if (sealed_ && !t.size_known) return fail(errc::bad_count, node);
     KHO_TRY(check_unique(node, t));
     if (sealed_ && t.checksum != checksum(blob, t.size)) return fail(errc::bad_checksum, node);
     return {};
@@ -569,8 +713,9 @@ class kho_fdt_view {
     int len = 0;
     kho_subtree t;
     t.name = fdt_get_name(fdt_, node, &len);
-    t.phys = phys_addr{impl::fdt_le64(fdt_getprop(fdt_, node, kho_fdt_data, &len))};
-    t.size = impl::fdt_le64(fdt_getprop(fdt_, node, kho_fdt_size, &len));
+    u64 phys = 0;
+    impl::subtree_extent(mem_, fdt_, node, compat_.version, phys, t.size, t.size_known);
+    t.phys = phys_addr{phys};
     t.compatible = static_cast<const char*>(fdt_getprop(fdt_, node, kho_fdt_blob_compatible, &len));
     if (const void* s = fdt_getprop(fdt_, node, kho_fdt_blob_checksum, &len); s && len == 8) {
       t.has_checksum = true;
@@ -586,6 +731,7 @@ class kho_fdt_view {
   M mem_;
   const void* fdt_;
   phys_addr pa_;
+  kho_root_compat compat_{};
   phys_addr map_{};
   u64 generation_ = 0;
   u64 map_checksum_ = 0;

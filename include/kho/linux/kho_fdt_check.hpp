@@ -2,9 +2,10 @@
 // whole, trusting nothing but its shape: what handover_check.hpp does for kho-root-v1.
 //
 //   1. the root FDT (kho_fdt_view::attach): libfdt's full check, properties, kho's seal
-//   2. preserved-memory-map: the radix tree (mandatory in kho-v4), its deep checksum
-//      verified when kho's seal carries one; its pages are claimed but exempt from
-//      (4), as upstream never records them
+//   2. preserved-memory-map, by the root's version: the radix tree (kho-v2 on; with
+//      kho-v2's depth formula, one level fewer at 16 KiB pages) or kho-v1's chunk
+//      chain (kho_mem_chunks.hpp); its deep checksum verified when kho's seal carries
+//      one; its pages are claimed but exempt from (4), as upstream never records them
 //   3. each subtree, by the name the kernel gives it, else by kho,compatible:
 //        "LUO"            luo-v5: sessions, files, FLBs; each memfd-v2/v1 file's state,
 //                         folio array, and each folio's head page, which must start
@@ -18,12 +19,14 @@
 //   4. one owner per page (page_owners), and every claimed page not exempt inside the
 //      preserved-memory map (errc::not_preserved)
 //
-// Budget: as handover_check.hpp, O(bytes reachable from the root) time and scratch.
+// Budget: as handover_check.hpp, O(bytes reachable from the root) time and scratch
+// (kho-v1's chain is indexed in a scratch radix tree first, O(blocks * depth)).
 #pragma once
 
 #include <kho/handover_check.hpp>
 #include <kho/linux/kexec_metadata.hpp>
 #include <kho/linux/kho_fdt.hpp>
+#include <kho/linux/kho_mem_chunks.hpp>
 #include <kho/linux/luo_v5.hpp>
 #include <kho/linux/memblock.hpp>
 #include <kho/linux/memfd.hpp>
@@ -126,17 +129,16 @@ status claim_subtree(const M& mem, const kho_subtree& t, const char* format, Scr
 /// checksum); bad_compatible (subtree_format);
 /// aliased (loc the second claim, other the first owner); not_preserved;
 /// out_of_memory or budget_exceeded (scratch).
-template <unsigned PageShift, Memory M, PageSource Scratch>
-status check_kho_fdt(const kho_fdt_view<M, PageShift>& root, Scratch& scratch,
-                     const handover_check_options& options = {}) {
-  page_owners<Scratch, PageShift> owners(scratch);
-  KHO_TRY(root.claim_pages(owners));
-  detail::radix_nodes<PageShift, M, Scratch> map_nodes{&scratch};
-  auto map = map_nodes.attach(root.memory(), root.memory_map());
-  if (!map) return map.err();
-  if (root.has_memory_map_checksum() && map->deep_checksum() != root.memory_map_checksum())
-    return make_error(errc::bad_checksum, "radix", root.memory_map());
-  KHO_TRY(map->claim_pages(owners));
+namespace impl {
+
+// The map's checksum, its pages, every subtree, then the preserved check: the same
+// for a radix tree and a kho-v1 chunk chain.
+template <unsigned PageShift, Memory M, PageSource Scratch, class Owners, class Map>
+status check_with_map(const kho_fdt_view<M, PageShift>& root, Scratch& scratch, Owners& owners, const Map& map,
+                      const handover_check_options& options) {
+  if (root.has_memory_map_checksum() && map.deep_checksum() != root.memory_map_checksum())
+    return make_error(errc::bad_checksum, Map::structure, root.memory_map());
+  KHO_TRY(map.claim_pages(owners));
   status s;
   root.for_each([&](const kho_subtree& t) {
     if (!s) return;
@@ -145,11 +147,65 @@ status check_kho_fdt(const kho_fdt_view<M, PageShift>& root, Scratch& scratch,
       s = make_error(errc::bad_compatible, kho_fdt_view<M, PageShift>::structure, t.phys, 1);
       return;
     }
-    s = impl::claim_subtree<PageShift>(root.memory(), t, *format, scratch, owners, *map);
+    s = claim_subtree<PageShift>(root.memory(), t, *format, scratch, owners, map);
   });
   KHO_TRY(s);
   if (!options.require_preserved) return {};
-  return owners.check_preserved(*map);
+  return owners.check_preserved(map);
+}
+
+// kho-v1's chain answers a lookup by scanning its entries, and the whole-handover
+// check asks once per page it claims: so the chain's blocks are first copied into a
+// radix tree in scratch (O(blocks * depth): the bits actually set), which answers in
+// O(depth), while checksum and page claims stay the chain's own.
+template <unsigned PageShift, Memory M, PageSource Scratch>
+struct chunk_map {
+  static constexpr const char* structure = kho_mem_chunks_view<M, PageShift>::structure;
+  static constexpr unsigned orders = radix_geometry<PageShift>::max_order + 1;
+  const kho_mem_chunks_view<M, PageShift>* chain;
+  const preserve_bitmap<Scratch, PageShift>* index;
+
+  u64 deep_checksum() const { return chain->deep_checksum(); }
+  template <class Owners>
+  status claim_pages(Owners& owners) const {
+    return chain->claim_pages(owners);
+  }
+  u64 count(order o) const { return index->count(o); }
+  bool contains(phys_addr pa, order o) const { return index->contains(pa, o); }
+  bool is_preserved(phys_addr pa) const { return index->is_preserved(pa); }
+};
+
+template <unsigned PageShift, Memory M, PageSource Scratch, class Owners>
+status check_with_chunks(const kho_fdt_view<M, PageShift>& root, Scratch& scratch, Owners& owners,
+                         const handover_check_options& options) {
+  auto chain = attach_kho_mem_chunks<PageShift>(root.memory(), root.memory_map(), scratch);
+  if (!chain) return chain.err();
+  auto index = preserve_bitmap<Scratch, PageShift>::create(scratch, false);
+  if (!index) return make_error(errc::out_of_memory, chain->structure, root.memory_map());
+  status s;
+  chain->for_each_block([&](phys_addr pa, order o) {
+    if (s) s = index->preserve(pa, o);
+  });
+  if (!s) s = make_error(s.code(), chain->structure, root.memory_map());
+  else s = check_with_map(root, scratch, owners, chunk_map<PageShift, M, Scratch>{&*chain, &*index}, options);
+  index->clear();
+  scratch.free(index->root(), order{0});
+  return s;
+}
+
+}  // namespace impl
+
+template <unsigned PageShift, Memory M, PageSource Scratch>
+status check_kho_fdt(const kho_fdt_view<M, PageShift>& root, Scratch& scratch,
+                     const handover_check_options& options = {}) {
+  page_owners<Scratch, PageShift> owners(scratch);
+  KHO_TRY(root.claim_pages(owners));
+  if (!kho_root_has_radix(root.version())) return impl::check_with_chunks(root, scratch, owners, options);
+  detail::radix_nodes<PageShift, M, Scratch> map_nodes{&scratch};
+  map_nodes.depth = kho_root_radix_depth(root.version(), PageShift);
+  auto map = map_nodes.attach(root.memory(), root.memory_map());
+  if (!map) return map.err();
+  return impl::check_with_map(root, scratch, owners, *map, options);
 }
 
 /// Attaches the KHO root FDT at `pa` (`size` bytes: kho_data.fdt_size) and checks the
