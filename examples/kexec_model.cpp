@@ -8,7 +8,7 @@
 //
 //   kexec_model [--json] [--crash-at STEP | --stale-byte SEED] [--base PHYS] [--size BYTES]
 //               [--memory-file F] [--format linux|kho-root-v1] [--stock] [--kho-formats]
-//               [--chain N [--crash-hop K]]
+//               [--chain N [--crash-hop K]] [--next-image EXE ...] [--unsealed] [--no-negotiate]
 //
 // --format linux (the default) writes what a stock Linux kernel hands over: the
 // "kho-v4" root FDT, found through an x86 setup_data node (SETUP_KEXEC_KHO, kho_data)
@@ -29,6 +29,17 @@
 // its sealed hop stale.
 // With --stale-byte one byte the seal covers keeps an old random value (a torn
 // write after sealing): a changed byte must be refused, an unchanged one accepted.
+//
+// Versions (model/model_images.hpp): this file builds two images, kexec_model (reads
+// and writes the newest formats) and kexec_model_legacy (an older release: kho-v3,
+// luo-v5, memfd-v1), each with its manifest in the ELF section ".kho_manifest".
+// --next-image EXE names the executable each next image is (repeat it for a chain:
+// B, C, ...; the default is this executable): before writing its hop an image reads
+// the next one's manifest and negotiates, per structure, the highest version both
+// know that carries the content, or refuses the update before anything is written
+// (status "refused before kexec", exit 2). --unsealed creates memfds without seals
+// (memfd-v1 can carry them); --no-negotiate writes this image's newest versions
+// regardless, so that the next image's own gate is what refuses.
 #include <kho/handover.hpp>
 #include <kho/hole_finder.hpp>
 #include <kho/linux/kho_fdt_check.hpp>
@@ -39,7 +50,10 @@
 #include <kho/model/demo_holes.hpp>
 #include <kho/model/demo_luo.hpp>
 #include <kho/model/demo_xarray.hpp>
+#include <kho/model/elf_section.hpp>
 #include <kho/model/inspect.hpp>
+#include <kho/model/inspect_linux.hpp>
+#include <kho/model/model_images.hpp>
 #include <kho/preserving_page_source.hpp>
 #include <kho/preserve_bitmap.hpp>
 #include <kho/restore.hpp>
@@ -61,6 +75,15 @@
 
 #include <sys/wait.h>
 #include <unistd.h>
+
+// This image's manifest, in its own ELF section: what the next image's negotiation reads.
+#ifdef KHO_MODEL_LEGACY
+KHO_MANIFEST_SECTION constinit const auto image_manifest =
+    kho::make_manifest("kho-model-legacy", kho::model::legacy_image_lines);
+#else
+KHO_MANIFEST_SECTION constinit const auto image_manifest =
+    kho::make_manifest("kho-model-current", kho::model::current_image_lines);
+#endif
 
 namespace {
 
@@ -442,6 +465,9 @@ int run_next_image(int fd, u64 base, bool json, const std::string& stale_report,
 
 struct chain_args {
   unsigned length = 0;      // images in the chain
+  std::vector<std::string> next_images;  // executable of image 2, 3, ... (default: this one)
+  u32 new_file_seals = upstream::memfd_seal_grow;
+  bool negotiate = true;
   unsigned image = 1;       // this image (1 = A)
   unsigned crash_image = 1; // the image that dies at crash_at
   std::string crash_at;
@@ -451,12 +477,64 @@ struct chain_args {
   nlohmann::json log = nlohmann::json::array();  // one entry per hop written so far
 };
 
+manifest_view own_manifest() {
+  auto m = manifest_view::parse(&image_manifest, sizeof image_manifest);
+  if (!m) die("this image's own manifest does not parse");
+  return *m;
+}
+
+/// The executable of the image after a.image.
+std::string next_image_path(const chain_args& a) {
+  return a.image <= a.next_images.size() ? a.next_images[a.image - 1] : std::string("/proc/self/exe");
+}
+
+/// What this image writes without negotiating: its newest versions; a memfd-v1-only
+/// image creates no sealed file (it could not hand the seals over).
+model::hop_input own_hop(const chain_args& a, u64 kexec_count) {
+  const manifest_view own = own_manifest();
+  model::hop_input in{a.image, kexec_count, model::formats_for_hop(a.image, a.formats), a.new_file_seals};
+  in.formats.root = highest_version(own.writes("kho"));
+  in.formats.memfd = highest_version(own.writes("memfd"));
+  if (in.formats.memfd < 2) in.new_file_seals = 0;
+  return in;
+}
+
+/// Before anything of the hop is written: negotiate with the next image's manifest and
+/// return the versions, or print why the update is refused and exit 2.
+model::hop_input plan_hop(const chain_args& a, u64 kexec_count, const model::chain_carry& carry) {
+  model::hop_input in = own_hop(a, kexec_count);
+  if (!a.negotiate) return in;
+  const std::string path = next_image_path(a);
+  const std::vector<unsigned char> bytes = model::elf_section(model::read_whole_file(path), manifest_section);
+  auto next = manifest_view::parse(bytes.data(), bytes.size());
+  if (!next) die(fmt::format("{}: its manifest does not parse: {}", path, to_string(next.code())));
+  const model::hop_decision d = model::negotiate_hop(own_manifest(), *next, in, carry);
+  if (!d.table.ok()) {
+    if (a.json) {
+      std::printf("%s\n", nlohmann::json{{"status", "refused before kexec"},
+                                         {"image", model::chain_image(a.image)},
+                                         {"next_image", path},
+                                         {"qualify", model::to_json(d.table)},
+                                         {"chain", {{"hops", a.log}}}}
+                               .dump(2)
+                               .c_str());
+    } else {
+      std::printf("image %s: live update refused before kexec, nothing written\n%s",
+                  model::chain_image(a.image).c_str(), model::format_qualify(d.table).c_str());
+    }
+    std::fflush(stdout);
+    std::exit(2);
+  }
+  in.formats = d.formats;
+  return in;
+}
+
 /// Writes this image's hop, in a child killed at crash_at if this is the crash image
 /// (the parent plays firmware and boots the next image over what was left). Returns
 /// the hop's entry, or null if the writer died before sending it.
 nlohmann::json write_hop(model::physical_memory& pm, const chain_args& a, const model::chain_carry& carry,
                          model::free_page_source& pages, u64 kexec_count) {
-  const model::hop_input in{a.image, kexec_count, model::formats_for_hop(a.image, a.formats)};
+  const model::hop_input in = plan_hop(a, kexec_count, carry);
   const bool crash_here = a.image == a.crash_image && !a.crash_at.empty();
   if (!crash_here) {
     nlohmann::json entry =
@@ -506,9 +584,16 @@ nlohmann::json write_hop(model::physical_memory& pm, const chain_args& a, const 
   const std::string fd = std::to_string(pm.fd()), b = std::to_string(base), n = std::to_string(a.length),
                     next = std::to_string(a.image + 1), crash_image = std::to_string(a.crash_image),
                     log = a.log.dump();
-  std::vector<const char*> args = {"/proc/self/exe", "--next-image-fd", fd.c_str(), "--base", b.c_str(),
+  const std::string exe = next_image_path(a);
+  std::vector<const char*> args = {exe.c_str(), "--next-image-fd", fd.c_str(), "--base", b.c_str(),
                                    "--chain", n.c_str(), "--hop", next.c_str(), "--chain-log", log.c_str()};
   if (a.json) args.push_back("--json");
+  for (const std::string& image : a.next_images) {
+    args.push_back("--next-image");
+    args.push_back(image.c_str());
+  }
+  if (a.new_file_seals == 0) args.push_back("--unsealed");
+  if (!a.negotiate) args.push_back("--no-negotiate");
   if (a.formats.kho_formats) args.push_back("--kho-formats");
   const std::string seed = a.stale_seed ? std::to_string(*a.stale_seed) : std::string();
   if (!a.crash_at.empty() || a.stale_seed) {
@@ -524,8 +609,8 @@ nlohmann::json write_hop(model::physical_memory& pm, const chain_args& a, const 
     args.push_back(seed.c_str());
   }
   args.push_back(nullptr);
-  ::execv("/proc/self/exe", const_cast<char* const*>(args.data()));
-  model::throw_errno("exec");
+  ::execv(exe.c_str(), const_cast<char* const*>(args.data()));
+  model::throw_errno("exec " + exe);
 }
 
 void print_chain(const nlohmann::json& out) {
@@ -556,6 +641,16 @@ void print_chain(const nlohmann::json& out) {
   }
 }
 
+/// The reader gate: a handover that validates but holds a version this image's
+/// manifest does not read is refused, as the older kernel it stands for would.
+void gate_by_manifest(model::physical_memory& pm, nlohmann::json& out) {
+  const phys_addr root{std::stoull(out["root"].get<std::string>(), nullptr, 16)};
+  const model::qualify_result gate = model::reader_gate(own_manifest(), model::inspect_kho_fdt(pm.memory(), root));
+  if (gate.ok()) return;
+  out["status"] = "version not read";
+  out["error"] = model::to_json(gate);
+}
+
 /// One image of the chain after A: validate and restore the handover as the one-hop
 /// model does, then read it as the chain's next image, and either write the next hop
 /// and kexec, or (last image) report. Returns the exit code.
@@ -564,6 +659,7 @@ int run_chain_image(int fd, u64 base, chain_args a) {
   auto pm = model::physical_memory::adopt_fd(fd, base, /*writable=*/true, nullptr);
   out["reader_base"] = model::hex(reinterpret_cast<u64>(pm.virt()));
   run_next_linux(pm, out, /*inspect_only=*/true);
+  if (out["status"] == "ok") gate_by_manifest(pm, out);
   const unsigned hop = a.image - 1;
   nlohmann::json& prev = a.log.at(hop - 1);
   std::optional<model::chain_carry> carry;
@@ -674,19 +770,33 @@ int main(int argc, char** argv) {
       ->group("");
   app.add_option("--stale-report", stale_report, "internal: which byte went stale")->group("");
   chain_args chain;
-  app.add_option("--chain", chain.length, "a chain of N live updates A -> B -> ... (3 <= N <= 26)");
+  app.add_option("--chain", chain.length, "a chain of N live updates A -> B -> ... (2 <= N <= 26)");
   app.add_option("--crash-hop", chain.crash_image,
                  "with --chain: the image that dies at --crash-at or leaves --stale-byte (1 = A)");
   app.add_option("--hop", chain.image, "internal: this image's place in the chain")->group("");
   std::string chain_log;
   app.add_option("--chain-log", chain_log, "internal: the hops written so far (JSON)")->group("");
+  app.add_option("--next-image", chain.next_images,
+                 "the executable of the next image (repeat for B, C, ...; default: this one); "
+                 "its manifest is negotiated before each hop is written");
+  bool unsealed = false, no_negotiate = false;
+  app.add_flag("--unsealed", unsealed, "memfds are created without seals (memfd-v1 can carry them)");
+  app.add_flag("--no-negotiate", no_negotiate,
+               "write this image's newest versions without asking the next image (its gate refuses)");
   CLI11_PARSE(app, argc, argv);
+  if (unsealed) chain.new_file_seals = 0;
+  chain.negotiate = !no_negotiate;
+  // --next-image makes the update a chain: A, then one image per --next-image.
+  if (!chain.next_images.empty() && chain.length == 0) chain.length = static_cast<unsigned>(chain.next_images.size()) + 1;
+#ifdef KHO_MODEL_LEGACY
+  if (chain.length == 0) die("kexec_model_legacy runs only in a chain (--chain N or --next-image EXE)");
+#endif
 
   try {
     if (chain.length != 0) {
       // The hop log travels on the command line (about 1.4 KB a hop; one argument may
       // hold 128 KiB): 26 images, A to Z.
-      if (chain.length < 3 || chain.length > 26) die("--chain takes 3 to 26 images (A to Z)");
+      if (chain.length < 2 || chain.length > 26) die("--chain takes 2 to 26 images (A to Z)");
       if (format != "linux" || stock || inspect_only)
         die("--chain writes Linux handovers sealed by kho: no --format kho-root-v1, --stock, --inspect-only");
       if (stale_seed && !crash_at.empty()) die("--stale-byte and --crash-at are two experiments: one at a time");

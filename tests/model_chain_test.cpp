@@ -80,6 +80,8 @@ TEST(HopFormats, OnlyVersionsWithAWriterAreAccepted) {
   EXPECT_NO_THROW(model::check_writable({}));
   model::hop_formats old_root;
   old_root.root = 3;
+  EXPECT_NO_THROW(model::check_writable(old_root));
+  old_root.root = 2;  // kho-v2 cannot name the raw blobs a hop holds
   EXPECT_THROW(model::check_writable(old_root), std::invalid_argument);
   model::hop_formats v1;
   v1.memfd = 1;
@@ -89,9 +91,9 @@ TEST(HopFormats, OnlyVersionsWithAWriterAreAccepted) {
 
 /// Writes hop `image` into pm from `carry`.
 nlohmann::json write_hop(model::physical_memory& pm, unsigned image, const model::chain_carry& carry, u64 kexec_count,
-                         const model::hop_formats& f = {}) {
+                         const model::hop_formats& f = {}, u32 new_file_seals = upstream::memfd_seal_grow) {
   model::free_page_source pages = model::chain_pages(pm, carry);
-  return model::write_chain_hop(pm, {image, kexec_count, f}, carry, pages, [](const std::string&) {},
+  return model::write_chain_hop(pm, {image, kexec_count, f, new_file_seals}, carry, pages, [](const std::string&) {},
                                 [](const nlohmann::json&) {});
 }
 
@@ -181,13 +183,33 @@ TEST(ChainHops, MemfdV1IsWrittenWhenTheHopAsksForIt) {
   auto pm = model::physical_memory::create(u64{4} << 30, u64{256} << 20);
   model::hop_formats f;
   f.memfd = 1;
-  const auto a = write_hop(pm, 1, {}, 1, f);
+  const auto a = write_hop(pm, 1, {}, 1, f, /*new_file_seals=*/0);
   EXPECT_EQ(a["formats"]["memfd"], "memfd-v1");
   auto b_read = read_hop(pm, 2, false, digest_of(a));
   ASSERT_FALSE(b_read.problem) << *b_read.problem;
   const auto b = write_hop(pm, 2, b_read.carry, 2);  // and back to memfd-v2
   auto c_read = read_hop(pm, 3, true, digest_of(b));
   ASSERT_FALSE(c_read.problem) << *c_read.problem;
+}
+
+// Seals are carried from hop to hop, so a memfd-v1 hop after a sealed file is a
+// downgrade that would drop them: refused, naming the file, never written unsealed.
+TEST(ChainHops, MemfdV1NeverDropsACarriedFilesSeals) {
+  auto pm = model::physical_memory::create(u64{4} << 30, u64{256} << 20);
+  const auto a = write_hop(pm, 1, {}, 1);
+  auto b_read = read_hop(pm, 2, false, digest_of(a));
+  ASSERT_FALSE(b_read.problem) << *b_read.problem;
+  for (const auto& file : b_read.carry.files) EXPECT_EQ(file.seals, upstream::memfd_seal_grow) << file.session;
+  model::hop_formats f;
+  f.memfd = 1;
+  try {
+    write_hop(pm, 2, b_read.carry, 2, f, /*new_file_seals=*/0);
+    FAIL() << "a sealed file was written as memfd-v1";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("memfd-v1 cannot carry the seals 0x4 of session vm-alpha, file token 1"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(ChainHops, ReleasedPagesAreReusedOnlyOnceNotCarried) {

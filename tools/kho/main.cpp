@@ -385,7 +385,7 @@ int verify(const image_options& o) {
       else fmt::print("{}\n", j["status"].get<std::string>());
       return exit_refused;
     }
-    fmt::print("ok: kho-v4 handover, {} subtrees verified ({})\n", j["subtrees"].size(),
+    fmt::print("ok: {} handover, {} subtrees verified ({})\n", j["root"]["compatible"].get<std::string>(), j["subtrees"].size(),
                j["root"].value("kho_sealed", false) ? "sealed by kho" : "no kho seal, as a stock kernel writes it");
     return 0;
   }

@@ -67,7 +67,8 @@ struct hop_formats {
 
 /// Refuses (std::invalid_argument) a version this model has no writer for yet.
 inline void check_writable(const hop_formats& f) {
-  if (f.root != 4 || f.luo != 5 || (f.memfd != 1 && f.memfd != 2) || f.kexec_metadata != 1 || f.memblock != 1)
+  if ((f.root != 3 && f.root != 4) || f.luo != 5 || (f.memfd != 1 && f.memfd != 2) || f.kexec_metadata != 1 ||
+      f.memblock != 1)
     throw std::invalid_argument(fmt::format("no writer for root kho-v{} / luo-v{} / memfd-v{} / kexec-metadata v{} / memblock-v{}",
                                             f.root, f.luo, f.memfd, f.kexec_metadata, f.memblock));
 }
@@ -183,7 +184,7 @@ struct chain_carry {
   phys_addr kho_xarray{};                        // kho-xarray-v1 to adopt; 0: build one
 };
 
-/// XXH-free fingerprint of every file (session, token, index, page, flags): the writer
+/// XXH-free fingerprint of every file (session, token, seals, index, page, flags): the writer
 /// sends it with the hop, the reader recomputes it from what it read.
 inline u64 chain_digest(const std::vector<chain_file>& files) {
   u64 h = 0x6b686f2d636861ULL;
@@ -191,6 +192,7 @@ inline u64 chain_digest(const std::vector<chain_file>& files) {
   for (const chain_file& f : files) {
     for (char c : f.session) add(static_cast<unsigned char>(c));
     add(f.token);
+    add(f.seals);
     add(f.folios.size());
     for (const chain_folio& g : f.folios) {
       add(g.index);
@@ -217,7 +219,16 @@ struct hop_input {
   unsigned image = 1;
   u64 kexec_count = 1;  // the count it read + 1 (A: 1)
   hop_formats formats{};
+  u32 new_file_seals = upstream::memfd_seal_grow;  // the seals of a file created this hop
 };
+
+/// The seals a file of the hop carries: a carried file keeps its own (seals are never
+/// lifted), a new one gets `new_file_seals`.
+inline u32 chain_file_seals(const chain_carry& carry, const std::string& session, u64 token, u32 new_file_seals) {
+  for (const chain_file& c : carry.files)
+    if (c.session == session && c.token == token) return c.seals;
+  return new_file_seals;
+}
 
 /// Pages a preserved-memory map (writer or view) records, its own pages not counted.
 /// Complexity: O(ranges).
@@ -298,7 +309,9 @@ nlohmann::json write_chain_hop(const physical_memory& pm, const hop_input& in, c
       must(map->preserve(g.page, order{0}), "preserve carried folio");
       ++carried_pages;
     }
-  auto root = kho_fdt_writer<tracked_type>::create(tracked, map->root(), kho_fdt_options{true, in.image});
+  kho_fdt_options root_options{true, in.image};
+  root_options.version = static_cast<kho_root_version>(in.formats.root);
+  auto root = kho_fdt_writer<tracked_type>::create(tracked, map->root(), root_options);
   if (!root) fail("root FDT", root.err());
   crash_point("root");
 
@@ -336,7 +349,12 @@ nlohmann::json write_chain_hop(const physical_memory& pm, const hop_input& in, c
       const chain_file* old = nullptr;
       for (const chain_file& c : carry.files)
         if (c.session == s.name && c.token == fp.token) old = &c;
-      chain_file out{s.name, fp.token, old ? old->pos : 0, in.formats.memfd == 1 ? 0 : memfd_seal_grow, {}};
+      chain_file out{s.name, fp.token, old ? old->pos : 0, chain_file_seals(carry, s.name, fp.token, in.new_file_seals), {}};
+      // Negotiation keeps memfd-v1 from sealed files; dropping the seals here would be
+      // the silent downgrade it exists to prevent.
+      if (in.formats.memfd == 1 && out.seals != 0)
+        throw std::invalid_argument(fmt::format("memfd-v1 cannot carry the seals {:#x} of session {}, file token {}",
+                                                out.seals, s.name, fp.token));
       std::vector<memfd_folio> folios;
       std::size_t k = 0;
       for (u64 index : fp.indices) {

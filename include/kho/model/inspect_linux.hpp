@@ -63,7 +63,7 @@ inline nlohmann::json refused(const char* what, const error& e) {
 template <Memory M, unsigned PageShift>
 nlohmann::json root_json(const kho_fdt_view<M, PageShift>& v) {
   nlohmann::json j{{"address", v.address() ? nlohmann::json(hex(v.address().value)) : nlohmann::json(nullptr)},
-                   {"compatible", kho_fdt_compatible},
+                   {"compatible", kho_root_compatible(v.compat())},
                    {"preserved_memory_map", hex(v.memory_map().value)},
                    {"kho_sealed", v.kho_sealed()},
                    {"subtree_count", v.count()}};
@@ -208,7 +208,7 @@ nlohmann::json subtree_body(const M& mem, const kho_subtree& t, const char* form
 template <unsigned PageShift, Memory M>
 nlohmann::json report(const kho_fdt_view<M, PageShift>& view, u64 max_ranges, const handover_check_options& options) {
   const M& mem = view.memory();
-  nlohmann::json out{{"format", kho_fdt_compatible}, {"root", root_json(view)}};
+  nlohmann::json out{{"format", kho_root_compatible(view.compat())}, {"root", root_json(view)}};
   // The check's scratch is gone before the readers map theirs (as inspect() does).
   const status checked = [&] {
     scratch_pages<PageShift> scratch(mem);
