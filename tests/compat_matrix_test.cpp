@@ -130,7 +130,7 @@ struct family_versions {
 
 std::vector<family_versions> matrix_families() {
   return {
-      {"kho", {4}, [](u8 v) { return linux_versions{v, 5, 2, true}; }},
+      {"kho", {3, 4, 5}, [](u8 v) { return linux_versions{v, 5, 2, true}; }},
       {"luo", {5}, [](u8 v) { return linux_versions{4, v, 2, true}; }},
       {"memfd", {1, 2}, [](u8 v) { return linux_versions{4, 5, v, v != 1}; }},
   };

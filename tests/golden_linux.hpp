@@ -29,9 +29,17 @@ struct linux_versions {
   u8 memfd = 2;
   bool seals = true;  // the memfds carry seals (memfd-v1 cannot)
 
+  /// The file name: the wire names, with the RFC forms ("a;b-v1") and the feature
+  /// headers spelled for a file system.
   std::string name() const {
-    return fmt::format("linux-{}-{}-{}{}", wire_name_of("kho", root), wire_name_of("luo", luo),
-                       wire_name_of("memfd", memfd), seals ? "" : "-unsealed");
+    auto file_name = [](const char* family, u8 v) {
+      std::string n = wire_name_of(family, v);
+      if (is_feature_version(family, v)) return std::string(family) + "-feature";
+      if (const auto semi = n.find(';'); semi != std::string::npos) n = n.substr(0, semi) + "-granular";
+      return n;
+    };
+    return fmt::format("linux-{}-{}-{}{}", file_name("kho", root), file_name("luo", luo), file_name("memfd", memfd),
+                       seals ? "" : "-unsealed");
   }
 };
 
@@ -82,7 +90,8 @@ inline image build_linux(const linux_versions& v) {
   auto must = [](const status& s, const char* what) {
     if (!s) throw std::runtime_error(fmt::format("{}: {}", what, to_string(s.code())));
   };
-  if (v.root != 4) throw std::runtime_error(fmt::format("kho writes no root {}", wire_name_of("kho", v.root)));
+  if (v.root < 3 || v.root > 5)  // kho-v1 and -v2 cannot name the raw blobs below (kexec-metadata, luo_ser)
+    throw std::runtime_error(fmt::format("this handover cannot be written as {}", wire_name_of("kho", v.root)));
   if (v.luo != 5) throw std::runtime_error(fmt::format("kho writes no {}", wire_name_of("luo", v.luo)));
   if (v.memfd != 1 && v.memfd != 2) throw std::runtime_error("kho writes no such memfd version");
   arena_buffer arena(u64{1} << 20);
@@ -97,7 +106,10 @@ inline image build_linux(const linux_versions& v) {
   must(map.has_value() ? status{} : status{map.err()}, "map");
   for (phys_addr f : folio_pages) must(map->preserve(f, order{0}), "preserve folio");
   tracked_type tracked(arena.pages(), *map);
-  auto root = kho_fdt_writer<tracked_type>::create(tracked, map->root(), kho_fdt_options{true, 1});
+  kho_fdt_options root_options{true, 1};
+  root_options.version = static_cast<kho_root_version>(v.root == 5 ? 4 : v.root);
+  root_options.granular = v.root == 5;  // "kho-v4;radix-v1;vmalloc-v1"
+  auto root = kho_fdt_writer<tracked_type>::create(tracked, map->root(), root_options);
   must(root.has_value() ? status{} : status{root.err()}, "root");
 
   const linux_content content = linux_golden_content(v, linux_golden_first_folio);
@@ -146,6 +158,8 @@ inline std::vector<linux_versions> linux_written_versions() {
   return {
       {4, 5, 2, true},
       {4, 5, 1, false},
+      {3, 5, 2, true},
+      {5, 5, 2, true},
   };
 }
 

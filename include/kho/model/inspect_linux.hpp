@@ -41,6 +41,8 @@
 
 #include <iterator>
 #include <optional>
+#include <algorithm>
+#include <map>
 #include <string>
 
 namespace kho::model {
@@ -204,6 +206,44 @@ nlohmann::json subtree_body(const M& mem, const kho_subtree& t, const char* form
   return {{"ok", true}, {"summary", fmt::format("opaque blob, {} bytes", t.size)}};
 }
 
+/// kho-v1's preserved-memory map, a chain of bitmap chunks, reported as radix_report
+/// reports a tree: blocks per order, and the preserved ranges in address order.
+template <unsigned PageShift, Memory M>
+nlohmann::json chunks_report(const M& mem, phys_addr first, u64 max_ranges) {
+  scratch_pages<PageShift> scratch(mem);
+  auto chain = attach_kho_mem_chunks<PageShift>(mem, first, scratch.pages());
+  if (!chain)
+    return {{"ok", false}, {"error", describe_error(chain.err())},
+            {"summary", fmt::format("refused: {}", format_error(chain.err()))}};
+  std::vector<std::pair<u64, u64>> blocks;  // [start, end)
+  std::map<unsigned, u64> orders;
+  chain->for_each_block([&](phys_addr pa, order o) {
+    blocks.emplace_back(pa.value, pa.value + (u64{1} << (PageShift + o.value)));
+    ++orders[o.value];
+  });
+  std::sort(blocks.begin(), blocks.end());
+  nlohmann::json counts = nlohmann::json::object(), ranges = nlohmann::json::array();
+  for (const auto& [o, n] : orders) counts[std::to_string(o)] = n;
+  u64 range_count = 0, bytes = 0;
+  for (size_t i = 0; i < blocks.size();) {
+    u64 start = blocks[i].first, end = blocks[i].second;
+    for (++i; i < blocks.size() && blocks[i].first == end; ++i) end = blocks[i].second;
+    if (range_count++ < max_ranges) ranges.push_back({hex(start), hex(end - start)});
+    bytes += end - start;
+  }
+  return {{"ok", true},
+          {"root", hex(first.value)},
+          {"blocks", blocks.size()},
+          {"orders", counts},
+          {"tree_pages", chain->chunk_count() + chain->bitmap_count()},
+          {"preserved_bytes", hex(bytes)},
+          {"range_count", range_count},
+          {"ranges", ranges},
+          {"ranges_truncated", range_count > ranges.size()},
+          {"summary", fmt::format("kho-v1 chunk chain: {} blocks in {} ranges, {} MiB preserved, {} chunks, {} bitmaps",
+                                  blocks.size(), range_count, bytes >> 20, chain->chunk_count(), chain->bitmap_count())}};
+}
+
 /// The report of an attached root: the check, then (when it passes) the bodies.
 template <unsigned PageShift, Memory M>
 nlohmann::json report(const kho_fdt_view<M, PageShift>& view, u64 max_ranges, const handover_check_options& options) {
@@ -220,7 +260,9 @@ nlohmann::json report(const kho_fdt_view<M, PageShift>& view, u64 max_ranges, co
   }
   bool all_ok = true;
   if (checked) {
-    out["preserved"] = radix_report<PageShift>(mem, view.memory_map(), std::nullopt, max_ranges);
+    out["preserved"] = kho_root_has_radix(view.version())
+                           ? radix_report<PageShift>(mem, view.memory_map(), std::nullopt, max_ranges)
+                           : chunks_report<PageShift>(mem, view.memory_map(), max_ranges);
     all_ok = out["preserved"]["ok"].get<bool>();
   }
   nlohmann::json subtrees = nlohmann::json::array();
