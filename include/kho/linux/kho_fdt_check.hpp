@@ -7,7 +7,9 @@
 //      chain (kho_mem_chunks.hpp); its deep checksum verified when kho's seal carries
 //      one; its pages are claimed but exempt from (4), as upstream never records them
 //   3. each subtree, by the name the kernel gives it, else by kho,compatible:
-//        "LUO"            luo-v5: sessions, files, FLBs; each memfd-v2/v1 file's state,
+//        "LUO"            any LUO layout (detect_luo_version: luo-v1, luo-v5,
+//                         luo-v5;block-v1, feature header): sessions, files, FLBs;
+//                         each memfd-v2/v1/feature ("memfd") file's state,
 //                         folio array, and each folio's head page, which must start
 //                         a preserved block (not_preserved at the folio otherwise)
 //        "kexec-metadata" version 1 metadata
@@ -28,6 +30,7 @@
 #include <kho/linux/kho_fdt.hpp>
 #include <kho/linux/kho_mem_chunks.hpp>
 #include <kho/linux/luo_v5.hpp>
+#include <kho/linux/luo_versions.hpp>
 #include <kho/linux/memblock.hpp>
 #include <kho/linux/memfd.hpp>
 
@@ -82,24 +85,39 @@ status claim_folios(const memfd_view<M, PageShift>& m, Owners& owners, const Map
   return s;
 }
 
-// LUO's pages, then each memfd file's state, folio array and folios.
+// One file's memfd state, folio array and folios, when its record names a memfd layout.
+template <unsigned PageShift, Memory M, class Owners, class Map>
+status claim_memfd_file(const M& mem, const luo_file_ser& f, Owners& owners, const Map& map) {
+  auto version = memfd_version_of(f);
+  if (!version || f.data.get() == 0) return {};
+  auto m = attach_memfd<PageShift>(mem, phys_addr{f.data.get()}, *version);
+  if (!m) return m.err();
+  KHO_TRY(m->claim_pages(owners));
+  return claim_folios(*m, owners, map);
+}
+
+// LUO's pages in whichever layout the bytes are, then each memfd file.
 template <unsigned PageShift, Memory M, PageSource Scratch, class Owners, class Map>
 status claim_luo_v5(const M& mem, const kho_subtree& t, Scratch& scratch, Owners& owners, const Map& map) {
-  auto v = attach_luo_v5<PageShift>(mem, t.phys, scratch, t.size);
-  if (!v) return v.err();
-  status s = v->claim_pages(owners);
-  for (const luo_session_ser& session : v->sessions()) {
-    for (const luo_file_ser& f : v->files(session)) {
-      if (!s) break;
-      const bool v2 = detail::string_equals(f.compatible, luo_v5_file_compatible_len, memfd_v2_compatible);
-      if (f.data.get() == 0 ||
-          (!v2 && !detail::string_equals(f.compatible, luo_v5_file_compatible_len, memfd_v1_compatible)))
-        continue;
-      auto m = attach_memfd<PageShift>(mem, phys_addr{f.data.get()}, v2 ? memfd_version::v2 : memfd_version::v1);
-      s = m ? m->claim_pages(owners) : status{m.err()};
-      if (s) s = claim_folios(*m, owners, map);
-    }
+  auto version = detect_luo_version(mem, t.phys, t.size);
+  if (!version) return version.err();
+  status s;
+  if (*version == luo_version::v1) {
+    auto v = attach_luo_v1<PageShift>(mem, t.phys, scratch, t.size);
+    if (!v) return v.err();
+    s = v->claim_pages(owners);
+    for (u64 i = 0; i < v->session_count() && s; ++i)
+      for (u64 j = 0; j < v->sessions()[i].file_set_ser.count.get() && s; ++j)
+        s = claim_memfd_file<PageShift>(mem, v->files(v->sessions()[i])[j], owners, map);
+    v->release();
+    return s;
   }
+  auto v = attach_luo_v5<PageShift>(mem, t.phys, scratch, t.size, {}, *version);
+  if (!v) return v.err();
+  s = v->claim_pages(owners);
+  for (const luo_session_ser& session : v->sessions())
+    for (const luo_file_ser& f : v->files(session))
+      if (s) s = claim_memfd_file<PageShift>(mem, f, owners, map);
   v->release();
   return s;
 }
