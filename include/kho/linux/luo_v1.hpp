@@ -319,8 +319,8 @@ class luo_v1_view {
     if (!geometry::is_aligned(pa)) return make_error(errc::misaligned, name, at, depth);
     if (mem_.to_virt(pa, pages << PageShift) == nullptr) return make_error(errc::out_of_bounds, name, at, depth);
     for (u64 i = 0; i < pages; ++i)
-      KHO_TRY(add(visited, impl::luo_v5_page_slot{pa.value + (i << PageShift)}, [](auto&) { return true; }, name,
-                  at, depth));
+      KHO_TRY(impl::luo_insert_once(visited, *scratch_, impl::luo_v5_page_slot{pa.value + (i << PageShift)},
+                                    [](auto&) { return true; }, name, at, depth, errc::cycle));
     return {};
   }
 

@@ -245,17 +245,17 @@ inline bool luo_v5_name_ok(const char* field, u64 cap) {
 }
 inline u64 luo_v5_file_tag(u64 ordinal, u64 token) { return detail::tag_of(detail::mix64(ordinal ^ detail::mix64(token))); }
 
-/// Inserts `slot` into a reader's table unless an equal key is there (then `duplicate`
-/// at `pa`). The probe budget follows the table's size, so it is linear in what was
+/// Inserts `slot` into a reader's table unless an equal key is there (then `repeat`,
+/// by default duplicate, at `pa`). The probe budget follows the table's size, so it is linear in what was
 /// walked.
 template <class Table, class Scratch, class Slot, class Eq>
 status luo_insert_once(Table& t, Scratch& scratch, const Slot& slot, Eq&& eq, const char* name, phys_addr pa,
-                       u32 depth) {
+                       u32 depth, errc repeat = errc::duplicate) {
   t.raise_probe_budget(16 * (t.size() + 1) + 1024);
   bool inserted = false;
   auto r = t.insert_unique(scratch, slot, eq, inserted);
   if (!r) return make_error(r.code(), name, pa, depth);
-  if (!inserted) return make_error(errc::duplicate, name, pa, depth);
+  if (!inserted) return make_error(repeat, name, pa, depth);
   return {};
 }
 

@@ -134,10 +134,11 @@ result<phys_addr> write_memfd_for(Source& source, const char* session, u64 token
 /// compatibles "luo-v5" and "luo-v5;block-v1" name theirs, and a blob of at least 152
 /// bytes that starts with neither is read as a feature header (which has no magic; its
 /// own checks then decide). Complexity: O(1).
-/// Errors: bad_count (under 8 bytes), out_of_bounds, bad_compatible.
+/// Errors (structure "luo-v5", as luo-v5's reader names them, at `pa`, depth 0):
+/// bad_count (under 8 bytes), out_of_bounds, bad_compatible.
 template <Memory M>
 result<luo_version> detect_luo_version(const M& mem, phys_addr pa, u64 blob_size) {
-  auto fail = [&](errc c) { return make_error(c, "luo", pa, 0); };
+  auto fail = [&](errc c) { return make_error(c, "luo-v5", pa, 0); };
   if (blob_size < 8) return fail(errc::bad_count);
   const u64 n = blob_size < luo_v5_block_v1_compatible_len ? blob_size : luo_v5_block_v1_compatible_len;
   const auto* b = static_cast<const char*>(mem.to_virt(pa, n));
