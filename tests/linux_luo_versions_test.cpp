@@ -291,6 +291,64 @@ TEST(LuoVersionsBytes, KhoWritersMatchTheEncoders) {
   EXPECT_EQ(std::memcmp(img.a.bytes(*ser), img.a.bytes(img.ser), 160), 0);  // all but the vmalloc addresses
 }
 
+TEST(LuoVersionsBytes, KhoLuoV1WriterEqualsTheEncoderByteForByte) {
+  // Same arena layout, same allocation order: every byte of the FDT page, the session
+  // area and the file areas agrees, addresses included.
+  v1_image img(77, sample);
+  arena<12> b(u64{8} << 20, u64{1} << 32);
+  std::vector<std::vector<luo_file_content>> files(sample.size());
+  std::vector<luo_session_content> sessions;
+  for (u64 i = 0; i < sample.size(); ++i) {
+    for (const auto& f : sample[i].files) files[i].push_back({f.handler.c_str(), f.data, f.token});
+    sessions.push_back({sample[i].name.c_str(), files[i].data(), files[i].size()});
+  }
+  auto blob = write_luo(b.pages(), luo_version::v1, luo_content{77, sessions.data(), sessions.size()});
+  ASSERT_TRUE(blob.has_value());
+  EXPECT_EQ(blob->phys, img.fdt_pa);
+  EXPECT_EQ(blob->size, img.size);
+  EXPECT_EQ(std::memcmp(b.bytes(img.fdt_pa), img.a.bytes(img.fdt_pa), 4096), 0);
+  EXPECT_EQ(std::memcmp(b.bytes(img.area), img.a.bytes(img.area), 16 * 4096), 0);
+  for (phys_addr fa : img.file_areas) EXPECT_EQ(std::memcmp(b.bytes(fa), img.a.bytes(fa), 2 * 4096), 0);
+}
+
+template <class Shift>
+class LuoVersionsPages : public ::testing::Test {};
+using shifts = ::testing::Types<std::integral_constant<unsigned, 12>, std::integral_constant<unsigned, 14>,
+                                std::integral_constant<unsigned, 16>>;
+TYPED_TEST_SUITE(LuoVersionsPages, shifts);
+
+TYPED_TEST(LuoVersionsPages, EveryVersionAtEveryPageSize) {
+  constexpr unsigned shift = TypeParam::value;
+  arena<shift> a(u64{64} << 20, u64{1} << 32);
+  scratch_arena<shift> scratch;
+  // luo-v1's caps follow the page size: 16 pages of sessions, 2 of files.
+  const u64 file_cap = luo_v1_file_capacity<shift>;
+  EXPECT_EQ(file_cap, (u64{2} << shift) / 64);
+  EXPECT_EQ(luo_v1_session_capacity<shift>, ((u64{16} << shift) - 8) / 80);
+  std::vector<luo_file_content> full(file_cap);
+  for (u64 i = 0; i < file_cap; ++i) full[i] = {"memfd-v2", i << shift, i};
+  const luo_session_content sessions[] = {{"full", full.data(), full.size()}, {"none", nullptr, 0}};
+  for (luo_version v : {luo_version::v1, luo_version::v5, luo_version::v5_block_v1, luo_version::feature}) {
+    auto blob = write_luo<shift>(a.pages(), v, luo_content{9, sessions, 2});
+    ASSERT_TRUE(blob.has_value()) << luo_version_name(v);
+    u64 files = 0, nsessions = 0;
+    auto r = for_each_luo_file<shift>(
+        a.memory(), blob->phys, blob->size, scratch.pages(), [&](const luo_session_ser&) { ++nsessions; },
+        [&](const luo_session_ser&, const luo_file_ser& f) { files += f.token.get() == files; });
+    ASSERT_TRUE(r.has_value()) << luo_version_name(v) << " " << to_string(r.code());
+    EXPECT_EQ(*r, v);
+    EXPECT_EQ(nsessions, 2u);
+    EXPECT_EQ(files, file_cap);
+  }
+  std::vector<luo_file_content> over(full);
+  over.push_back({"memfd-v2", 0, file_cap});
+  const luo_session_content too_many[] = {{"full", over.data(), over.size()}};
+  downgrade_refusal r;
+  EXPECT_EQ(write_luo<shift>(a.pages(), luo_version::v1, luo_content{9, too_many, 1}, &r).code(), errc::out_of_range);
+  EXPECT_STREQ(r.field, "files");
+  EXPECT_STREQ(r.session, "full");
+}
+
 // ---- tampering ---------------------------------------------------------------------
 
 template <class R>
