@@ -101,25 +101,21 @@ struct luo_ser {
   detail::le64 flbs_pa;      // the FLB page
 };
 
+/// luo_ser's three u64s, wherever its header puts them.
+struct luo_ser_tail {
+  detail::le64 liveupdate_num;
+  detail::le64 sessions_pa;  // first session block, 0 without sessions
+  detail::le64 flbs_pa;      // the FLB page
+};
+
 struct luo_ser_block_v1 {
   char compatible[luo_v5_block_v1_compatible_len];
-  detail::le64 liveupdate_num;
-  detail::le64 sessions_pa;
-  detail::le64 flbs_pa;
+  luo_ser_tail tail;
 };
 
 struct luo_ser_feature {
   luo_feature_hdr features;
-  detail::le64 liveupdate_num;
-  detail::le64 sessions_pa;
-  detail::le64 flbs_pa;
-};
-
-/// luo_ser's three u64s, wherever its header puts them.
-struct luo_ser_tail {
-  detail::le64 liveupdate_num;
-  detail::le64 sessions_pa;
-  detail::le64 flbs_pa;
+  luo_ser_tail tail;
 };
 
 struct luo_file_set_ser {
@@ -153,14 +149,9 @@ static_assert(sizeof(luo_ser) == 32);
 static_assert(offsetof(luo_ser, liveupdate_num) == 8);
 static_assert(offsetof(luo_ser, sessions_pa) == 16);
 static_assert(offsetof(luo_ser, flbs_pa) == 24);
-static_assert(sizeof(luo_ser_block_v1) == 40);
-static_assert(offsetof(luo_ser_block_v1, liveupdate_num) == 16);
-static_assert(offsetof(luo_ser_block_v1, flbs_pa) == 32);
-static_assert(sizeof(luo_ser_feature) == 152);
-static_assert(offsetof(luo_ser_feature, liveupdate_num) == 128);
-static_assert(offsetof(luo_ser_feature, sessions_pa) == 136);
-static_assert(offsetof(luo_ser_feature, flbs_pa) == 144);
 static_assert(sizeof(luo_ser_tail) == 24);
+static_assert(sizeof(luo_ser_block_v1) == 40 && offsetof(luo_ser_block_v1, tail) == 16);
+static_assert(sizeof(luo_ser_feature) == 152 && offsetof(luo_ser_feature, tail) == 128);
 static_assert(std::has_unique_object_representations_v<luo_ser_block_v1>);
 static_assert(std::has_unique_object_representations_v<luo_ser_feature>);
 static_assert(sizeof(luo_file_set_ser) == 16);

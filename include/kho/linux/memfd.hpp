@@ -96,16 +96,6 @@ struct memfd_luo_ser_v1 {
   kho_vmalloc folios;
 };
 
-struct memfd_luo_ser_feature {
-  luo_feature_hdr features;
-  detail::le64 pos;
-  detail::le64 size;
-  detail::le32 seals;
-  detail::le32 flags;  // none defined: zero
-  detail::le64 nr_folios;
-  kho_vmalloc folios;
-};
-
 static_assert(sizeof(memfd_luo_folio_ser) == 16);
 static_assert(offsetof(memfd_luo_folio_ser, index) == 8);
 static_assert(std::has_unique_object_representations_v<memfd_luo_folio_ser>);
@@ -122,12 +112,14 @@ static_assert(offsetof(memfd_luo_ser_v1, size) == 8);
 static_assert(offsetof(memfd_luo_ser_v1, nr_folios) == 16);
 static_assert(offsetof(memfd_luo_ser_v1, folios) == 24);
 static_assert(std::has_unique_object_representations_v<memfd_luo_ser_v1>);
+
+// The feature layout is memfd-v2's fields behind the 128-byte header.
+struct memfd_luo_ser_feature {
+  luo_feature_hdr features;
+  memfd_luo_ser_v2 fields;
+};
 static_assert(sizeof(memfd_luo_ser_feature) == 176);
-static_assert(offsetof(memfd_luo_ser_feature, pos) == 128);
-static_assert(offsetof(memfd_luo_ser_feature, seals) == 144);
-static_assert(offsetof(memfd_luo_ser_feature, flags) == 148);
-static_assert(offsetof(memfd_luo_ser_feature, nr_folios) == 152);
-static_assert(offsetof(memfd_luo_ser_feature, folios) == 160);
+static_assert(offsetof(memfd_luo_ser_feature, fields) == 128);
 static_assert(std::has_unique_object_representations_v<memfd_luo_ser_feature>);
 
 enum class memfd_version : u8 { v1 = 1, v2 = 2, feature = 3 };
@@ -172,11 +164,9 @@ struct memfd_fields {
 
 inline memfd_fields read_memfd(const void* p, memfd_version v) {
   memfd_fields f{};
-  if (v == memfd_version::v2) {
+  if (v == memfd_version::feature) p = &static_cast<const memfd_luo_ser_feature*>(p)->fields;
+  if (v != memfd_version::v1) {
     const auto* s = static_cast<const memfd_luo_ser_v2*>(p);
-    f = {s->pos.get(), s->size.get(), s->nr_folios.get(), s->seals.get(), s->flags.get(), s->folios};
-  } else if (v == memfd_version::feature) {
-    const auto* s = static_cast<const memfd_luo_ser_feature*>(p);
     f = {s->pos.get(), s->size.get(), s->nr_folios.get(), s->seals.get(), s->flags.get(), s->folios};
   } else {
     const auto* s = static_cast<const memfd_luo_ser_v1*>(p);
@@ -277,12 +267,9 @@ result<phys_addr> write_memfd(Source& source, const memfd_file& file, memfd_vers
   if (v == memfd_version::feature) {
     auto* s = static_cast<memfd_luo_ser_feature*>(p);
     put_feature_hdr(s->features, masks);
-    s->pos.set(file.pos);
-    s->size.set(file.size);
-    s->seals.set(file.seals);
-    s->nr_folios.set(file.nr_folios);
-    s->folios = folios;
-  } else if (v == memfd_version::v2) {
+    p = &s->fields;
+  }
+  if (v != memfd_version::v1) {
     auto* s = static_cast<memfd_luo_ser_v2*>(p);
     s->pos.set(file.pos);
     s->size.set(file.size);
