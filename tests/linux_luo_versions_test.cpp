@@ -184,6 +184,15 @@ result<luo_version> read_model(const M& mem, phys_addr pa, u64 size, Scratch& sc
       });
 }
 
+template <class R>
+void expect_error_at(const R& r, errc code, const char* structure, phys_addr at, u32 depth) {
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.code(), code) << to_string(r.code());
+  EXPECT_STREQ(r.err().loc.structure, structure);
+  EXPECT_EQ(r.err().loc.at, at);
+  EXPECT_EQ(r.err().loc.depth, depth);
+}
+
 TEST(LuoVersionsBytes, BlockV1ReadExactly) {
   block_luo_image img(luo_version::v5_block_v1, 41, sample);
   scratch_arena<> scratch;
@@ -226,6 +235,13 @@ TEST(LuoVersionsBytes, LuoV1ReadExactly) {
   EXPECT_EQ(v->file_count(), 3u);
   EXPECT_EQ(*v->find_session("vm-b"), v->sessions() + 2);
   EXPECT_EQ(v->find_session("nope").code(), errc::not_found);
+  // Retrieval as the kernel allows it: each session, then each of its files, once.
+  EXPECT_EQ(v->retrieve_file("vm-a", 1).code(), errc::not_found);  // session not retrieved yet
+  ASSERT_TRUE(v->retrieve_session("vm-a").has_value());
+  expect_error_at(v->retrieve_session("vm-a"), errc::already_retrieved, "luo-v1-sessions", img.session_pa(0), 1);
+  EXPECT_EQ((*v->retrieve_file("vm-a", 2))->data.get(), 0x6000u);
+  expect_error_at(v->retrieve_file("vm-a", 2), errc::already_retrieved, "luo-v1-files", img.file_areas[0] + 64, 2);
+  EXPECT_EQ(v->retrieve_file("vm-a", 9).code(), errc::not_found);  // vm-b's token
   v->release();
   model_t got;
   EXPECT_EQ(*read_model(mem, img.fdt_pa, img.size, scratch.pages(), got), luo_version::v1);
@@ -351,30 +367,22 @@ TYPED_TEST(LuoVersionsPages, EveryVersionAtEveryPageSize) {
 
 // ---- tampering ---------------------------------------------------------------------
 
-template <class R>
-void expect_error(const R& r, errc code, const char* structure, phys_addr at, u32 depth) {
-  ASSERT_FALSE(r.has_value());
-  EXPECT_EQ(r.code(), code) << to_string(r.code());
-  EXPECT_STREQ(r.err().loc.structure, structure);
-  EXPECT_EQ(r.err().loc.at, at);
-  EXPECT_EQ(r.err().loc.depth, depth);
-}
 
 TEST(LuoVersionsCorrupt, BlockV1) {
   scratch_arena<> scratch;
   {
     block_luo_image img(luo_version::v5_block_v1, 1, sample);
     img.a.bytes(img.root)[6] = ':';
-    expect_error(attach_luo_v5(img.a.memory(), img.root, scratch.pages(), img.size, {}, luo_version::v5_block_v1),
+    expect_error_at(attach_luo_v5(img.a.memory(), img.root, scratch.pages(), img.size, {}, luo_version::v5_block_v1),
                  errc::bad_compatible, "luo-v5", img.root, 0);
     EXPECT_EQ(detect_luo_version(img.a.memory(), img.root, img.size).code(), errc::bad_compatible);
   }
   {
     block_luo_image img(luo_version::v5_block_v1, 1, sample);
-    expect_error(attach_luo_v5(img.a.memory(), img.root, scratch.pages(), 39, {}, luo_version::v5_block_v1),
+    expect_error_at(attach_luo_v5(img.a.memory(), img.root, scratch.pages(), 39, {}, luo_version::v5_block_v1),
                  errc::bad_count, "luo-v5", img.root, 0);
     // Read as plain luo-v5 the block-v1 string is not "luo-v5" padded with zeros.
-    expect_error(attach_luo_v5(img.a.memory(), img.root, scratch.pages(), img.size, {}, luo_version::v5),
+    expect_error_at(attach_luo_v5(img.a.memory(), img.root, scratch.pages(), img.size, {}, luo_version::v5),
                  errc::bad_compatible, "luo-v5", img.root, 0);
   }
 }
@@ -396,7 +404,7 @@ TEST(LuoVersionsCorrupt, LuoFeatureHeader) {
   for (const tamper& t : cases) {
     block_luo_image img(luo_version::feature, 5, sample);
     put64(img.a.bytes(img.root) + t.offset, t.value);
-    expect_error(attach_luo_v5(img.a.memory(), img.root, scratch.pages(), img.size, {}, luo_version::feature), t.code,
+    expect_error_at(attach_luo_v5(img.a.memory(), img.root, scratch.pages(), img.size, {}, luo_version::feature), t.code,
                  "luo-v5", img.root, 0);
   }
   // An optional bit it does not know, supported and active but not required, is read.
@@ -408,7 +416,7 @@ TEST(LuoVersionsCorrupt, LuoFeatureHeader) {
   if (v) v->release();
   // The sessions below the header are checked as luo-v5's are.
   put64(img.a.bytes(img.session_entries[0]) + 72, 5);
-  expect_error(attach_luo_v5(img.a.memory(), img.root, scratch.pages(), img.size, {}, luo_version::feature),
+  expect_error_at(attach_luo_v5(img.a.memory(), img.root, scratch.pages(), img.size, {}, luo_version::feature),
                errc::bad_count, "luo-v5-sessions", img.session_entries[0], 1);
 }
 
@@ -427,11 +435,11 @@ TEST(LuoVersionsCorrupt, MemfdFeatureHeader) {
   for (const tamper& t : cases) {
     memfd_feature_image img;
     put64(img.a.bytes(img.ser) + t.offset, t.value);
-    expect_error(attach_memfd(img.a.memory(), img.ser, memfd_version::feature), t.code, "memfd", img.ser, 0);
+    expect_error_at(attach_memfd(img.a.memory(), img.ser, memfd_version::feature), t.code, "memfd", img.ser, 0);
   }
   memfd_feature_image img;
   put32(img.a.bytes(img.ser) + 148, 1);  // flags: none defined
-  expect_error(attach_memfd(img.a.memory(), img.ser, memfd_version::feature), errc::reserved_nonzero, "memfd",
+  expect_error_at(attach_memfd(img.a.memory(), img.ser, memfd_version::feature), errc::reserved_nonzero, "memfd",
                img.ser, 0);
 }
 
@@ -441,71 +449,71 @@ TEST(LuoVersionsCorrupt, LuoV1) {
   {
     v1_image img(1, sample);
     put64(img.a.bytes(img.area), 820);  // over the area's 819
-    expect_error(attach(img), errc::bad_count, "luo-v1-sessions", img.area, 1);
+    expect_error_at(attach(img), errc::bad_count, "luo-v1-sessions", img.area, 1);
   }
   {
     v1_image img(1, sample);
     std::memcpy(img.session(1), "vm-a", 5);
-    expect_error(attach(img), errc::duplicate, "luo-v1-sessions", img.session_pa(1), 1);
+    expect_error_at(attach(img), errc::duplicate, "luo-v1-sessions", img.session_pa(1), 1);
   }
   {
     v1_image img(1, sample);
     img.session(1)[0] = 0;
-    expect_error(attach(img), errc::bad_string, "luo-v1-sessions", img.session_pa(1), 1);
+    expect_error_at(attach(img), errc::bad_string, "luo-v1-sessions", img.session_pa(1), 1);
   }
   {
     v1_image img(1, sample);
     put64(img.session(1) + 72, 1);  // files 0 with a count: the kernel only warns
-    expect_error(attach(img), errc::bad_count, "luo-v1-sessions", img.session_pa(1), 1);
+    expect_error_at(attach(img), errc::bad_count, "luo-v1-sessions", img.session_pa(1), 1);
   }
   {
     v1_image img(1, sample);
     put64(img.session(0) + 72, 129);  // over the area's 128
-    expect_error(attach(img), errc::bad_count, "luo-v1-sessions", img.session_pa(0), 1);
+    expect_error_at(attach(img), errc::bad_count, "luo-v1-sessions", img.session_pa(0), 1);
   }
   {
     v1_image img(1, sample);
     put64(img.session(2) + 64, get64(img.session(0) + 64));  // two sessions, one file area
-    expect_error(attach(img), errc::cycle, "luo-v1-sessions", img.session_pa(2), 1);
+    expect_error_at(attach(img), errc::cycle, "luo-v1-sessions", img.session_pa(2), 1);
   }
   {
     v1_image img(1, sample);
     put64(img.session(2) + 64, img.area.value + 4096);  // a file area inside the session area
-    expect_error(attach(img), errc::cycle, "luo-v1-sessions", img.session_pa(2), 1);
+    expect_error_at(attach(img), errc::cycle, "luo-v1-sessions", img.session_pa(2), 1);
   }
   {
     v1_image img(1, sample);
     put64(img.session(2) + 64, img.file_areas[1].value + 8);
-    expect_error(attach(img), errc::misaligned, "luo-v1-sessions", img.session_pa(2), 1);
+    expect_error_at(attach(img), errc::misaligned, "luo-v1-sessions", img.session_pa(2), 1);
   }
   {
     v1_image img(1, sample);
     put64(img.a.bytes(img.file_areas[0]) + 64 + 56, 1);  // token 1 twice in vm-a
-    expect_error(attach(img), errc::duplicate, "luo-v1-files", img.file_areas[0] + 64, 2);
+    expect_error_at(attach(img), errc::duplicate, "luo-v1-files", img.file_areas[0] + 64, 2);
   }
   {
     v1_image img(1, sample);
     void* f = img.a.bytes(img.fdt_pa);
     ASSERT_EQ(fdt_setprop_inplace(f, 0, "compatible", "luo-v9", 7), 0);
-    expect_error(attach(img), errc::bad_compatible, "luo-v1", img.fdt_pa, 0);
+    expect_error_at(attach(img), errc::bad_compatible, "luo-v1", img.fdt_pa, 0);
   }
   {
     v1_image img(1, sample);
     void* f = img.a.bytes(img.fdt_pa);
     const int node = fdt_subnode_offset(f, 0, "luo-session");
     ASSERT_EQ(fdt_setprop_inplace(f, node, "compatible", "luo-session-v1", 15), 0);
-    expect_error(attach(img), errc::bad_compatible, "luo-v1", img.fdt_pa, 0);
+    expect_error_at(attach(img), errc::bad_compatible, "luo-v1", img.fdt_pa, 0);
   }
   {
     v1_image img(1, sample);
     void* f = img.a.bytes(img.fdt_pa);
     ASSERT_EQ(fdt_set_name(f, fdt_subnode_offset(f, 0, "luo-session"), "luo-sessiox"), 0);
-    expect_error(attach(img), errc::not_found, "luo-v1", img.fdt_pa, 0);
+    expect_error_at(attach(img), errc::not_found, "luo-v1", img.fdt_pa, 0);
   }
   {
     v1_image img(1, sample);
     img.a.bytes(img.fdt_pa)[0] = 0;  // not an FDT
-    expect_error(attach(img), errc::bad_fdt, "luo-v1", img.fdt_pa, 0);
+    expect_error_at(attach(img), errc::bad_fdt, "luo-v1", img.fdt_pa, 0);
   }
 }
 

@@ -49,7 +49,9 @@ int exercise_versions(const flat_memory& mem, Source& pages, Source& scratch, Ow
   auto w1 = luo_v1_writer<Source, PageShift>::create(pages, 1);
   if (!w1 || !w1->create_session("s") || !w1->preserve_file("s", "memfd-v1", 0, 1)) return -5;
   auto v1 = attach_luo_v1<PageShift>(mem, w1->blob().phys, scratch, w1->blob().size);
-  if (!v1 || !v1->find_session("s") || !v1->claim_pages(owners)) return -6;
+  if (!v1 || !v1->find_session("s") || !v1->claim_pages(owners) || !v1->retrieve_session("s") ||
+      !v1->retrieve_file("s", 1))
+    return -6;
   n += static_cast<int>(v1->file_count());
   v1->release();
   w1->destroy();

@@ -265,16 +265,38 @@ class luo_v1_view {
     return pa ? static_cast<const luo_file_ser*>(mem_.to_virt(phys_addr{pa}, geometry::size << luo_v1_file_order))
               : nullptr;
   }
-  /// Session `name`. Complexity: O(1) expected. Errors: not_found.
+  /// Session `name`, without retrieving it. Complexity: O(1) expected. Errors: not_found.
   result<const luo_session_ser*> find_session(const char* name) const {
-    char field[luo_v5_session_name_len];
-    if (!detail::store_string(field, sizeof field, name)) return errc::not_found;
-    const impl::luo_v5_slot* s = names_.find(*scratch_, impl::luo_v5_name_tag(field, sizeof field),
-                                             [&](const impl::luo_v5_slot& o) {
-      return impl::luo_v5_same_name(at<luo_session_ser>(o.a)->name, field, luo_v5_session_name_len);
-    });
+    const impl::luo_v5_slot* s = session_slot(name);
     if (s == nullptr) return errc::not_found;
     return at<luo_session_ser>(s->a);
+  }
+
+  /// Retrieves session `name`, exactly once (as luo_v5_view does).
+  /// Complexity: O(1) expected. Errors: not_found, already_retrieved.
+  result<const luo_session_ser*> retrieve_session(const char* name) {
+    impl::luo_v5_slot* s = session_slot(name);
+    if (s == nullptr) return make_error(errc::not_found, structure, fdt_pa_);
+    if (s->c != 0) return make_error(errc::already_retrieved, sessions_structure, phys_addr{s->a}, 1);
+    s->c = 1;
+    return at<luo_session_ser>(s->a);
+  }
+
+  /// Retrieves file `token` of a retrieved session, exactly once.
+  /// Complexity: O(1) expected. Errors: not_found (no such session, not retrieved, no
+  /// such token), already_retrieved.
+  result<const luo_file_ser*> retrieve_file(const char* session, u64 token) {
+    const impl::luo_v5_slot* s = session_slot(session);
+    if (s == nullptr || s->c == 0) return make_error(errc::not_found, structure, fdt_pa_);
+    const u64 ordinal = s->b;
+    impl::luo_v5_slot* f = tokens_.find(*scratch_, impl::luo_v5_file_tag(ordinal, token),
+                                        [&](const impl::luo_v5_slot& o) {
+      return o.a == ordinal && at<luo_file_ser>(o.b)->token.get() == token;
+    });
+    if (f == nullptr) return make_error(errc::not_found, structure, fdt_pa_);
+    if (f->c != 0) return make_error(errc::already_retrieved, files_structure, phys_addr{f->b}, 2);
+    f->c = 1;
+    return at<luo_file_ser>(f->b);
   }
 
   /// Claims the FDT page, the session area and every file area for {"luo-v1", FDT}.
@@ -306,6 +328,16 @@ class luo_v1_view {
   template <class T>
   const T* at(u64 pa) const {
     return static_cast<const T*>(mem_.to_virt(phys_addr{pa}, sizeof(T)));
+  }
+
+  // names_: {tag, entry, ordinal, retrieved}; tokens_: {tag, session ordinal, entry,
+  // retrieved}.
+  impl::luo_v5_slot* session_slot(const char* name) const {
+    char field[luo_v5_session_name_len];
+    if (!detail::store_string(field, sizeof field, name)) return nullptr;
+    return names_.find(*scratch_, impl::luo_v5_name_tag(field, sizeof field), [&](const impl::luo_v5_slot& o) {
+      return impl::luo_v5_same_name(at<luo_session_ser>(o.a)->name, field, luo_v5_session_name_len);
+    });
   }
 
   template <class Table, class Slot, class Eq>
@@ -366,7 +398,7 @@ class luo_v1_view {
       const luo_session_ser& e = sessions()[i];
       if (!impl::luo_v5_name_ok(e.name, luo_v5_session_name_len))
         return make_error(errc::bad_string, sessions_structure, pa, 1);
-      KHO_TRY(add(names_, impl::luo_v5_slot{impl::luo_v5_name_tag(e.name, luo_v5_session_name_len), pa.value, 0, 0},
+      KHO_TRY(add(names_, impl::luo_v5_slot{impl::luo_v5_name_tag(e.name, luo_v5_session_name_len), pa.value, i, 0},
                   [&](const impl::luo_v5_slot& o) {
                     return impl::luo_v5_same_name(at<luo_session_ser>(o.a)->name, e.name, luo_v5_session_name_len);
                   },
