@@ -626,7 +626,7 @@ struct versioned_handover {
   kho_fdt_writer<tracked_type> w = *kho_fdt_writer<tracked_type>::create(tracked, map.root());
   phys_addr memfd{};
 
-  versioned_handover(luo_version lv, memfd_version mv) {
+  versioned_handover(luo_version lv, memfd_version mv, const char* kho_compatible = nullptr) {
     memfd_folio folios[2];
     for (u64 i = 0; i < 2; ++i) folios[i] = memfd_folio{pfn{tracked.alloc(order{0})->value >> 12}, i};
     memfd = *write_memfd(tracked, memfd_file{0, 0x2000, 0, folios, 2}, mv);
@@ -634,7 +634,7 @@ struct versioned_handover {
     const luo_session_content sessions[] = {{"vm", files, 1}};
     auto blob = write_luo(tracked, lv, luo_content{2, sessions, 1});
     EXPECT_TRUE(blob.has_value());
-    EXPECT_TRUE(w.add(luo_v5_subtree, blob->phys, blob->size));
+    EXPECT_TRUE(w.add(luo_v5_subtree, blob->phys, blob->size, kho_compatible));
     EXPECT_TRUE(w.set_memory_map_checksum(map.deep_checksum()));
     EXPECT_TRUE(w.seal());
   }
@@ -654,6 +654,20 @@ TEST(LuoVersionsHandover, EveryLayoutChecksWhole) {
       EXPECT_TRUE(s) << luo_version_name(lv) << " " << memfd_file_name(mv) << ": " << to_string(s.code()) << " "
                      << s.err().loc.structure;
     }
+}
+
+TEST(LuoVersionsHandover, KhoCompatibleNamesTheLayout) {
+  for (luo_version lv : {luo_version::v1, luo_version::v5, luo_version::v5_block_v1, luo_version::feature}) {
+    versioned_handover h(lv, memfd_version::v2, luo_version_name(lv));
+    const status s = h.check();
+    EXPECT_TRUE(s) << luo_version_name(lv) << ": " << to_string(s.code());
+  }
+  // kho,compatible says luo-v1, the bytes are luo-v5: refused at the blob.
+  versioned_handover h(luo_version::v5, memfd_version::v2, "luo-v1");
+  const status s = h.check();
+  EXPECT_EQ(s.code(), errc::bad_compatible);
+  EXPECT_STREQ(s.err().loc.structure, "luo-v5");
+  EXPECT_EQ(s.err().loc.depth, 0u);
 }
 
 TEST(LuoVersionsHandover, MemfdFeatureRequiredBitRefusedInTheWholeCheck) {

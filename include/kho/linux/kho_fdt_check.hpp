@@ -17,7 +17,8 @@
 //        kho-xarray-v1, kho-luo-v1  kho's own proposals, as in kho-root-v1
 //        anything else    an opaque blob: the pages [phys, phys + blob-size) span
 //      A subtree under an upstream name whose kho,compatible says otherwise is refused
-//      (bad_compatible): the name is what a stock kernel dispatches on.
+//      (bad_compatible): the name is what a stock kernel dispatches on. "LUO"'s may
+//      name any LUO layout (luo_version_name), which its bytes must then be in.
 //   4. one owner per page (page_owners), and every claimed page not exempt inside the
 //      preserved-memory map (errc::not_preserved)
 //
@@ -58,7 +59,12 @@ inline result<const char*> subtree_format(const kho_subtree& t) {
   };
   for (const known& k : upstream_names) {
     if (!detail::same_string(t.name, k.name)) continue;
-    if (t.compatible != nullptr && !detail::same_string(t.compatible, k.format)) return errc::bad_compatible;
+    // The LUO subtree's kho,compatible may name any LUO layout; claim_luo_v5 then
+    // requires the bytes to be in that layout.
+    const bool luo_layout = k.format == luo_v5_compatible && t.compatible != nullptr &&
+                            luo_version_of_name(t.compatible).has_value();
+    if (t.compatible != nullptr && !detail::same_string(t.compatible, k.format) && !luo_layout)
+      return errc::bad_compatible;
     return k.format;
   }
   return t.compatible != nullptr ? t.compatible : "";
@@ -101,6 +107,8 @@ template <unsigned PageShift, Memory M, PageSource Scratch, class Owners, class 
 status claim_luo_v5(const M& mem, const kho_subtree& t, Scratch& scratch, Owners& owners, const Map& map) {
   auto version = detect_luo_version(mem, t.phys, t.size);
   if (!version) return version.err();
+  if (t.compatible != nullptr && !detail::same_string(t.compatible, luo_version_name(*version)))
+    return make_error(errc::bad_compatible, luo_v5_view<M, Scratch, PageShift>::structure, t.phys, 0);
   status s;
   if (*version == luo_version::v1) {
     auto v = attach_luo_v1<PageShift>(mem, t.phys, scratch, t.size);

@@ -152,6 +152,14 @@ result<luo_version> detect_luo_version(const M& mem, phys_addr pa, u64 blob_size
   return fail(errc::bad_compatible);
 }
 
+/// The LUO layout kho names `name` (luo_version_name), for kho's kho,compatible.
+/// Errors: not_found.
+inline result<luo_version> luo_version_of_name(const char* name) {
+  for (luo_version v : {luo_version::v1, luo_version::v5, luo_version::v5_block_v1, luo_version::feature})
+    if (detail::same_string(name, luo_version_name(v))) return v;
+  return errc::not_found;
+}
+
 /// The memfd layout a file record names, or not_found for another handler.
 inline result<memfd_version> memfd_version_of(const luo_file_ser& f) {
   for (memfd_version v : {memfd_version::v2, memfd_version::v1, memfd_version::feature})
