@@ -9,6 +9,7 @@
 // reads the same sessions, files and folios back as a std::map model.
 #include <kho/linux/kho_fdt_check.hpp>
 #include <kho/linux/luo_versions.hpp>
+#include <kho/manifest.hpp>
 #include <kho/model/scratch_pages.hpp>
 #include <kho/preserving_page_source.hpp>
 
@@ -41,6 +42,19 @@ u64 get64(const unsigned char* p) {
   for (int i = 7; i >= 0; --i) v = v << 8 | p[i];
   return v;
 }
+
+// The version numbers and names are manifest.hpp's, so a negotiated "luo 6" or
+// "memfd 1" is what write_luo / write_memfd_for write.
+constexpr bool same_as_manifest() {
+  for (luo_version v : {luo_version::v1, luo_version::v5, luo_version::v5_block_v1, luo_version::feature})
+    if (!detail::same_string(wire_name_of("luo", static_cast<u8>(v)), luo_version_name(v)) ||
+        is_feature_version("luo", static_cast<u8>(v)) != (v == luo_version::feature))
+      return false;
+  for (memfd_version v : {memfd_version::v1, memfd_version::v2})
+    if (!detail::same_string(wire_name_of("memfd", static_cast<u8>(v)), memfd_file_name(v))) return false;
+  return is_feature_version("memfd", static_cast<u8>(memfd_version::feature));
+}
+static_assert(same_as_manifest());
 
 // ---- independent encoders ----------------------------------------------------------
 

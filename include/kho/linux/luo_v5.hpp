@@ -91,7 +91,7 @@ constexpr const char* luo_version_name(luo_version v) {
   return v == luo_version::v1 ? "luo-v1"
          : v == luo_version::v5 ? "luo-v5"
          : v == luo_version::v5_block_v1 ? "luo-v5;block-v1"
-                                          : "luo-feature";
+                                          : "luo feature header";  // as manifest.hpp names it
 }
 
 struct luo_ser {
@@ -273,7 +273,7 @@ class luo_v5_writer {
     if (v == luo_version::v1 || (v == luo_version::feature && !feature_masks_ok(masks)))
       return errc::invalid_argument;
     if (v == luo_version::feature && liveupdate_num != 0 && (masks.active & luo_feature_number) == 0)
-      return make_error(errc::out_of_range, "luo-feature");
+      return make_error(errc::out_of_range, luo_version_name(luo_version::feature));
     auto root = alloc_zeroed(source, order{0}, geometry::size);
     if (!root) return root.err();
     auto flbs = alloc_zeroed(source, order{0}, geometry::size);
@@ -298,7 +298,7 @@ class luo_v5_writer {
   /// (the set would pass max_blocks blocks), out_of_range (a feature header without
   /// the sessions bit cannot carry one), out_of_memory.
   status create_session(const char* name) {
-    if (!carries(luo_feature_sessions)) return make_error(errc::out_of_range, "luo-feature");
+    if (!carries(luo_feature_sessions)) return make_error(errc::out_of_range, luo_version_name(luo_version::feature));
     luo_session_ser e{};
     if (!detail::store_string(e.name, luo_v5_session_name_len, name)) return errc::bad_string;
     const u64 tag = impl::luo_v5_name_tag(e.name, luo_v5_session_name_len);
@@ -345,7 +345,7 @@ class luo_v5_writer {
   /// Errors: bad_string, already_exists (name), table_full (the page holds
   /// flb_capacity entries), out_of_range (a feature header without the FLB bit).
   status add_flb(const char* name, u64 data, u64 count) {
-    if (!carries(luo_feature_flbs)) return make_error(errc::out_of_range, "luo-feature");
+    if (!carries(luo_feature_flbs)) return make_error(errc::out_of_range, luo_version_name(luo_version::feature));
     luo_flb_ser b{};
     if (!detail::store_string(b.name, luo_v5_flb_name_len, name)) return errc::bad_string;
     b.data.set(data);

@@ -101,7 +101,7 @@ result<luo_v5_blob> write_luo(Source& source, luo_version version, const luo_con
   }
   auto w = luo_v5_writer<Source, PageShift>::create(source, content.liveupdate_num, {}, version, masks);
   if (!w) {
-    if (w.code() == errc::out_of_range) refused("liveupdate_num", "luo-feature");
+    if (w.code() == errc::out_of_range) refused("liveupdate_num", luo_version_name(luo_version::feature));
     return w.err();
   }
   if (status s = impl::fill_luo(*w, content); !s) {
