@@ -3,6 +3,7 @@
 #include <kho/c/kho_linux_abi.h>
 #include <kho/linux/kexec_metadata.hpp>
 #include <kho/linux/kho_vmalloc.hpp>
+#include <kho/linux/luo_v1.hpp>
 #include <kho/linux/luo_v5.hpp>
 #include <kho/linux/memblock.hpp>
 #include <kho/linux/memfd.hpp>
@@ -70,6 +71,29 @@ static_assert(sizeof(kho_linux_luo_flb_ser) == sizeof(up::luo_flb_ser));
 KHO_SAME_FIELD(kho_linux_luo_flb_ser, up::luo_flb_ser, name);
 KHO_SAME_FIELD(kho_linux_luo_flb_ser, up::luo_flb_ser, data);
 KHO_SAME_FIELD(kho_linux_luo_flb_ser, up::luo_flb_ser, count);
+static_assert(sizeof(kho_linux_luo_feature_hdr) == sizeof(up::luo_feature_hdr));
+KHO_SAME_FIELD(kho_linux_luo_feature_hdr, up::luo_feature_hdr, supp);
+KHO_SAME_FIELD(kho_linux_luo_feature_hdr, up::luo_feature_hdr, req);
+KHO_SAME_FIELD(kho_linux_luo_feature_hdr, up::luo_feature_hdr, active);
+KHO_SAME_FIELD(kho_linux_luo_feature_hdr, up::luo_feature_hdr, reserved);
+static_assert(KHO_LINUX_LUO_FEATURE_NUMBER == up::luo_feature_number);
+static_assert(KHO_LINUX_LUO_FEATURE_SESSIONS == up::luo_feature_sessions);
+static_assert(KHO_LINUX_LUO_FEATURE_FLBS == up::luo_feature_flbs);
+static_assert(KHO_LINUX_LUO_FEATURES_SUPPORTED == up::luo_features_supported);
+static_assert(KHO_LINUX_MEMFD_FEATURE_SEALS == up::memfd_feature_seals);
+static_assert(KHO_LINUX_MEMFD_FEATURE_FOLIOS == up::memfd_feature_folios);
+static_assert(KHO_LINUX_MEMFD_FEATURES_SUPPORTED == up::memfd_features_supported);
+static_assert(sizeof(kho_linux_luo_ser_block_v1) == sizeof(up::luo_ser_block_v1));
+static_assert(offsetof(kho_linux_luo_ser_block_v1, liveupdate_num) == offsetof(up::luo_ser_block_v1, tail));
+static_assert(sizeof(kho_linux_luo_ser_feature) == sizeof(up::luo_ser_feature));
+static_assert(offsetof(kho_linux_luo_ser_feature, liveupdate_num) == offsetof(up::luo_ser_feature, tail));
+static_assert(offsetof(kho_linux_luo_ser_feature, flbs_pa) ==
+              offsetof(up::luo_ser_feature, tail) + offsetof(up::luo_ser_tail, flbs_pa));
+static_assert(sizeof(kho_linux_memfd_ser_feature) == sizeof(up::memfd_luo_ser_feature));
+KHO_SAME_FIELD(kho_linux_memfd_ser_feature, up::memfd_luo_ser_feature, fields);
+static_assert(KHO_LINUX_LUO_V1_SESSION_PAGES == kho::u64{1} << up::luo_v1_session_order);
+static_assert(KHO_LINUX_LUO_V1_FILE_PAGES == kho::u64{1} << up::luo_v1_file_order);
+static_assert(sizeof(kho_linux_luo_v1_session_header) == sizeof(up::luo_v1_session_header));
 static_assert(KHO_LINUX_LUO_FLB_CAPACITY(12) == up::luo_v5_flb_capacity<12>);
 static_assert(KHO_LINUX_LUO_FLB_CAPACITY(16) == up::luo_v5_flb_capacity<16>);
 static_assert(KHO_LINUX_LUO_FLB_PGCNT == up::luo_v5_flb_pgcnt);

@@ -214,7 +214,7 @@ TEST(MemfdWriter, RefusesBadInput) {
   const memfd_folio order[] = {{pfn{1}, 3}, {pfn{2}, 3}};
   EXPECT_EQ(write_memfd(mem.pages(), memfd_file{0, 0, 0x40, nullptr, 0}).code(), errc::invalid_argument);
   EXPECT_EQ(write_memfd(mem.pages(), memfd_file{0, 0, 1, nullptr, 0}, memfd_version::v1).code(),
-            errc::invalid_argument);
+            errc::out_of_range);
   EXPECT_EQ(write_memfd(mem.pages(), memfd_file{0, 0, 0, zero, 1}).code(), errc::invalid_argument);
   EXPECT_EQ(write_memfd(mem.pages(), memfd_file{0, 0, 0, wide, 1}).code(), errc::invalid_argument);
   EXPECT_EQ(write_memfd(mem.pages(), memfd_file{0, 0, 0, flags, 1}).code(), errc::invalid_argument);

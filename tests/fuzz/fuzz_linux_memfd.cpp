@@ -1,4 +1,5 @@
-// Fuzz target: Linux's memfd state, read as memfd-v2 and as memfd-v1 at the root:
+// Fuzz target: Linux's memfd state, read as memfd-v2, memfd-v1 and the feature-header
+// layout at the root:
 // after a successful attach every folio record is read through the armed memory (a
 // read outside it traps), indices must come back strictly increasing, and the pages
 // are claimed once each.
@@ -36,7 +37,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     kho::fuzz::image img(data, size);
     check(img, kho::upstream::memfd_version::v2);
   }
+  {
+    kho::fuzz::image img(data, size);
+    check(img, kho::upstream::memfd_version::v1);
+  }
   kho::fuzz::image img(data, size);
-  check(img, kho::upstream::memfd_version::v1);
+  check(img, kho::upstream::memfd_version::feature);
   return 0;
 }

@@ -1,5 +1,6 @@
 // make_linux_seeds DIR: writes seed inputs for the fuzz targets of Linux's formats
 // (DIR/fuzz_linux_vmalloc/, DIR/fuzz_linux_luo_v5/, DIR/fuzz_linux_memfd/,
+// DIR/fuzz_linux_luo_versions/,
 // DIR/fuzz_linux_boot/, DIR/fuzz_linux_meta/), each a
 // fuzz input as fuzz_input.hpp reads it: the root's offset (8 bytes LE), then a memory
 // image starting at physical kho::fuzz::image_base; and for DIR/fuzz_kho_fdt/ the root
@@ -9,6 +10,7 @@
 #include <kho/linux/kho_fdt.hpp>
 #include <kho/linux/kho_vmalloc.hpp>
 #include <kho/linux/luo_v5.hpp>
+#include <kho/linux/luo_versions.hpp>
 #include <kho/linux/memblock.hpp>
 #include <kho/linux/memfd.hpp>
 #include <kho/linux/x86_boot.hpp>
@@ -198,6 +200,26 @@ void meta_seeds(const std::filesystem::path& dir) {
   }
 }
 
+// The other LUO layouts, as write_luo writes them, and feature-header memfds.
+void luo_version_seeds(const std::filesystem::path& dir, const std::filesystem::path& memfd_dir) {
+  const luo_file_content files[] = {{"memfd", 0x1000, 1}, {"memfd-v2", 0x2000, 2}};
+  const luo_session_content sessions[] = {{"vm", files, 2}, {"empty", nullptr, 0}};
+  const luo_flb_content flbs[] = {{"liveupdate-test-flb-v1", 1, 1}};
+  for (luo_version v : {luo_version::v1, luo_version::v5_block_v1, luo_version::feature}) {
+    image img(u64{2} << 20);
+    const bool flb = v != luo_version::v1;
+    auto blob = write_luo(img.pages, v, luo_content{3, sessions, 2, flb ? flbs : nullptr, flb ? 1u : 0u});
+    write_seed(dir, luo_version_name(v) == std::string("luo-v5;block-v1") ? "block-v1" : luo_version_name(v), img,
+               blob->phys);
+  }
+  image img(u64{1} << 20);
+  std::vector<memfd_folio> folios;
+  for (u64 i = 0; i < 3; ++i) folios.push_back({pfn{(fuzz::image_base >> 12) + 200 + i}, i * 2});
+  auto ser = write_memfd(img.pages, memfd_file{5, 0x6000, memfd_seal_grow, folios.data(), folios.size()},
+                         memfd_version::feature);
+  write_seed(memfd_dir, "folios-3-feature", img, *ser);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -212,5 +234,6 @@ int main(int argc, char** argv) {
   kho_fdt_seeds(dir / "fuzz_kho_fdt");
   boot_seeds(dir / "fuzz_linux_boot");
   meta_seeds(dir / "fuzz_linux_meta");
+  luo_version_seeds(dir / "fuzz_linux_luo_versions", dir / "fuzz_linux_memfd");
   return 0;
 }

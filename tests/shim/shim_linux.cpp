@@ -4,6 +4,7 @@
 #include <kho/linux/kexec_metadata.hpp>
 #include <kho/linux/kho_vmalloc.hpp>
 #include <kho/linux/luo_v5.hpp>
+#include <kho/linux/luo_versions.hpp>
 #include <kho/linux/memblock.hpp>
 #include <kho/linux/memfd.hpp>
 #include <kho/linux/x86_boot.hpp>
@@ -19,6 +20,43 @@ alignas(65536) unsigned char pool[8u << 20];
 alignas(65536) unsigned char scratch_pool[4u << 20];
 constexpr u64 pool_base = u64{1} << 32;
 constexpr u64 scratch_base = u64{1} << 40;
+
+// The other LUO and memfd versions (kho/linux/luo_versions.hpp): luo-v1, luo-v5;block-v1,
+// the feature-header layouts, and the version-choosing entries.
+template <unsigned PageShift, class Source, class Owners>
+int exercise_versions(const flat_memory& mem, Source& pages, Source& scratch, Owners& owners) {
+  int n = 0;
+  const memfd_folio folios[1] = {{pfn{pool_base >> PageShift}, 0}};
+  downgrade_refusal refusal;
+  for (memfd_version mv : {memfd_version::v1, memfd_version::v2, memfd_version::feature}) {
+    auto ser = write_memfd_for<PageShift>(pages, "vm", 1, memfd_file{0, 1 << PageShift, 0, folios, 1}, mv, &refusal);
+    if (!ser) return -1;
+    auto fd = attach_memfd<PageShift>(mem, *ser, mv);
+    if (!fd) return -2;
+    n += static_cast<int>(fd->nr_folios());
+  }
+  const luo_file_content files[1] = {{"memfd", 0, 7}};
+  const luo_session_content sessions[1] = {{"vm", files, 1}};
+  const luo_content content{3, sessions, 1, nullptr, 0};
+  for (luo_version v : {luo_version::v1, luo_version::v5, luo_version::v5_block_v1, luo_version::feature}) {
+    auto blob = write_luo<PageShift>(pages, v, content, &refusal);
+    if (!blob) return -3;
+    auto got = for_each_luo_file<PageShift>(
+        mem, blob->phys, blob->size, scratch, [&](const luo_session_ser&) { ++n; },
+        [&](const luo_session_ser&, const luo_file_ser& f) { n += static_cast<int>(f.token.get()); });
+    if (!got || *got != v) return -4;
+  }
+  auto w1 = luo_v1_writer<Source, PageShift>::create(pages, 1);
+  if (!w1 || !w1->create_session("s") || !w1->preserve_file("s", "memfd-v1", 0, 1)) return -5;
+  auto v1 = attach_luo_v1<PageShift>(mem, w1->blob().phys, scratch, w1->blob().size);
+  if (!v1 || !v1->find_session("s") || !v1->claim_pages(owners) || !v1->retrieve_session("s") ||
+      !v1->retrieve_file("s", 1))
+    return -6;
+  n += static_cast<int>(v1->file_count());
+  v1->release();
+  w1->destroy();
+  return n;
+}
 
 template <unsigned PageShift>
 int exercise() {
@@ -74,7 +112,7 @@ int exercise() {
   kho_data d{};
   d.scratch_size.set(32);
   n += static_cast<int>(kho_scratch_count(d));
-  return n;
+  return n + exercise_versions<PageShift>(mem, pages, scratch, owners);
 }
 
 }  // namespace

@@ -4,7 +4,8 @@
  * The upstream blob formats kho reads and writes byte for byte (include/kho/linux/),
  * at the snapshot pinned in shared/LINUX-FORMATS.md: kho_vmalloc ("kho-v4"), LUO
  * ("luo-v5"), memfd ("memfd-v2", "memfd-v1"), kexec-metadata (version 1) and the
- * x86 boot hand-off. A C++ test static_asserts every field against the C++ structs.
+ * x86 boot hand-off; and the other LUO / memfd versions kho reads and writes (luo-v1,
+ * luo-v5;block-v1, the feature-header layouts). A C++ test static_asserts every field against the C++ structs.
  * Every integer is little-endian; these declarations assume a little-endian host, as
  * the kernels that use KHO do. Field names follow the kernel's; the structures are
  * declared here from the documented layout, not copied. The memblock subtree is a
@@ -160,5 +161,61 @@ KHO_LINUX_ABI_STATIC_ASSERT(sizeof(struct kho_linux_kexec_metadata) == 73, "kexe
 #define KHO_LINUX_MEMBLOCK_SUBTREE "memblock"
 #define KHO_LINUX_MEMBLOCK_COMPATIBLE "memblock-v1"
 #define KHO_LINUX_RESERVE_MEM_COMPATIBLE "reserve-mem-v1"
+
+/* ---- other LUO and memfd versions (a live update across kernel versions) ---------- */
+
+/* The 128-byte feature header that newer layouts put first instead of a compatible. */
+struct kho_linux_luo_feature_hdr {
+  uint64_t supp;   /* features the producer could write */
+  uint64_t req;    /* features the reader must understand (else refused) */
+  uint64_t active; /* features the bytes use; within supp */
+  uint64_t reserved[13];
+};
+#define KHO_LINUX_LUO_FEATURE_NUMBER 0x1
+#define KHO_LINUX_LUO_FEATURE_SESSIONS 0x2
+#define KHO_LINUX_LUO_FEATURE_FLBS 0x4
+#define KHO_LINUX_LUO_FEATURES_SUPPORTED 0x7
+#define KHO_LINUX_MEMFD_FEATURE_SEALS 0x1
+#define KHO_LINUX_MEMFD_FEATURE_FOLIOS 0x2
+#define KHO_LINUX_MEMFD_FEATURES_SUPPORTED 0x3
+#define KHO_LINUX_MEMFD_HANDLER_NAME "memfd"
+
+/* luo-v5;block-v1 (RFC): a 16-byte compatible, the same three u64s after it. */
+#define KHO_LINUX_LUO_BLOCK_V1_COMPATIBLE "luo-v5;block-v1"
+struct kho_linux_luo_ser_block_v1 {
+  char compatible[16];
+  uint64_t liveupdate_num;
+  uint64_t sessions_pa;
+  uint64_t flbs_pa;
+};
+/* LUO with the feature header (file records carry handler names). */
+struct kho_linux_luo_ser_feature {
+  struct kho_linux_luo_feature_hdr features;
+  uint64_t liveupdate_num;
+  uint64_t sessions_pa;
+  uint64_t flbs_pa;
+};
+/* memfd with the feature header: memfd-v2's fields after it. */
+struct kho_linux_memfd_ser_feature {
+  struct kho_linux_luo_feature_hdr features;
+  struct kho_linux_memfd_ser_v2 fields;
+};
+KHO_LINUX_ABI_STATIC_ASSERT(sizeof(struct kho_linux_luo_feature_hdr) == 128, "the feature header is 128 bytes");
+KHO_LINUX_ABI_STATIC_ASSERT(sizeof(struct kho_linux_luo_ser_block_v1) == 40, "luo_ser (block-v1) is 40 bytes");
+KHO_LINUX_ABI_STATIC_ASSERT(sizeof(struct kho_linux_luo_ser_feature) == 152, "luo_ser (feature) is 152 bytes");
+KHO_LINUX_ABI_STATIC_ASSERT(sizeof(struct kho_linux_memfd_ser_feature) == 176, "memfd (feature) is 176 bytes");
+
+/* luo-v1: the "LUO" subtree is a one-page FDT (see docs/format.md) naming a 16-page
+ * session area {count, luo_session_ser[]}; each session's files are a 2-page array. */
+#define KHO_LINUX_LUO_V1_COMPATIBLE "luo-v1"
+#define KHO_LINUX_LUO_V1_NUMBER_PROP "liveupdate-number"
+#define KHO_LINUX_LUO_V1_SESSION_NODE "luo-session"
+#define KHO_LINUX_LUO_V1_SESSION_COMPATIBLE "luo-session-v2"
+#define KHO_LINUX_LUO_V1_SESSION_HEADER_PROP "luo-session-header"
+#define KHO_LINUX_LUO_V1_SESSION_PAGES 16
+#define KHO_LINUX_LUO_V1_FILE_PAGES 2
+struct kho_linux_luo_v1_session_header {
+  uint64_t count; /* kho_linux_luo_session_ser entries that follow */
+};
 
 #endif /* KHO_C_KHO_LINUX_ABI_H */

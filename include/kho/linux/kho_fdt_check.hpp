@@ -7,7 +7,9 @@
 //      chain (kho_mem_chunks.hpp); its deep checksum verified when kho's seal carries
 //      one; its pages are claimed but exempt from (4), as upstream never records them
 //   3. each subtree, by the name the kernel gives it, else by kho,compatible:
-//        "LUO"            luo-v5: sessions, files, FLBs; each memfd-v2/v1 file's state,
+//        "LUO"            any LUO layout (detect_luo_version: luo-v1, luo-v5,
+//                         luo-v5;block-v1, feature header): sessions, files, FLBs;
+//                         each memfd-v2/v1/feature ("memfd") file's state,
 //                         folio array, and each folio's head page, which must start
 //                         a preserved block (not_preserved at the folio otherwise)
 //        "kexec-metadata" version 1 metadata
@@ -15,7 +17,8 @@
 //        kho-xarray-v1, kho-luo-v1  kho's own proposals, as in kho-root-v1
 //        anything else    an opaque blob: the pages [phys, phys + blob-size) span
 //      A subtree under an upstream name whose kho,compatible says otherwise is refused
-//      (bad_compatible): the name is what a stock kernel dispatches on.
+//      (bad_compatible): the name is what a stock kernel dispatches on. "LUO"'s may
+//      name any LUO layout (luo_version_name), which its bytes must then be in.
 //   4. one owner per page (page_owners), and every claimed page not exempt inside the
 //      preserved-memory map (errc::not_preserved)
 //
@@ -28,6 +31,7 @@
 #include <kho/linux/kho_fdt.hpp>
 #include <kho/linux/kho_mem_chunks.hpp>
 #include <kho/linux/luo_v5.hpp>
+#include <kho/linux/luo_versions.hpp>
 #include <kho/linux/memblock.hpp>
 #include <kho/linux/memfd.hpp>
 
@@ -55,7 +59,12 @@ inline result<const char*> subtree_format(const kho_subtree& t) {
   };
   for (const known& k : upstream_names) {
     if (!detail::same_string(t.name, k.name)) continue;
-    if (t.compatible != nullptr && !detail::same_string(t.compatible, k.format)) return errc::bad_compatible;
+    // The LUO subtree's kho,compatible may name any LUO layout; claim_luo_v5 then
+    // requires the bytes to be in that layout.
+    const bool luo_layout = k.format == luo_v5_compatible && t.compatible != nullptr &&
+                            luo_version_of_name(t.compatible).has_value();
+    if (t.compatible != nullptr && !detail::same_string(t.compatible, k.format) && !luo_layout)
+      return errc::bad_compatible;
     return k.format;
   }
   return t.compatible != nullptr ? t.compatible : "";
@@ -82,24 +91,41 @@ status claim_folios(const memfd_view<M, PageShift>& m, Owners& owners, const Map
   return s;
 }
 
-// LUO's pages, then each memfd file's state, folio array and folios.
+// One file's memfd state, folio array and folios, when its record names a memfd layout.
+template <unsigned PageShift, Memory M, class Owners, class Map>
+status claim_memfd_file(const M& mem, const luo_file_ser& f, Owners& owners, const Map& map) {
+  auto version = memfd_version_of(f);
+  if (!version || f.data.get() == 0) return {};
+  auto m = attach_memfd<PageShift>(mem, phys_addr{f.data.get()}, *version);
+  if (!m) return m.err();
+  KHO_TRY(m->claim_pages(owners));
+  return claim_folios(*m, owners, map);
+}
+
+// LUO's pages in whichever layout the bytes are, then each memfd file.
 template <unsigned PageShift, Memory M, PageSource Scratch, class Owners, class Map>
 status claim_luo_v5(const M& mem, const kho_subtree& t, Scratch& scratch, Owners& owners, const Map& map) {
-  auto v = attach_luo_v5<PageShift>(mem, t.phys, scratch, t.size);
-  if (!v) return v.err();
-  status s = v->claim_pages(owners);
-  for (const luo_session_ser& session : v->sessions()) {
-    for (const luo_file_ser& f : v->files(session)) {
-      if (!s) break;
-      const bool v2 = detail::string_equals(f.compatible, luo_v5_file_compatible_len, memfd_v2_compatible);
-      if (f.data.get() == 0 ||
-          (!v2 && !detail::string_equals(f.compatible, luo_v5_file_compatible_len, memfd_v1_compatible)))
-        continue;
-      auto m = attach_memfd<PageShift>(mem, phys_addr{f.data.get()}, v2 ? memfd_version::v2 : memfd_version::v1);
-      s = m ? m->claim_pages(owners) : status{m.err()};
-      if (s) s = claim_folios(*m, owners, map);
-    }
+  auto version = detect_luo_version(mem, t.phys, t.size);
+  if (!version) return version.err();
+  if (t.compatible != nullptr && !detail::same_string(t.compatible, luo_version_name(*version)))
+    return make_error(errc::bad_compatible, luo_v5_view<M, Scratch, PageShift>::structure, t.phys, 0);
+  status s;
+  if (*version == luo_version::v1) {
+    auto v = attach_luo_v1<PageShift>(mem, t.phys, scratch, t.size);
+    if (!v) return v.err();
+    s = v->claim_pages(owners);
+    for (u64 i = 0; i < v->session_count() && s; ++i)
+      for (u64 j = 0; j < v->sessions()[i].file_set_ser.count.get() && s; ++j)
+        s = claim_memfd_file<PageShift>(mem, v->files(v->sessions()[i])[j], owners, map);
+    v->release();
+    return s;
   }
+  auto v = attach_luo_v5<PageShift>(mem, t.phys, scratch, t.size, {}, *version);
+  if (!v) return v.err();
+  s = v->claim_pages(owners);
+  for (const luo_session_ser& session : v->sessions())
+    for (const luo_file_ser& f : v->files(session))
+      if (s) s = claim_memfd_file<PageShift>(mem, f, owners, map);
   v->release();
   return s;
 }

@@ -38,6 +38,17 @@
 // the page; FLB names unique; no block or page reached twice, across all sets.
 // Scratch grows with what the walk has visited, never with a count the input claims.
 //
+// Other root layouts, same sessions, files and FLBs (a luo_version chosen at create /
+// attach; shared/LINUX-FORMATS.md section 0):
+//   luo-v5;block-v1 (RFC, linux-mm 8c8e7930): compatible[16] = "luo-v5;block-v1\0",
+//     liveupdate_num @16, sessions_pa @24, flbs_pa @32 (40 B).
+//   feature header (linux-mm 29a75107): luo_feature_hdr (128 B,
+//     kho/linux/luo_feature.hpp) instead of the compatible, liveupdate_num @128,
+//     sessions_pa @136, flbs_pa @144 (152 B); file records carry the handler's name
+//     ("memfd") in the 48-byte field. Bits 0x1 number, 0x2 sessions, 0x4 FLBs; a field
+//     whose bit is not active is zero (the writer refuses to drop it: out_of_range).
+// luo-v1 (an FDT with fixed arrays) is kho/linux/luo_v1.hpp.
+//
 // Complexity: writer create_session O(1) expected, preserve_file O(files of the
 // session), add_flb O(FLBs); attach O(bytes reachable) time and O(entries + blocks)
 // scratch; retrieve and find O(1) expected.
@@ -48,6 +59,7 @@
 #include <kho/detail/endian.hpp>
 #include <kho/detail/fixed_string.hpp>
 #include <kho/detail/probe_table.hpp>
+#include <kho/linux/luo_feature.hpp>
 #include <kho/memory.hpp>
 #include <kho/page_owners.hpp>
 #include <kho/phys.hpp>
@@ -68,12 +80,42 @@ inline constexpr u64 luo_v5_session_name_len = 64;
 inline constexpr u64 luo_v5_file_compatible_len = 48;
 inline constexpr u64 luo_v5_flb_name_len = 48;
 inline constexpr u64 luo_v5_flb_pgcnt = 1;  // LUO_FLB_PGCNT
+inline constexpr const char* luo_v5_block_v1_compatible = "luo-v5;block-v1";  // RFC: base ";" sub-version
+inline constexpr u64 luo_v5_block_v1_compatible_len = 16;                      // ALIGN(sizeof, 8)
+
+/// The LUO layouts kho reads and writes. v5, v5_block_v1 and feature differ only in
+/// what precedes luo_ser's three u64s; v1 is an FDT (kho/linux/luo_v1.hpp).
+enum class luo_version : u8 { v1 = 1, v5 = 5, v5_block_v1 = 6, feature = 7 };
+
+constexpr const char* luo_version_name(luo_version v) {
+  return v == luo_version::v1 ? "luo-v1"
+         : v == luo_version::v5 ? "luo-v5"
+         : v == luo_version::v5_block_v1 ? "luo-v5;block-v1"
+                                          : "luo feature header";  // as manifest.hpp names it
+}
 
 struct luo_ser {
   char compatible[luo_v5_compatible_len];
   detail::le64 liveupdate_num;
   detail::le64 sessions_pa;  // first session block, 0 without sessions
   detail::le64 flbs_pa;      // the FLB page
+};
+
+/// luo_ser's three u64s, wherever its header puts them.
+struct luo_ser_tail {
+  detail::le64 liveupdate_num;
+  detail::le64 sessions_pa;  // first session block, 0 without sessions
+  detail::le64 flbs_pa;      // the FLB page
+};
+
+struct luo_ser_block_v1 {
+  char compatible[luo_v5_block_v1_compatible_len];
+  luo_ser_tail tail;
+};
+
+struct luo_ser_feature {
+  luo_feature_hdr features;
+  luo_ser_tail tail;
 };
 
 struct luo_file_set_ser {
@@ -107,6 +149,11 @@ static_assert(sizeof(luo_ser) == 32);
 static_assert(offsetof(luo_ser, liveupdate_num) == 8);
 static_assert(offsetof(luo_ser, sessions_pa) == 16);
 static_assert(offsetof(luo_ser, flbs_pa) == 24);
+static_assert(sizeof(luo_ser_tail) == 24);
+static_assert(sizeof(luo_ser_block_v1) == 40 && offsetof(luo_ser_block_v1, tail) == 16);
+static_assert(sizeof(luo_ser_feature) == 152 && offsetof(luo_ser_feature, tail) == 128);
+static_assert(std::has_unique_object_representations_v<luo_ser_block_v1>);
+static_assert(std::has_unique_object_representations_v<luo_ser_feature>);
 static_assert(sizeof(luo_file_set_ser) == 16);
 static_assert(offsetof(luo_file_set_ser, count) == 8);
 static_assert(sizeof(luo_session_ser) == 80);
@@ -145,6 +192,18 @@ struct luo_v5_blob {
 
 namespace impl {
 
+/// Bytes before luo_ser's three u64s, by layout (0 for v1, which has no luo_ser).
+constexpr u64 luo_header_size(luo_version v) {
+  return v == luo_version::v5 ? luo_v5_compatible_len
+         : v == luo_version::v5_block_v1 ? luo_v5_block_v1_compatible_len
+         : v == luo_version::feature ? sizeof(luo_feature_hdr)
+                                      : 0;
+}
+constexpr u64 luo_ser_size(luo_version v) { return luo_header_size(v) + sizeof(luo_ser_tail); }
+static_assert(luo_ser_size(luo_version::v5) == sizeof(luo_ser));
+static_assert(luo_ser_size(luo_version::v5_block_v1) == sizeof(luo_ser_block_v1));
+static_assert(luo_ser_size(luo_version::feature) == sizeof(luo_ser_feature));
+
 /// The writer's record of one session: its entry and its file list's state.
 struct luo_v5_session_slot {
   u64 tag;
@@ -177,6 +236,20 @@ inline bool luo_v5_name_ok(const char* field, u64 cap) {
 }
 inline u64 luo_v5_file_tag(u64 ordinal, u64 token) { return detail::tag_of(detail::mix64(ordinal ^ detail::mix64(token))); }
 
+/// Inserts `slot` into a reader's table unless an equal key is there (then `repeat`,
+/// by default duplicate, at `pa`). The probe budget follows the table's size, so it is linear in what was
+/// walked.
+template <class Table, class Scratch, class Slot, class Eq>
+status luo_insert_once(Table& t, Scratch& scratch, const Slot& slot, Eq&& eq, const char* name, phys_addr pa,
+                       u32 depth, errc repeat = errc::duplicate) {
+  t.raise_probe_budget(16 * (t.size() + 1) + 1024);
+  bool inserted = false;
+  auto r = t.insert_unique(scratch, slot, eq, inserted);
+  if (!r) return make_error(r.code(), name, pa, depth);
+  if (!inserted) return make_error(repeat, name, pa, depth);
+  return {};
+}
+
 }  // namespace impl
 
 // ---- writer (the old kernel) -------------------------------------------------------
@@ -189,10 +262,18 @@ class luo_v5_writer {
   static constexpr const char* structure = "luo-v5";
   static constexpr u64 flb_capacity = luo_v5_flb_capacity<PageShift>;
 
-  /// Allocates luo_ser and the FLB page for the `liveupdate_num`th live update.
-  /// Complexity: O(PAGE_SIZE). Errors: out_of_memory.
-  static result<luo_v5_writer> create(Source& source, u64 liveupdate_num,
-                                      const luo_v5_limits& limits = {}) {
+  /// Allocates luo_ser (in layout `v`: v5, v5_block_v1 or feature with `masks`) and the
+  /// FLB page for the `liveupdate_num`th live update.
+  /// Complexity: O(PAGE_SIZE). Errors: invalid_argument (v1, which luo_v1_writer
+  /// writes; masks outside feature_masks_ok), out_of_range (liveupdate_num nonzero
+  /// while the number bit is not active), out_of_memory.
+  static result<luo_v5_writer> create(Source& source, u64 liveupdate_num, const luo_v5_limits& limits = {},
+                                      luo_version v = luo_version::v5,
+                                      const feature_masks& masks = luo_default_features) {
+    if (v == luo_version::v1 || (v == luo_version::feature && !feature_masks_ok(masks)))
+      return errc::invalid_argument;
+    if (v == luo_version::feature && liveupdate_num != 0 && (masks.active & luo_feature_number) == 0)
+      return make_error(errc::out_of_range, luo_version_name(luo_version::feature));
     auto root = alloc_zeroed(source, order{0}, geometry::size);
     if (!root) return root.err();
     auto flbs = alloc_zeroed(source, order{0}, geometry::size);
@@ -200,19 +281,24 @@ class luo_v5_writer {
       source.free(*root, order{0});
       return flbs.err();
     }
-    luo_v5_writer w(source, *root, *flbs, limits);
-    luo_ser& r = w.ser();
-    std::memcpy(r.compatible, luo_v5_compatible, 6);
+    luo_v5_writer w(source, *root, *flbs, limits, v, masks);
+    void* head = source.memory().to_virt(*root, impl::luo_ser_size(v));
+    if (v == luo_version::v5) std::memcpy(head, luo_v5_compatible, 6);
+    if (v == luo_version::v5_block_v1) std::memcpy(head, luo_v5_block_v1_compatible, 15);
+    if (v == luo_version::feature) put_feature_hdr(*static_cast<luo_feature_hdr*>(head), masks);
+    luo_ser_tail& r = w.ser();
     r.liveupdate_num.set(liveupdate_num);
-    r.flbs_pa.set(flbs->value);
+    if (w.carries(luo_feature_flbs)) r.flbs_pa.set(flbs->value);
     w.flb_header().pgcnt.set(luo_v5_flb_pgcnt);
     return w;
   }
 
   /// Adds an empty session. Complexity: O(1) expected.
   /// Errors: bad_string (empty, or 64 bytes or longer), already_exists, table_full
-  /// (the set would pass max_blocks blocks), out_of_memory.
+  /// (the set would pass max_blocks blocks), out_of_range (a feature header without
+  /// the sessions bit cannot carry one), out_of_memory.
   status create_session(const char* name) {
+    if (!carries(luo_feature_sessions)) return make_error(errc::out_of_range, luo_version_name(luo_version::feature));
     luo_session_ser e{};
     if (!detail::store_string(e.name, luo_v5_session_name_len, name)) return errc::bad_string;
     const u64 tag = impl::luo_v5_name_tag(e.name, luo_v5_session_name_len);
@@ -257,8 +343,9 @@ class luo_v5_writer {
 
   /// Records an FLB with its dependent-file count. Complexity: O(FLBs).
   /// Errors: bad_string, already_exists (name), table_full (the page holds
-  /// flb_capacity entries).
+  /// flb_capacity entries), out_of_range (a feature header without the FLB bit).
   status add_flb(const char* name, u64 data, u64 count) {
+    if (!carries(luo_feature_flbs)) return make_error(errc::out_of_range, luo_version_name(luo_version::feature));
     luo_flb_ser b{};
     if (!detail::store_string(b.name, luo_v5_flb_name_len, name)) return errc::bad_string;
     b.data.set(data);
@@ -276,7 +363,10 @@ class luo_v5_writer {
   }
 
   /// What to name in the KHO root (subtree "LUO").
-  luo_v5_blob blob() const { return {root_, sizeof(luo_ser)}; }
+  luo_v5_blob blob() const { return {root_, impl::luo_ser_size(v_)}; }
+  luo_version version() const { return v_; }
+  /// Whether this layout can carry what feature bit `bit` stands for.
+  bool carries(u64 bit) const { return v_ != luo_version::feature || (masks_.active & bit) != 0; }
 
   /// Frees every block, the FLB page, luo_ser and the index. Complexity: O(blocks).
   void destroy() {
@@ -294,6 +384,10 @@ class luo_v5_writer {
     sessions_ = {};
   }
 
+  /// Returns the writer's index pages and keeps what was written (the handover is
+  /// complete); the writer must not be used afterwards. Complexity: O(1).
+  void release_index() { index_.release(*src_); }
+
   u64 session_count() const { return sessions_.size; }
   phys_addr root() const { return root_; }
 
@@ -301,10 +395,11 @@ class luo_v5_writer {
   using session_list_type = block_list<luo_session_ser, Source, PageShift>;
   using file_list = block_list<luo_file_ser, Source, PageShift>;
 
-  luo_v5_writer(Source& source, phys_addr root, phys_addr flbs, const luo_v5_limits& limits)
-      : src_(&source), root_(root), flbs_(flbs), limits_(limits) {}
+  luo_v5_writer(Source& source, phys_addr root, phys_addr flbs, const luo_v5_limits& limits, luo_version v,
+                const feature_masks& masks)
+      : src_(&source), root_(root), flbs_(flbs), limits_(limits), v_(v), masks_(masks) {}
 
-  luo_ser& ser() const { return *phys_to<luo_ser>(src_->memory(), root_); }
+  luo_ser_tail& ser() const { return *phys_to<luo_ser_tail>(src_->memory(), root_ + impl::luo_header_size(v_)); }
   luo_flb_header_ser& flb_header() const {
     return *static_cast<luo_flb_header_ser*>(src_->memory().to_virt(flbs_, geometry::size));
   }
@@ -327,6 +422,8 @@ class luo_v5_writer {
   Source* src_;
   phys_addr root_, flbs_;
   luo_v5_limits limits_;
+  luo_version v_;
+  feature_masks masks_;
   block_list_state sessions_{};
   detail::probe_table<impl::luo_v5_session_slot, Source, PageShift> index_{};
 };
@@ -358,9 +455,16 @@ class luo_v5_view {
   /// page reached twice), bad_string, duplicate (session name, token in a session,
   /// FLB name), out_of_memory (scratch).
   /// Complexity: O(bytes reachable) time, O(entries + blocks) scratch.
+  /// `version` picks the root layout (v5, v5_block_v1, feature; detect_luo_version
+  /// reads it from the bytes). The feature header adds: bad_version (a required bit
+  /// outside luo_features_supported), bad_compatible (active outside supp),
+  /// reserved_nonzero (reserved words; a field whose bit is not active is nonzero);
+  /// v1 is refused with bad_compatible (luo_v1_view reads it).
   static result<luo_v5_view> attach(const M& mem, phys_addr root, Scratch& scratch,
-                                    u64 blob_size = sizeof(luo_ser), const luo_v5_limits& limits = {}) {
+                                    u64 blob_size = sizeof(luo_ser), const luo_v5_limits& limits = {},
+                                    luo_version version = luo_version::v5) {
     luo_v5_view v(mem, root, scratch);
+    v.version_ = version;
     if (status s = v.validate(blob_size, limits); !s) {
       v.release();
       return s.err();
@@ -454,6 +558,7 @@ class luo_v5_view {
   }
 
   u64 liveupdate_num() const { return r_->liveupdate_num.get(); }
+  luo_version version() const { return version_; }
   u64 session_count() const { return session_count_; }
   u64 file_count() const { return file_count_; }
   u64 flb_count() const { return flb_count_; }
@@ -500,28 +605,44 @@ class luo_v5_view {
     });
   }
 
-  // Inserts `slot` unless an equal key is there (then `duplicate` at `pa`). The probe
-  // budget follows the table's size, so it is linear in what was walked.
   template <class Table, class Slot, class Eq>
   status add(Table& t, const Slot& slot, Eq&& eq, const char* name, phys_addr pa, u32 depth) {
-    t.raise_probe_budget(16 * (t.size() + 1) + 1024);
-    bool inserted = false;
-    auto r = t.insert_unique(*scratch_, slot, eq, inserted);
-    if (!r) return make_error(r.code(), name, pa, depth);
-    if (!inserted) return make_error(errc::duplicate, name, pa, depth);
-    return {};
+    return impl::luo_insert_once(t, *scratch_, slot, eq, name, pa, depth);
+  }
+
+  // The bytes before luo_ser's three u64s, as layout version_ has them.
+  errc check_header(const void* head) const {
+    if (version_ == luo_version::feature) {
+      const auto& h = *static_cast<const luo_feature_hdr*>(head);
+      if (const errc c = check_feature_hdr(h, luo_features_supported); c != errc::ok) return c;
+      const u64 active = h.active.get();
+      const luo_ser_tail& t = *reinterpret_cast<const luo_ser_tail*>(&h + 1);
+      if (((active & luo_feature_number) == 0 && t.liveupdate_num.get() != 0) ||
+          ((active & luo_feature_sessions) == 0 && t.sessions_pa.get() != 0) ||
+          ((active & luo_feature_flbs) == 0 && t.flbs_pa.get() != 0))
+        return errc::reserved_nonzero;
+      return errc::ok;
+    }
+    const bool block = version_ == luo_version::v5_block_v1;
+    const char* want = block ? luo_v5_block_v1_compatible : luo_v5_compatible;
+    const u64 len = impl::luo_header_size(version_);
+    const char* c = static_cast<const char*>(head);
+    if (!detail::string_equals(c, len, want)) return errc::bad_compatible;
+    for (u64 i = detail::bounded_length(want, len); i < len; ++i)
+      if (c[i] != 0) return errc::reserved_nonzero;
+    return errc::ok;
   }
 
   status validate(u64 blob_size, const luo_v5_limits& limits) {
     auto fail = [this](errc c) { return make_error(c, structure, root_, 0); };
-    if (blob_size < sizeof(luo_ser)) return fail(errc::bad_count);
+    if (version_ == luo_version::v1) return fail(errc::bad_compatible);
+    const u64 need = impl::luo_ser_size(version_);
+    if (blob_size < need) return fail(errc::bad_count);
     if (!geometry::is_aligned(root_)) return fail(errc::misaligned);
-    r_ = at<luo_ser>(root_.value);
-    if (r_ == nullptr) return fail(errc::out_of_bounds);
-    if (!detail::string_equals(r_->compatible, luo_v5_compatible_len, luo_v5_compatible))
-      return fail(errc::bad_compatible);
-    for (u64 i = 6; i < luo_v5_compatible_len; ++i)
-      if (r_->compatible[i] != 0) return fail(errc::reserved_nonzero);
+    const void* head = mem_.to_virt(root_, need);
+    if (head == nullptr) return fail(errc::out_of_bounds);
+    if (const errc c = check_header(head); c != errc::ok) return fail(c);
+    r_ = at<luo_ser_tail>(root_.value + impl::luo_header_size(version_));
 
     page_table visited;
     status s = walk(limits, visited);
@@ -630,7 +751,8 @@ class luo_v5_view {
   M mem_;
   Scratch* scratch_;
   phys_addr root_;
-  const luo_ser* r_ = nullptr;
+  const luo_ser_tail* r_ = nullptr;
+  luo_version version_ = luo_version::v5;
   u64 session_count_ = 0, file_count_ = 0, flb_count_ = 0, blocks_ = 0;
   slot_table sessions_{}, files_{}, flb_names_{};
 };
@@ -639,8 +761,9 @@ class luo_v5_view {
 template <unsigned PageShift = 12, Memory M, PageSource Scratch>
 result<luo_v5_view<M, Scratch, PageShift>> attach_luo_v5(const M& mem, phys_addr root, Scratch& scratch,
                                                          u64 blob_size = sizeof(luo_ser),
-                                                         const luo_v5_limits& limits = {}) {
-  return luo_v5_view<M, Scratch, PageShift>::attach(mem, root, scratch, blob_size, limits);
+                                                         const luo_v5_limits& limits = {},
+                                                         luo_version version = luo_version::v5) {
+  return luo_v5_view<M, Scratch, PageShift>::attach(mem, root, scratch, blob_size, limits, version);
 }
 
 }  // namespace kho::upstream

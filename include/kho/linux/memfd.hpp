@@ -1,10 +1,19 @@
 // kho/linux/memfd.hpp: Linux's memfd preservation state, "memfd-v2" (48 bytes, with
-// seals and flags) and the older "memfd-v1" (40 bytes), read and written byte for byte.
+// seals and flags), the older "memfd-v1" (40 bytes) and the feature-header layout
+// (176 bytes, handler name "memfd"), read and written byte for byte.
 //
 // Upstream: mm/memfd_luo.c (linux-mm fb2257f1) and the memfd ABI header (memfd-v2:
-// index file 3210376446; memfd-v1: torvalds ac2d8102); shared/LINUX-FORMATS.md,
-// section 7. The compatible string is in the LUO file record (luo_file_ser.compatible)
-// whose `data` is the physical address of this structure.
+// index file 3210376446; memfd-v1: torvalds ac2d8102; feature header: linux-mm
+// c30cc99c); shared/LINUX-FORMATS.md, section 7. The compatible string (or, with the
+// feature header, the handler name) is in the LUO file record (luo_file_ser) whose
+// `data` is the physical address of this structure.
+//
+//   feature layout: luo_feature_hdr (128 B, kho/linux/luo_feature.hpp) @0, then the
+//   v2 fields shifted by 128: pos @128, size @136, seals @144, flags @148,
+//   nr_folios @152, folios @160 (176 B). Bits: 0x1 seals, 0x2 folios.
+//   A downgrade that would drop information (seals or flags to v1, seals or folios to a
+//   feature header without the bit) is refused with out_of_range and a
+//   downgrade_refusal naming the field; it is never written with the field dropped.
 //
 //   memfd_luo_ser (v2, 48 B, in its own preserved page)
 //   +-----+------+-------+-------+-----------+---------------------------+
@@ -34,6 +43,7 @@
 
 #include <kho/detail/endian.hpp>
 #include <kho/linux/kho_vmalloc.hpp>
+#include <kho/linux/luo_feature.hpp>
 #include <kho/memory.hpp>
 #include <kho/page_owners.hpp>
 #include <kho/phys.hpp>
@@ -49,6 +59,7 @@ namespace kho::upstream {
 
 inline constexpr const char* memfd_v2_compatible = "memfd-v2";
 inline constexpr const char* memfd_v1_compatible = "memfd-v1";
+inline constexpr const char* memfd_handler_name = "memfd";  // the feature layout's file handler
 
 inline constexpr u32 memfd_seal_seal = 0x1;
 inline constexpr u32 memfd_seal_shrink = 0x2;
@@ -102,7 +113,22 @@ static_assert(offsetof(memfd_luo_ser_v1, nr_folios) == 16);
 static_assert(offsetof(memfd_luo_ser_v1, folios) == 24);
 static_assert(std::has_unique_object_representations_v<memfd_luo_ser_v1>);
 
-enum class memfd_version : u8 { v1 = 1, v2 = 2 };
+// The feature layout is memfd-v2's fields behind the 128-byte header.
+struct memfd_luo_ser_feature {
+  luo_feature_hdr features;
+  memfd_luo_ser_v2 fields;
+};
+static_assert(sizeof(memfd_luo_ser_feature) == 176);
+static_assert(offsetof(memfd_luo_ser_feature, fields) == 128);
+static_assert(std::has_unique_object_representations_v<memfd_luo_ser_feature>);
+
+enum class memfd_version : u8 { v1 = 1, v2 = 2, feature = 3 };
+
+/// The string a LUO file record carries for `v`: its compatible, or the handler name.
+constexpr const char* memfd_file_name(memfd_version v) {
+  return v == memfd_version::v1 ? memfd_v1_compatible
+                                : v == memfd_version::v2 ? memfd_v2_compatible : memfd_handler_name;
+}
 
 /// One folio of the file, as the writer takes it and the reader hands it back.
 struct memfd_folio {
@@ -118,12 +144,15 @@ struct memfd_file {
   u32 seals = 0;              // v2 only
   const memfd_folio* folios = nullptr;
   u64 nr_folios = 0;          // in index order
+  u32 flags = 0;              // no bit is defined: zero (v1 cannot carry any)
 };
 
 namespace impl {
 
 inline constexpr u64 memfd_ser_size(memfd_version v) {
-  return v == memfd_version::v2 ? sizeof(memfd_luo_ser_v2) : sizeof(memfd_luo_ser_v1);
+  return v == memfd_version::v2 ? sizeof(memfd_luo_ser_v2)
+         : v == memfd_version::v1 ? sizeof(memfd_luo_ser_v1)
+                                  : sizeof(memfd_luo_ser_feature);
 }
 
 /// The fields both versions share, read with the version's offsets.
@@ -135,7 +164,8 @@ struct memfd_fields {
 
 inline memfd_fields read_memfd(const void* p, memfd_version v) {
   memfd_fields f{};
-  if (v == memfd_version::v2) {
+  if (v == memfd_version::feature) p = &static_cast<const memfd_luo_ser_feature*>(p)->fields;
+  if (v != memfd_version::v1) {
     const auto* s = static_cast<const memfd_luo_ser_v2*>(p);
     f = {s->pos.get(), s->size.get(), s->nr_folios.get(), s->seals.get(), s->flags.get(), s->folios};
   } else {
@@ -157,17 +187,43 @@ constexpr u64 memfd_array_pages(u64 nr_folios) {
 
 // ---- writer ------------------------------------------------------------------------
 
+namespace impl {
+
+// The field `file` has that version `v` (with `masks`) cannot carry, or nullptr.
+inline const char* memfd_lost_field(const memfd_file& file, memfd_version v, const feature_masks& masks) {
+  if (v == memfd_version::v1) return file.seals != 0 ? "seals" : file.flags != 0 ? "flags" : nullptr;
+  if (v != memfd_version::feature) return nullptr;
+  if (file.seals != 0 && (masks.active & memfd_feature_seals) == 0) return "seals";
+  if (file.nr_folios != 0 && (masks.active & memfd_feature_folios) == 0) return "folios";
+  return nullptr;
+}
+
+}  // namespace impl
+
 /// Writes `file` as `v`: the structure in a page of its own, the folio records in
 /// order-0 pages preserved as a vmalloc area (flags VM_ALLOC, order 0); no area when
-/// there are no folios. Returns the structure's address (luo_file_ser.data).
-/// Complexity: O(nr_folios). Errors: invalid_argument (seals outside 0x3F or nonzero
-/// with v1, a pfn 0 or wider than 52 bits, unknown folio flags, indices not strictly
-/// increasing), out_of_range (more than 2^32 - 1 array pages), out_of_memory.
+/// there are no folios. Returns the structure's address (luo_file_ser.data). `masks`
+/// are the feature header's (feature layout only).
+/// Complexity: O(nr_folios). Errors: out_of_range with `*refusal` filled (structure,
+/// field) when `v` cannot carry a field (seals or flags to v1; seals or folios to a
+/// feature header without the bit), or more than 2^32 - 1 array pages;
+/// invalid_argument (seals outside 0x3F, flags nonzero for v2 / feature, masks
+/// outside feature_masks_ok, a pfn 0 or wider than 52 bits, unknown folio flags,
+/// indices not strictly increasing), out_of_memory.
 template <unsigned PageShift = 12, PageSource Source>
-result<phys_addr> write_memfd(Source& source, const memfd_file& file,
-                              memfd_version v = memfd_version::v2) {
+result<phys_addr> write_memfd(Source& source, const memfd_file& file, memfd_version v = memfd_version::v2,
+                              downgrade_refusal* refusal = nullptr,
+                              const feature_masks& masks = memfd_default_features) {
   using geometry = page_geometry<PageShift>;
-  if ((file.seals & ~memfd_known_seals) != 0 || (v == memfd_version::v1 && file.seals != 0))
+  if (const char* lost = impl::memfd_lost_field(file, v, masks)) {
+    if (refusal != nullptr) {
+      refusal->structure = v == memfd_version::v1 ? memfd_v1_compatible : memfd_handler_name;
+      refusal->field = lost;
+    }
+    return make_error(errc::out_of_range, refusal != nullptr ? refusal->structure : "memfd");
+  }
+  if ((file.seals & ~memfd_known_seals) != 0 || file.flags != 0 ||
+      (v == memfd_version::feature && !feature_masks_ok(masks)))
     return errc::invalid_argument;
   for (u64 i = 0; i < file.nr_folios; ++i) {
     const memfd_folio& f = file.folios[i];
@@ -208,7 +264,12 @@ result<phys_addr> write_memfd(Source& source, const memfd_file& file,
     folios = area->descriptor();
   }
   void* p = source.memory().to_virt(*ser, impl::memfd_ser_size(v));
-  if (v == memfd_version::v2) {
+  if (v == memfd_version::feature) {
+    auto* s = static_cast<memfd_luo_ser_feature*>(p);
+    put_feature_hdr(s->features, masks);
+    p = &s->fields;
+  }
+  if (v != memfd_version::v1) {
     auto* s = static_cast<memfd_luo_ser_v2*>(p);
     s->pos.set(file.pos);
     s->size.set(file.size);
@@ -237,7 +298,10 @@ class memfd_view {
 
   /// Validates the memfd state of version `v` at `ser` and its folio array.
   /// Errors: at `ser` (structure "memfd", depth 0): misaligned, out_of_bounds,
-  /// out_of_range (seals), reserved_nonzero (flags; a descriptor with no folios),
+  /// bad_version / bad_compatible / reserved_nonzero (feature header:
+  /// check_feature_hdr against memfd_features_supported; seals or folios nonzero while
+  /// their bit is not active), out_of_range (seals), reserved_nonzero (flags; a
+  /// descriptor with no folios),
   /// bad_count (area size disagrees with nr_folios); from the area (structure
   /// "kho_vmalloc"): see vmalloc_view::attach; at a record (structure "memfd", its
   /// address, depth 1): reserved_nonzero (flag bits), out_of_range (pfn 0 or too
@@ -303,6 +367,13 @@ class memfd_view {
     const void* p = mem_.to_virt(ser_, impl::memfd_ser_size(v_));
     if (p == nullptr) return fail(errc::out_of_bounds);
     f_ = impl::read_memfd(p, v_);
+    if (v_ == memfd_version::feature) {
+      const luo_feature_hdr& h = static_cast<const memfd_luo_ser_feature*>(p)->features;
+      if (const errc c = check_feature_hdr(h, memfd_features_supported); c != errc::ok) return fail(c);
+      const u64 active = h.active.get();
+      if ((active & memfd_feature_seals) == 0 && f_.seals != 0) return fail(errc::reserved_nonzero);
+      if ((active & memfd_feature_folios) == 0 && f_.nr_folios != 0) return fail(errc::reserved_nonzero);
+    }
     if ((f_.seals & ~memfd_known_seals) != 0) return fail(errc::out_of_range);
     if (f_.flags != 0) return fail(errc::reserved_nonzero);
     if (f_.nr_folios == 0) {
