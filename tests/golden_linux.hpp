@@ -10,13 +10,17 @@
 
 #include <kho/linux/kexec_metadata.hpp>
 #include <kho/linux/kho_fdt.hpp>
+#include <kho/linux/kho_mem_chunks.hpp>
 #include <kho/linux/luo_v5.hpp>
+#include <kho/linux/luo_versions.hpp>
 #include <kho/linux/memblock.hpp>
 #include <kho/linux/memfd.hpp>
 #include <kho/manifest.hpp>
+#include <kho/model/scratch_pages.hpp>
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -29,13 +33,13 @@ struct linux_versions {
   u8 memfd = 2;
   bool seals = true;  // the memfds carry seals (memfd-v1 cannot)
 
-  /// The file name: the wire names, with the RFC forms ("a;b-v1") and the feature
-  /// headers spelled for a file system.
+  /// The file name: the wire names, with the RFC forms' ';' as '-' and the feature
+  /// headers as "<family>-feature".
   std::string name() const {
     auto file_name = [](const char* family, u8 v) {
       std::string n = wire_name_of(family, v);
       if (is_feature_version(family, v)) return std::string(family) + "-feature";
-      if (const auto semi = n.find(';'); semi != std::string::npos) n = n.substr(0, semi) + "-granular";
+      std::replace(n.begin(), n.end(), ';', '-');
       return n;
     };
     return fmt::format("linux-{}-{}-{}{}", file_name("kho", root), file_name("luo", luo), file_name("memfd", memfd),
@@ -90,10 +94,10 @@ inline image build_linux(const linux_versions& v) {
   auto must = [](const status& s, const char* what) {
     if (!s) throw std::runtime_error(fmt::format("{}: {}", what, to_string(s.code())));
   };
-  if (v.root < 3 || v.root > 5)  // kho-v1 and -v2 cannot name the raw blobs below (kexec-metadata, luo_ser)
-    throw std::runtime_error(fmt::format("this handover cannot be written as {}", wire_name_of("kho", v.root)));
-  if (v.luo != 5) throw std::runtime_error(fmt::format("kho writes no {}", wire_name_of("luo", v.luo)));
-  if (v.memfd != 1 && v.memfd != 2) throw std::runtime_error("kho writes no such memfd version");
+  if (v.root < 1 || v.root > 5 || (v.luo != 1 && (v.luo < 5 || v.luo > 7)) || v.memfd < 1 || v.memfd > 3)
+    throw std::runtime_error(fmt::format("kho writes no {} / {} / {}", v.root, v.luo, v.memfd));
+  // kho-v1 and -v2 name FDT blobs only: no kexec-metadata (a raw blob), LUO as luo-v1.
+  const bool raw_blobs = v.root >= 3;
   arena_buffer arena(u64{1} << 20);
   // Folios first, at the arena's first frames, so the content model can name them.
   std::vector<phys_addr> folio_pages;
@@ -119,9 +123,11 @@ inline image build_linux(const linux_versions& v) {
       std::memcpy(arena.memory().to_virt(phys_addr{frame << 12}, text.size()), text.data(), text.size());
     }
 
-  auto meta = write_kexec_metadata(tracked, content.release.c_str(), content.kexec_count);
-  must(meta.has_value() ? status{} : status{meta.err()}, "kexec-metadata");
-  must(root->add(kexec_metadata_subtree, meta->phys, meta->size), "add kexec-metadata");
+  if (raw_blobs) {
+    auto meta = write_kexec_metadata(tracked, content.release.c_str(), content.kexec_count);
+    must(meta.has_value() ? status{} : status{meta.err()}, "kexec-metadata");
+    must(root->add(kexec_metadata_subtree, meta->phys, meta->size), "add kexec-metadata");
+  }
   auto trace = tracked.alloc(order{2});
   must(trace.has_value() ? status{} : status{trace.err()}, "reserve_mem region");
   const reserve_mem_region regions[] = {{"trace", *trace, u64{4} * 4096}};
@@ -129,20 +135,38 @@ inline image build_linux(const linux_versions& v) {
   must(mb.has_value() ? status{} : status{mb.err()}, "memblock");
   must(root->add(memblock_subtree, mb->phys, mb->size, memblock_compatible), "add memblock");
 
-  auto luo = luo_v5_writer<tracked_type>::create(tracked, content.liveupdate_num);
-  must(luo.has_value() ? status{} : status{luo.err()}, "LUO");
-  for (const char* s : {"vm-alpha", "database"}) must(luo->create_session(s), "session");
-  const memfd_version mv = v.memfd == 1 ? memfd_version::v1 : memfd_version::v2;
+  // memfds first (their states are what LUO's file records point at), then LUO.
+  std::vector<luo_file_content> files;
   for (const auto& f : content.files) {
     std::vector<memfd_folio> folios;
     for (const auto& [index, frame] : f.folios)
       folios.push_back({pfn{frame}, index, static_cast<u16>(memfd_folio_dirty | memfd_folio_uptodate)});
-    auto fd = write_memfd(tracked, memfd_file{0, f.size, f.seals, folios.data(), folios.size()}, mv);
+    auto fd = write_memfd_for(tracked, f.session.c_str(), f.token, memfd_file{0, f.size, f.seals, folios.data(), folios.size()},
+                              static_cast<memfd_version>(v.memfd));
     must(fd.has_value() ? status{} : status{fd.err()}, "memfd");
-    must(luo->preserve_file(f.session.c_str(), wire_name_of("memfd", v.memfd), fd->value, f.token), "file");
+    files.push_back({memfd_file_name(static_cast<memfd_version>(v.memfd)), fd->value, f.token});
   }
-  must(root->add(luo_v5_subtree, luo->blob().phys, luo->blob().size, luo_v5_compatible), "add LUO");
-  must(root->set_memory_map_checksum(map->deep_checksum()), "map checksum");
+  const luo_session_content sessions[] = {{"vm-alpha", files.data(), 2}, {"database", files.data() + 2, 1}};
+  auto iommu = tracked.alloc(order{0});
+  must(iommu.has_value() ? status{} : status{iommu.err()}, "FLB");
+  const luo_flb_content flb{"iommufd", iommu->value, 1};
+  const luo_content luo_state{content.liveupdate_num, sessions, 2, &flb, v.luo == 1 ? 0u : 1u};
+  auto luo = write_luo(tracked, static_cast<luo_version>(v.luo), luo_state);
+  must(luo.has_value() ? status{} : status{luo.err()}, "LUO");
+  must(root->add(luo_v5_subtree, luo->phys, luo->size, luo_version_name(static_cast<luo_version>(v.luo))), "add LUO");
+  if (v.root == 1) {
+    // kho-v1's map is a chunk chain written from the tree at the end; as the kernel's,
+    // its pages are not preserved (and not recorded: the arena's own source).
+    auto chain = write_kho_mem_chunks(arena.pages(), *map);
+    must(chain.has_value() ? status{} : status{chain.err()}, "chunk chain");
+    must(root->set_memory_map(chain->first), "chunk chain as the map");
+    model::scratch_pages<> scratch(arena.memory());
+    auto view = attach_kho_mem_chunks(arena.memory(), chain->first, scratch.pages());
+    must(view.has_value() ? status{} : status{view.err()}, "chunk chain read back");
+    must(root->set_memory_map_checksum(view->deep_checksum()), "map checksum");
+  } else {
+    must(root->set_memory_map_checksum(map->deep_checksum()), "map checksum");
+  }
   must(root->seal(), "seal");
   return arena.take(root->root());
 }
@@ -156,10 +180,8 @@ namespace kho::golden {
 /// writing it, so that every later reader keeps reading it.
 inline std::vector<linux_versions> linux_written_versions() {
   return {
-      {4, 5, 2, true},
-      {4, 5, 1, false},
-      {3, 5, 2, true},
-      {5, 5, 2, true},
+      {4, 5, 2, true},  {4, 5, 1, false}, {3, 5, 2, true}, {5, 5, 2, true}, {4, 6, 2, true},
+      {4, 7, 3, true},  {4, 5, 3, true},  {3, 1, 1, false}, {2, 1, 1, false}, {1, 1, 1, false},
   };
 }
 

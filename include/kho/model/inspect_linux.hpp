@@ -30,6 +30,8 @@
 #include <kho/handover_check.hpp>
 #include <kho/linux/kho_fdt.hpp>
 #include <kho/linux/kho_fdt_check.hpp>
+#include <kho/linux/luo_versions.hpp>
+#include <kho/manifest.hpp>
 #include <kho/model/inspect_luo.hpp>
 #include <kho/model/inspect_radix.hpp>
 #include <kho/model/inspect_xarray.hpp>
@@ -43,6 +45,7 @@
 #include <optional>
 #include <algorithm>
 #include <map>
+#include <span>
 #include <string>
 
 namespace kho::model {
@@ -102,11 +105,12 @@ nlohmann::json memfd_json(const M& mem, phys_addr ser, memfd_version version, u6
       folios.push_back({{"pfn", hex(f.frame.value)}, {"index", f.index}, {"flags", f.flags}});
   });
   return {{"ok", true},
-          {"version", version == memfd_version::v2 ? memfd_v2_compatible : memfd_v1_compatible},
+          {"version", wire_name_of("memfd", static_cast<u8>(version))},
           {"address", hex(ser.value)},
           {"pos", m->pos()},
           {"size", m->size()},
           {"seals", m->seals()},
+          {"flags", m->flags()},
           {"nr_folios", m->nr_folios()},
           {"folios", folios},
           {"folios_truncated", m->nr_folios() > folios.size()}};
@@ -118,45 +122,61 @@ nlohmann::json luo_file_json(const M& mem, const luo_file_ser& f, u64 max_folios
   nlohmann::json j{{"compatible", field_string(f.compatible, luo_v5_file_compatible_len)},
                    {"token", f.token.get()},
                    {"data", hex(f.data.get())}};
-  const bool v2 = kho::detail::string_equals(f.compatible, luo_v5_file_compatible_len, memfd_v2_compatible);
-  const bool v1 = kho::detail::string_equals(f.compatible, luo_v5_file_compatible_len, memfd_v1_compatible);
-  if ((v1 || v2) && f.data.get() != 0) {
-    j["memfd"] = memfd_json<PageShift>(mem, phys_addr{f.data.get()}, v2 ? memfd_version::v2 : memfd_version::v1,
-                                      max_folios);
+  const auto version = memfd_version_of(f);
+  if (version) j["format"] = wire_name_of("memfd", static_cast<u8>(*version));
+  if (version && f.data.get() != 0) {
+    j["memfd"] = memfd_json<PageShift>(mem, phys_addr{f.data.get()}, *version, max_folios);
     ok = ok && j["memfd"]["ok"].get<bool>();
   }
   return j;
 }
 
-/// "luo-v5": liveupdate_num, sessions with their files, FLBs.
+/// LUO in whichever layout its bytes are (luo-v1, luo-v5, luo-v5;block-v1, the
+/// feature header): "format" the layout, liveupdate_num, sessions with their files,
+/// FLBs (luo-v1 has none).
 template <unsigned PageShift, Memory M>
 nlohmann::json luo_v5_json(const M& mem, const kho_subtree& t, u64 max_folios) {
   scratch_pages<PageShift> scratch(mem);
-  auto v = attach_luo_v5<PageShift>(mem, t.phys, scratch.pages(), t.size);
-  if (!v) return refused("LUO refused", v.err());
+  auto version = detect_luo_version(mem, t.phys, t.size);
+  if (!version) return refused("LUO refused", version.err());
   bool ok = true;
-  nlohmann::json sessions = nlohmann::json::array();
-  for (const luo_session_ser& s : v->sessions()) {
-    nlohmann::json files = nlohmann::json::array();
-    for (const luo_file_ser& f : v->files(s)) files.push_back(luo_file_json<PageShift>(mem, f, max_folios, ok));
-    sessions.push_back({{"name", field_string(s.name, luo_v5_session_name_len)}, {"files", std::move(files)}});
+  nlohmann::json sessions = nlohmann::json::array(), flbs = nlohmann::json::array();
+  auto add_session = [&](const luo_session_ser& s, const auto& files) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const luo_file_ser& f : files) out.push_back(luo_file_json<PageShift>(mem, f, max_folios, ok));
+    sessions.push_back({{"name", field_string(s.name, luo_v5_session_name_len)}, {"files", std::move(out)}});
+  };
+  u64 number = 0, session_count = 0, file_count = 0, blocks = 0;
+  if (*version == luo_version::v1) {
+    auto v = attach_luo_v1<PageShift>(mem, t.phys, scratch.pages(), t.size);
+    if (!v) return refused("LUO refused", v.err());
+    for (u64 i = 0; i < v->session_count(); ++i) {
+      const luo_session_ser& s = v->sessions()[i];
+      add_session(s, std::span<const luo_file_ser>(v->files(s), s.file_set_ser.count.get()));
+    }
+    number = v->liveupdate_num(), session_count = v->session_count(), file_count = v->file_count();
+    v->release();
+  } else {
+    auto v = attach_luo_v5<PageShift>(mem, t.phys, scratch.pages(), t.size, {}, *version);
+    if (!v) return refused("LUO refused", v.err());
+    for (const luo_session_ser& s : v->sessions()) add_session(s, v->files(s));
+    for (u64 i = 0; i < v->flb_count(); ++i) {
+      const luo_flb_ser& b = v->flbs()[i];
+      flbs.push_back({{"name", field_string(b.name, luo_v5_flb_name_len)},
+                      {"count", b.count.get()},
+                      {"data", hex(b.data.get())}});
+    }
+    number = v->liveupdate_num(), session_count = v->session_count(), file_count = v->file_count();
+    blocks = v->block_count();
+    v->release();
   }
-  nlohmann::json flbs = nlohmann::json::array();
-  for (u64 i = 0; i < v->flb_count(); ++i) {
-    const luo_flb_ser& b = v->flbs()[i];
-    flbs.push_back({{"name", field_string(b.name, luo_v5_flb_name_len)},
-                    {"count", b.count.get()},
-                    {"data", hex(b.data.get())}});
-  }
-  nlohmann::json j{{"ok", ok},
-                   {"summary", fmt::format("live update #{}: {} sessions, {} files, {} FLBs, {} blocks",
-                                           v->liveupdate_num(), v->session_count(), v->file_count(),
-                                           v->flb_count(), v->block_count())},
-                   {"liveupdate_num", v->liveupdate_num()},
-                   {"sessions", std::move(sessions)},
-                   {"flbs", std::move(flbs)}};
-  v->release();
-  return j;
+  return {{"ok", ok},
+          {"format", luo_version_name(*version)},
+          {"summary", fmt::format("live update #{}: {} sessions, {} files, {} FLBs, {} blocks", number, session_count,
+                                  file_count, flbs.size(), blocks)},
+          {"liveupdate_num", number},
+          {"sessions", std::move(sessions)},
+          {"flbs", std::move(flbs)}};
 }
 
 /// "kexec-metadata-v1": version, previous_release, kexec_count.
@@ -363,7 +383,7 @@ inline void append_subtree(std::string& s, const nlohmann::json& t) {
   if (t.contains("format_error")) fmt::format_to(out, "    format: {}\n", t["format_error"].get<std::string>());
   if (t.contains("summary")) fmt::format_to(out, "    {}\n", t["summary"].get<std::string>());
   if (!t.value("ok", false)) return;
-  if (format == luo_v5_compatible) append_luo(s, t);
+  if (format.rfind("luo", 0) == 0) append_luo(s, t);
   if (format == memblock_compatible)
     for (const auto& r : t["regions"])
       fmt::format_to(out, "    region {} [{}, +{})\n", r["name"].get<std::string>(), r["start"].get<std::string>(),

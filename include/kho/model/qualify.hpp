@@ -10,6 +10,7 @@
 // already written must be one the next image reads.
 #pragma once
 
+#include <kho/linux/luo_feature.hpp>
 #include <kho/manifest.hpp>
 #include <kho/negotiate.hpp>
 
@@ -41,7 +42,15 @@ inline void add_known(std::vector<handover_structure>& out, const std::string& w
 
 // kho-v1 names FDT subtrees only, and kho-v2 (as torvalds wrote it) has no blob-size:
 // a raw blob's size would be lost. The root must be kho-v3 or later to carry one.
-inline bool is_fdt_format(const std::string& format) { return format == "memblock-v1"; }
+inline bool is_fdt_format(const std::string& format) { return format == "memblock-v1" || format == "luo-v1"; }
+
+// The feature bits LUO's feature-header layout needs set to carry this content.
+inline u64 luo_features_needed(const nlohmann::json& luo) {
+  u64 f = upstream::luo_feature_number;
+  if (!luo.value("sessions", nlohmann::json::array()).empty()) f |= upstream::luo_feature_sessions;
+  if (!luo.value("flbs", nlohmann::json::array()).empty()) f |= upstream::luo_feature_flbs;
+  return f;
+}
 
 inline void add_luo_files(std::vector<handover_structure>& out, const nlohmann::json& luo) {
   for (const auto& s : luo.value("sessions", nlohmann::json::array())) {
@@ -49,13 +58,16 @@ inline void add_luo_files(std::vector<handover_structure>& out, const nlohmann::
     for (const auto& f : s.value("files", nlohmann::json::array())) {
       const std::string what = fmt::format("LUO session {}, file token {}", session, f.value("token", u64{0}));
       const size_t before = out.size();
-      add_known(out, f.value("compatible", ""), what);
+      add_known(out, f.value("format", f.value("compatible", "")), what);
       if (out.size() == before || out.back().family != "memfd" || !f.contains("memfd")) continue;
       const auto& m = f["memfd"];
       if (m.value("seals", u64{0}) != 0 || m.value("flags", u64{0}) != 0) {
         out.back().carriable &= ~version_bit(1);  // memfd-v1 has neither field
         out.back().lossy_field = m.value("seals", u64{0}) != 0 ? "seals" : "flags";
       }
+      // The feature-header layout carries a field only under its feature bit.
+      if (m.value("seals", u64{0}) != 0) out.back().features_required |= upstream::memfd_feature_seals;
+      if (m.value("nr_folios", u64{0}) != 0) out.back().features_required |= upstream::memfd_feature_folios;
     }
   }
 }
@@ -76,7 +88,13 @@ inline std::vector<handover_structure> structures_of_report(const nlohmann::json
       const std::string name = t.value("name", "?");
       impl::add_known(out, format, "subtree " + name);
       raw_blob = raw_blob || !impl::is_fdt_format(format);
-      if (format.rfind("luo", 0) == 0) impl::add_luo_files(out, t);
+      if (format.rfind("luo", 0) != 0) continue;
+      out.back().features_required = impl::luo_features_needed(t);
+      if (!t.value("flbs", nlohmann::json::array()).empty()) {
+        out.back().carriable &= ~version_bit(1);
+        out.back().lossy_field = "FLBs (luo-v1 has none)";
+      }
+      impl::add_luo_files(out, t);
     }
     if (raw_blob && !out.empty() && out.front().family == "kho") {
       out.front().carriable &= ~(version_bit(1) | version_bit(2));
