@@ -2,19 +2,14 @@
 // ".kho_manifest" section and how the old kernel decides, before kexec, what to write.
 #include <kho/manifest.hpp>
 #include <kho/negotiate.hpp>
+#include <kho/readers.hpp>
 
 namespace {
 
 using namespace kho;
 
-constexpr manifest_line shim_lines[] = {
-    {"kho", version_bit(4), version_bit(3) | version_bit(4)},
-    {"memfd", version_bit(1) | version_bit(2), version_bit(2)},
-    {"luo", version_bit(5) | version_bit(7), version_bit(5), 0x3},
-};
-
-// As a kernel would place it: in its section, built at compile time.
-KHO_MANIFEST_SECTION constinit const manifest_image<3> shim_manifest = make_manifest("shim-6.99", shim_lines);
+// As a kernel would place it: in its section, built at compile time, every reader.
+KHO_MANIFEST_SECTION constinit const auto shim_manifest = make_manifest("shim-6.99", reader_lines);
 
 }  // namespace
 

@@ -1,0 +1,62 @@
+// kho/readers.hpp: what kho's readers read and its writers write, family by family:
+// the manifest (manifest.hpp) of an image that carries all of them.
+//
+// An image that includes kho's readers declares them with
+//   KHO_MANIFEST_SECTION constinit const auto m = kho::make_manifest("my-6.20", kho::reader_lines);
+// or with a subset of these lines if it carries fewer (the userspace model's images
+// declare what their own reading code uses: model/model_images.hpp). Each line is tied
+// to its format's constants by the static_asserts below, and
+// tests/compat_matrix_test.cpp writes and reads every version a line declares.
+#pragma once
+
+#include <kho/handover.hpp>
+#include <kho/linux/kho_root_version.hpp>
+#include <kho/linux/luo_feature.hpp>
+#include <kho/linux/luo_v5.hpp>
+#include <kho/linux/memfd.hpp>
+#include <kho/linux/kexec_metadata.hpp>
+#include <kho/luo.hpp>
+#include <kho/manifest.hpp>
+#include <kho/xarray.hpp>
+
+namespace kho {
+
+namespace detail {
+constexpr u64 version_set(std::initializer_list<u8> vs) {
+  u64 m = 0;
+  for (u8 v : vs) m |= version_bit(v);
+  return m;
+}
+}  // namespace detail
+
+// The kho root's versions: kho_root_version's four and the granular string (5).
+inline constexpr u64 kho_root_versions = detail::version_set({1, 2, 3, 4, 5});
+inline constexpr u64 luo_versions = detail::version_set(
+    {static_cast<u8>(upstream::luo_version::v1), static_cast<u8>(upstream::luo_version::v5),
+     static_cast<u8>(upstream::luo_version::v5_block_v1), static_cast<u8>(upstream::luo_version::feature)});
+inline constexpr u64 memfd_versions = detail::version_set({static_cast<u8>(upstream::memfd_version::v1),
+                                                           static_cast<u8>(upstream::memfd_version::v2),
+                                                           static_cast<u8>(upstream::memfd_version::feature)});
+
+inline constexpr manifest_line reader_lines[] = {
+    {"kho", kho_root_versions, kho_root_versions},
+    {"luo", luo_versions, luo_versions, upstream::luo_features_supported},
+    {"memfd", memfd_versions, memfd_versions, upstream::memfd_features_supported},
+    {"kexec-metadata", version_bit(static_cast<u8>(upstream::kexec_metadata_version)),
+     version_bit(static_cast<u8>(upstream::kexec_metadata_version))},
+    {"memblock", version_bit(1), version_bit(1)},
+    {"kho-root", version_bit(static_cast<u8>(handover_version_major)), version_bit(static_cast<u8>(handover_version_major))},
+    {"kho-radix", version_bit(1), version_bit(1)},
+    {"kho-xarray", version_bit(static_cast<u8>(xarray_version_major)), version_bit(static_cast<u8>(xarray_version_major))},
+    {"kho-luo", version_bit(static_cast<u8>(luo_version_major)), version_bit(static_cast<u8>(luo_version_major))},
+};
+
+// The names manifest.hpp gives these numbers are the formats' own.
+static_assert(detail::same_string(wire_name_of("kho", static_cast<u8>(upstream::kho_root_version::v4)),
+                                  upstream::kho_root_compatible(upstream::kho_root_version::v4)));
+static_assert(detail::same_string(wire_name_of("luo", static_cast<u8>(upstream::luo_version::v5_block_v1)),
+                                  upstream::luo_version_name(upstream::luo_version::v5_block_v1)));
+static_assert(detail::same_string(wire_name_of("memfd", static_cast<u8>(upstream::memfd_version::v2)),
+                                  upstream::memfd_v2_compatible));
+
+}  // namespace kho
