@@ -158,6 +158,7 @@ TYPED_TEST(InspectKhoFdtPages, WholeHandoverReported) {
   nlohmann::json v2_folios = nlohmann::json::array();
   for (const memfd_folio& f : h.v2_folios) v2_folios.push_back(folio_json(f));
   EXPECT_EQ(files[0], (nlohmann::json{{"compatible", "memfd-v2"},
+                                      {"format", "memfd-v2"},
                                       {"token", 1},
                                       {"data", hex(h.memfd2.value)},
                                       {"memfd",
@@ -167,6 +168,7 @@ TYPED_TEST(InspectKhoFdtPages, WholeHandoverReported) {
                                         {"pos", 123},
                                         {"size", u64{12} << shift},
                                         {"seals", memfd_seal_seal | memfd_seal_grow},
+                                        {"flags", 0},
                                         {"nr_folios", 3},
                                         {"folios", v2_folios},
                                         {"folios_truncated", false}}}}));
