@@ -184,8 +184,15 @@ errc subtree_extent(const M& mem, const void* fdt, int node, kho_root_version v,
     size = fdt_le64(z);
     return errc::ok;
   }
+  // The blob may sit at any byte address: its header is copied out, not referenced as
+  // a misaligned fdt_header (UBSan, fuzz_kho_fdt with a sub-FDT at an odd address).
   const void* h = mem.to_virt(phys_addr{phys}, sizeof(fdt_header));
-  const u64 total = h != nullptr && fdt_magic(h) == FDT_MAGIC ? fdt_totalsize(h) : 0;
+  unsigned char head[8] = {};
+  if (h != nullptr) std::memcpy(head, h, sizeof head);
+  auto be32 = [&](int at) {
+    return u32{head[at]} << 24 | u32{head[at + 1]} << 16 | u32{head[at + 2]} << 8 | u32{head[at + 3]};
+  };
+  const u64 total = h != nullptr && be32(0) == FDT_MAGIC ? be32(4) : 0;
   if (total >= sizeof(fdt_header) && mem.to_virt(phys_addr{phys}, total) != nullptr) {
     size = total;
     return errc::ok;
