@@ -44,6 +44,7 @@
 
 #include <cstddef>
 #include <cstring>
+#include <initializer_list>
 #include <type_traits>
 
 namespace kho {
@@ -109,6 +110,13 @@ constexpr bool is_feature_version(const char* family, u8 version) {
 }
 
 constexpr u64 version_bit(u8 version) { return version == 0 || version > manifest_max_version ? 0 : u64{1} << version; }
+
+/// The mask of the versions listed.
+constexpr u64 version_set(std::initializer_list<u8> vs) {
+  u64 m = 0;
+  for (u8 v : vs) m |= version_bit(v);
+  return m;
+}
 
 /// The highest version in `mask`, 0 if none.
 constexpr u8 highest_version(u64 mask) {

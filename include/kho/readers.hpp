@@ -21,20 +21,12 @@
 
 namespace kho {
 
-namespace detail {
-constexpr u64 version_set(std::initializer_list<u8> vs) {
-  u64 m = 0;
-  for (u8 v : vs) m |= version_bit(v);
-  return m;
-}
-}  // namespace detail
-
 // The kho root's versions: kho_root_version's four and the granular string (5).
-inline constexpr u64 kho_root_versions = detail::version_set({1, 2, 3, 4, 5});
-inline constexpr u64 luo_versions = detail::version_set(
+inline constexpr u64 kho_root_versions = version_set({1, 2, 3, 4, 5});
+inline constexpr u64 luo_versions = version_set(
     {static_cast<u8>(upstream::luo_version::v1), static_cast<u8>(upstream::luo_version::v5),
      static_cast<u8>(upstream::luo_version::v5_block_v1), static_cast<u8>(upstream::luo_version::feature)});
-inline constexpr u64 memfd_versions = detail::version_set({static_cast<u8>(upstream::memfd_version::v1),
+inline constexpr u64 memfd_versions = version_set({static_cast<u8>(upstream::memfd_version::v1),
                                                            static_cast<u8>(upstream::memfd_version::v2),
                                                            static_cast<u8>(upstream::memfd_version::feature)});
 

@@ -34,6 +34,14 @@ struct guarded_memory {
 };
 static_assert(Memory<guarded_memory>);
 
+/// Bytes from the input's root to the end of its image (0 if the root is outside).
+inline u64 bytes_from_root(const uint8_t* data, size_t size) {
+  u64 offset = 0;
+  if (size >= 8) std::memcpy(&offset, data, 8);
+  const u64 image_bytes = size >= 8 ? size - 8 : size;
+  return offset < image_bytes ? image_bytes - offset : 0;
+}
+
 class image {
  public:
   image(const uint8_t* data, size_t size) {

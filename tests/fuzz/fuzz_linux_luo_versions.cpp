@@ -68,10 +68,7 @@ void check(const uint8_t* data, size_t size, u64 blob_size) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  u64 offset = 0;
-  if (size >= 8) std::memcpy(&offset, data, 8);
-  const u64 image_bytes = size >= 8 ? size - 8 : size;
-  const u64 rest = offset < image_bytes ? image_bytes - offset : 0;
+  const u64 rest = kho::fuzz::bytes_from_root(data, size);
   check(data, size, rest);
   for (u64 exact : {u64{40}, u64{152}, u64{4096}})
     if (exact != rest) check(data, size, exact);

@@ -59,10 +59,7 @@ void memblock(Image& img, u64 blob_size) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  u64 offset = 0;
-  if (size >= 8) std::memcpy(&offset, data, 8);
-  const u64 image_bytes = size >= 8 ? size - 8 : size;
-  const u64 rest = offset < image_bytes ? image_bytes - offset : 0;
+  const u64 rest = kho::fuzz::bytes_from_root(data, size);
   {
     kho::fuzz::image img(data, size);
     metadata(img, rest);

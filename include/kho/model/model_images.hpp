@@ -30,34 +30,28 @@
 
 namespace kho::model {
 
-constexpr u64 versions(std::initializer_list<u8> vs) {
-  u64 m = 0;
-  for (u8 v : vs) m |= version_bit(v);
-  return m;
-}
-
 /// The current model image. Its chain reader reads LUO through luo-v5's view and
 /// memfds through memfd-v1/-v2's, so those are what it declares, though the library
 /// under it reads more (kho/readers.hpp).
 inline constexpr manifest_line current_image_lines[] = {
-    {"kho", versions({3, 4}), versions({3, 4})},
-    {"luo", versions({5}), versions({5})},
-    {"memfd", versions({1, 2}), versions({1, 2})},
-    {"kexec-metadata", versions({1}), versions({1})},
-    {"memblock", versions({1}), versions({1})},
-    {"kho-root", versions({1}), versions({1})},
-    {"kho-radix", versions({1}), versions({1})},
-    {"kho-xarray", versions({1}), versions({1})},
-    {"kho-luo", versions({1}), versions({1})},
+    {"kho", version_set({3, 4}), version_set({3, 4})},
+    {"luo", version_set({5}), version_set({5})},
+    {"memfd", version_set({1, 2}), version_set({1, 2})},
+    {"kexec-metadata", version_set({1}), version_set({1})},
+    {"memblock", version_set({1}), version_set({1})},
+    {"kho-root", version_set({1}), version_set({1})},
+    {"kho-radix", version_set({1}), version_set({1})},
+    {"kho-xarray", version_set({1}), version_set({1})},
+    {"kho-luo", version_set({1}), version_set({1})},
 };
 
 /// An older release: kho-v3, luo-v5, memfd-v1; no kho formats.
 inline constexpr manifest_line legacy_image_lines[] = {
-    {"kho", versions({3}), versions({3})},
-    {"luo", versions({5}), versions({5})},
-    {"memfd", versions({1}), versions({1})},
-    {"kexec-metadata", versions({1}), versions({1})},
-    {"memblock", versions({1}), versions({1})},
+    {"kho", version_set({3}), version_set({3})},
+    {"luo", version_set({5}), version_set({5})},
+    {"memfd", version_set({1}), version_set({1})},
+    {"kexec-metadata", version_set({1}), version_set({1})},
+    {"memblock", version_set({1}), version_set({1})},
 };
 
 /// The structures hop `in.image` will hold, with the versions that carry each: the
