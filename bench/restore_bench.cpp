@@ -15,7 +15,8 @@
 // RestoreTwoThreads report wall-clock time (UseRealTime); so does everything they are
 // compared with in the README.
 //
-// Patterns (bench_trees.hpp): scattered, runs, mixed. Space: 64 GiB, 1 TiB, or 16 TiB
+// Patterns (bench_trees.hpp): scattered, runs, mixed. Space: 64 GiB, 1 TiB, 16 n pages
+// (scattered_1in16: constant density, for the linearity fit), or 16 TiB
 // for the 2^26-block scale family (256 GiB of 4 KiB pages; 0.5 GiB of tree, a 1 GiB
 // region array).
 #include <kho/memblock_kernel.hpp>
@@ -153,6 +154,21 @@ KHO_RESTORE_FAMILY("scattered_64GiB", scattered, gib64, 1 << 22, 1 << 16);
 KHO_RESTORE_FAMILY("scattered_1TiB", scattered, tib1, 1 << 24, 1 << 16);
 KHO_RESTORE_FAMILY("runs_1TiB", runs, tib1, 1 << 24, 1 << 16);
 KHO_RESTORE_FAMILY("mixed_1TiB", mixed, tib1, 1 << 24, 1 << 16);
+
+// Constant density: n scattered pages over 16 n pages (space grows with n), so the
+// cost has no fixed part (over a fixed space every n from 2^14 up reads all the
+// leaves) and an oN fit is a fair test of linearity.
+void dense_scaled_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"n", "pattern", "space_log2"});
+  for (int64_t lg = 10; lg <= 24; lg += 2) b->Args({int64_t{1} << lg, scattered, lg + 4 + 12});
+}
+#define KHO_SCALED(bm, name)                                                                   \
+  BENCHMARK(bm)->Name(name "/scattered_1in16")->Apply(dense_scaled_args)                       \
+      ->Complexity(benchmark::oN)->Unit(benchmark::kMillisecond)->UseRealTime()
+KHO_SCALED(BM_Walk, "Walk");
+KHO_SCALED(BM_Restore<at_bound>, "RestoreAtBound");
+KHO_SCALED(BM_Restore<two_threads>, "RestoreTwoThreads");
+KHO_SCALED(BM_Restore<linear>, "RestoreLinear");
 
 // Scale: 2^26 scattered 4 KiB pages (256 GiB) over 16 TiB; one size, no fit.
 #define KHO_SCALE(bm, name)                                                                              \

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <vector>
 
 namespace kho::test {
@@ -284,6 +285,62 @@ TEST_F(XarrayTest, AppendFillsDenseLeavesAcrossLeafBoundaries) {
   // the writer keeps appending after the remap: its hint re-descends
   ASSERT_TRUE(x.append_ordered(n, 9));
   ASSERT_TRUE(view());
+}
+
+TEST_F(XarrayTest, OneDescentChangesFollowTheLeafAcrossRemapsSplitsAndBursts) {
+  // The writer keeps the leaf it last changed (as xa_state keeps its node); every
+  // change that moves nodes or records, and a remap of the writer's memory (the old
+  // mapping is gone: a stale pointer would fault), must make it descend again.
+  std::map<u64, std::pair<u64, bool>> want;  // index -> value, mark 0
+  auto check = [&] {
+    auto v = view();
+    ASSERT_TRUE(v);
+    ASSERT_EQ(v->count(), want.size());
+    for (const auto& [i, vm] : want) {
+      ASSERT_EQ(*v->load(i), vm.first) << i;
+      ASSERT_EQ(v->get_mark(i, xa_mark::mark0), vm.second) << i;
+    }
+  };
+  auto store = [&](u64 i, u64 val) {
+    ASSERT_TRUE(x.store(i, val)) << i;
+    auto& slot = want[i];
+    slot.first = val;
+  };
+  auto mark = [&](u64 i) {
+    ASSERT_TRUE(x.set_mark(i, xa_mark::mark0)) << i;
+    want[i].second = true;
+  };
+  for (u64 i = 0; i < 100; ++i) store(3 * i, i + 1);  // one compact leaf
+  mark(30);
+  check();  // remapped: the next change in the same leaf re-descends
+  store(301, 7);
+  mark(33);
+  ASSERT_TRUE(x.erase(36));
+  want.erase(36);
+  EXPECT_EQ(*x.exchange(39, 99), 14u);
+  want[39].first = 99;
+  // fill the leaf until it splits and bursts (records move, nodes change) while
+  // changing entries of the leaf last reached
+  for (u64 i = 100; i < 700; ++i) {
+    store(3 * i, i + 1);
+    if (i % 7 == 0 && want.count(3 * (i - 50))) mark(3 * (i - 50));
+    if (i % 11 == 0) {
+      ASSERT_TRUE(x.erase(3 * (i - 1)));
+      want.erase(3 * (i - 1));
+    }
+  }
+  check();
+  // a dense run, then a mark that allocates a side node under the leaf last reached
+  for (u64 i = 4096; i < 4096 + 600; ++i) store(i, i);
+  mark(4096 + 5);
+  ASSERT_TRUE(x.clear_mark(4096 + 5, xa_mark::mark0));
+  want[4096 + 5].second = false;
+  mark(4096 + 511);
+  ASSERT_TRUE(x.erase(4096 + 511));
+  want.erase(4096 + 511);
+  check();
+  store(4096 + 511, 5);
+  check();
 }
 
 TEST_F(XarrayTest, AppendAfterSparseRunsAndIntoCompactLeavesUntilTheySplit) {

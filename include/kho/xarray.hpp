@@ -59,7 +59,9 @@
 // (H <= 7 with 4 KiB pages), and where the entry is plain (an order-0 store or erase in
 // a leaf that neither fills nor empties, any mark or exchange) they are ONE descent:
 // counts change on the path, mark summaries only where a bit flips, bottom-up until a
-// branch's own marks stay the same. A store that splits a leaf adds O(page); store_range
+// branch's own marks stay the same; none at all when the change falls in the window of
+// the leaf the last one reached (a hint kept as xa_state keeps its node, dropped by any
+// change that moves nodes or records, or by a remap of the writer's memory). A store that splits a leaf adds O(page); store_range
 // adds O(entries and nodes it replaces); find/find_marked O(H * fanout) worst case; a
 // cursor (cursor(), marked_cursor()) resumes where it stopped, O(1) amortised per entry;
 // append_ordered (index-ordered input: a memfd's folios at preservation) writes into the
@@ -823,9 +825,9 @@ class xarray : public detail::xa_queries<xarray<Value, PageShift, Source>, Value
   /// and its marks). Complexity: O(H + compact_capacity). Errors: not_found.
   status erase(u64 index) {
     settle();
-    spot at;
-    if (!locate(index, at)) return errc::not_found;
-    const int r = at.compact() ? c_erase_in_place(at, index) : d_erase_in_place(at, index);
+    spot* at;
+    if (!reach(index, at)) return errc::not_found;
+    const int r = at->compact() ? c_erase_in_place(*at, index) : d_erase_in_place(*at, index);
     if (r == 0) return errc::not_found;
     if (r > 0) return {};
     // The leaf empties or the entry spans slots: the general path, which frees and shrinks.
@@ -842,22 +844,22 @@ class xarray : public detail::xa_queries<xarray<Value, PageShift, Source>, Value
   /// dense leaf). Errors: not_found (nothing stored), invalid_argument (all-zero value).
   result<Value> exchange(u64 index, const Value& v) {
     if (detail::is_zero_value(v)) return errc::invalid_argument;
-    spot at;
-    if (!locate(index, at)) return errc::not_found;
-    if (at.compact()) {
-      const long p = read::c_find(at.leaf, index);
+    spot* at;
+    if (!reach(index, at)) return errc::not_found;
+    if (at->compact()) {
+      const long p = read::c_find(at->leaf, index);
       if (p < 0) return errc::not_found;
-      const Value old = read::c_value(at.leaf, static_cast<u64>(p));
-      std::memcpy(at.leaf + geo::values_off + geo::value_size * static_cast<u64>(p), &v, sizeof v);
+      const Value old = read::c_value(at->leaf, static_cast<u64>(p));
+      std::memcpy(at->leaf + geo::values_off + geo::value_size * static_cast<u64>(p), &v, sizeof v);
       return old;
     }
     const u64 i = index & (geo::leaf_slots - 1);
-    if (!read::d_present(at.leaf, i)) return errc::not_found;
+    if (!read::d_present(at->leaf, i)) return errc::not_found;
     u64 head;
     unsigned ord;
-    read::d_extent(at.side(memory()), i, head, ord);
-    const Value old = read::d_value(at.leaf, head);
-    for (u64 k = 0; k < (u64{1} << ord); ++k) std::memcpy(at.leaf + geo::value_size * (head + k), &v, sizeof v);
+    read::d_extent(at->sec, i, head, ord);
+    const Value old = read::d_value(at->leaf, head);
+    for (u64 k = 0; k < (u64{1} << ord); ++k) std::memcpy(at->leaf + geo::value_size * (head + k), &v, sizeof v);
     return old;
   }
 
@@ -1518,8 +1520,9 @@ class xarray : public detail::xa_queries<xarray<Value, PageShift, Source>, Value
     const unsigned mi = static_cast<unsigned>(m);
     if (mi >= xa_mark_count) return errc::invalid_argument;
     const u8 bit = static_cast<u8>(1u << mi);
-    spot at;
-    if (!locate(index, at)) return errc::not_found;
+    spot* found;
+    if (!reach(index, found)) return errc::not_found;
+    const spot& at = *found;
     if (at.compact()) {
       const long p = read::c_find(at.leaf, index);
       if (p < 0) return errc::not_found;
@@ -1537,7 +1540,7 @@ class xarray : public detail::xa_queries<xarray<Value, PageShift, Source>, Value
     const u64 i = index & (geo::leaf_slots - 1);
     if (!read::d_present(at.leaf, i)) return errc::not_found;
     const step& f = at.path[at.depth - 1];
-    unsigned char* sec = read::side_section(memory(), f.br, f.j);
+    unsigned char* sec = at.sec;
     if (sec == nullptr && !on) return {};
     u64 head;
     unsigned ord;
@@ -1572,6 +1575,7 @@ class xarray : public detail::xa_queries<xarray<Value, PageShift, Source>, Value
     unsigned depth = 0;
     u64 ref = 0;
     unsigned char* leaf = nullptr;
+    unsigned char* sec = nullptr;  // a dense leaf's side-node section, if its group has one
     xarray_root* root = nullptr;
     bool compact() const { return kind(ref) == detail::xa_compact; }
     template <Memory Mem>
@@ -1598,7 +1602,35 @@ class xarray : public detail::xa_queries<xarray<Value, PageShift, Source>, Value
     at.depth = depth;
     at.ref = ref;
     at.leaf = node(ref);
+    at.sec = depth == 0 || kind(ref) != detail::xa_dense ? nullptr
+                                                         : read::side_section(memory(), at.path[depth - 1].br,
+                                                                              at.path[depth - 1].j);
     at.root = &r;
+    return true;
+  }
+
+  /// locate() through the leaf hint: `at` is the hint's spot, valid until the next
+  /// change. A change in the window of the leaf last reached skips the descent, as the
+  /// kernel's xa_state keeps its node between operations; the hint is trusted only
+  /// while no node or record moved (the generation) and the root block is mapped where
+  /// it was (a writer whose memory was remapped never writes through a stale pointer).
+  /// Complexity: O(1) on a hit, else locate's O(H).
+  bool reach(u64 index, spot*& at) {
+    leaf_hint& h = hint_;
+    at = &h.at;
+    xarray_root* r = &rb();
+    if (h.gen == gen_ && h.at.root == r && index - h.first <= h.last - h.first) return true;
+    h.gen = ~u64{0};
+    if (!locate(index, h.at)) return false;
+    if (h.at.compact()) {
+      const detail::xa_node_header& n = detail::header(h.at.leaf);
+      h.first = n.base.get();
+      h.last = h.first + geo::span_mask(n.shift);
+    } else {
+      h.first = index & ~(geo::leaf_slots - 1);
+      h.last = h.first + (geo::leaf_slots - 1);
+    }
+    h.gen = gen_;
     return true;
   }
   /// Adds `delta` (mod 2^64) to the entry counts on the path of `at` and in the root block.
@@ -1631,8 +1663,9 @@ class xarray : public detail::xa_queries<xarray<Value, PageShift, Source>, Value
   /// covers `index`, in one descent. False (nothing changed) where the general path must
   /// run: no leaf there, a full compact leaf, or a multi-order entry in the way.
   bool store_in_place(u64 index, const Value& v) {
-    spot at;
-    if (!locate(index, at)) return false;
+    spot* found;
+    if (!reach(index, found)) return false;
+    const spot& at = *found;
     unsigned char* leaf = at.leaf;
     if (at.compact()) {
       const u64 n = read::c_count(leaf), p = read::c_upper_bound(leaf, index);
@@ -1659,7 +1692,7 @@ class xarray : public detail::xa_queries<xarray<Value, PageShift, Source>, Value
       const u64 i = index & (geo::leaf_slots - 1);
       const step& f = at.path[at.depth - 1];
       if (read::d_present(leaf, i)) {
-        if (const unsigned char* sec = read::side_section(memory(), f.br, f.j)) {
+        if (const unsigned char* sec = at.sec) {
           const unsigned char* tails = read::side_bitmap(sec, read::tail);
           if (detail::test_bit(tails, i) || (i + 1 < geo::leaf_slots && detail::test_bit(tails, i + 1))) return false;
         }
@@ -1705,7 +1738,7 @@ class xarray : public detail::xa_queries<xarray<Value, PageShift, Source>, Value
     const u64 i = index & (geo::leaf_slots - 1);
     if (!read::d_present(at.leaf, i)) return 0;
     const step& f = at.path[at.depth - 1];
-    unsigned char* sec = read::side_section(memory(), f.br, f.j);
+    unsigned char* sec = at.sec;
     if (sec != nullptr) {
       const unsigned char* tails = read::side_bitmap(sec, read::tail);
       if (detail::test_bit(tails, i) || (i + 1 < geo::leaf_slots && detail::test_bit(tails, i + 1))) return -1;
@@ -1912,10 +1945,18 @@ class xarray : public detail::xa_queries<xarray<Value, PageShift, Source>, Value
 
   void touch() { ++gen_; }
 
+  /// The leaf the last one-descent change reached, and its window [first, last].
+  struct leaf_hint {
+    u64 gen = ~u64{0};
+    u64 first = 0, last = 0;
+    spot at{};
+  };
+
   Source* src_;
   phys_addr root_pa_;
   u64 gen_ = 0;
   tail_hint tail_{};
+  leaf_hint hint_{};
 };
 
 // ---- reader ----------------------------------------------------------------------------
