@@ -338,6 +338,13 @@ struct append_cmd : command<V, Shift> {
   unsigned every_order = *rc::gen::element(0u, 0u, 3u, 7u);  // every k-th entry is multi-order
   u64 seed = *rc::gen::arbitrary<u64>();
   u64 back = *rc::gen::inRange<u64>(0, 3000);
+  bool batch = *rc::gen::arbitrary<bool>();  // through append_ordered(span), marks included
+  unsigned mark_every = *rc::gen::element(0u, 0u, 5u);
+
+  /// The marks of the k-th entry appended (only a batch carries marks).
+  u8 marks_of(u64 k) const {
+    return batch && mark_every != 0 && k % mark_every == 0 ? static_cast<u8>(1u << (k % 3)) : u8{0};
+  }
 
   /// The entries this command appends to a model whose last index is `last`.
   std::vector<std::pair<u64, unsigned>> plan(std::optional<u64> last) const {
@@ -363,7 +370,10 @@ struct append_cmd : command<V, Shift> {
   }
   void apply(xa_model& m) const override {
     u64 k = 0;
-    for (auto [index, o] : plan(m.last())) m.entries[index] = model_entry{o, seed + k++, 0};
+    for (auto [index, o] : plan(m.last())) {
+      m.entries[index] = model_entry{o, seed + k, marks_of(k)};
+      ++k;
+    }
   }
   void run(const xa_model& m, xa_sut<V, Shift>& s) const override {
     if (auto last = m.last()) {
@@ -373,14 +383,23 @@ struct append_cmd : command<V, Shift> {
       RC_ASSERT(s.x->count() == m.entries.size());
     }
     u64 k = 0;
-    for (auto [index, o] : plan(m.last())) RC_ASSERT(s.x->append_ordered(index, order{o}, make_value<V>(seed + k++)).ok());
+    if (batch) {
+      std::vector<xarray_entry<V>> entries;
+      for (auto [index, o] : plan(m.last())) {
+        entries.push_back(xarray_entry<V>{index, order{o}, marks_of(k), make_value<V>(seed + k)});
+        ++k;
+      }
+      RC_ASSERT(s.x->append_ordered(std::span<const xarray_entry<V>>(entries)).ok());
+    } else {
+      for (auto [index, o] : plan(m.last())) RC_ASSERT(s.x->append_ordered(index, order{o}, make_value<V>(seed + k++)).ok());
+    }
     xa_model after = m;
     apply(after);
     RC_ASSERT(s.x->count() == after.entries.size());
     if (auto last = after.last()) RC_ASSERT(s.x->load(*last).has_value());
   }
   void show(std::ostream& os) const override {
-    os << "append " << n << " gap " << gap << " stride " << stride << " orders every " << every_order;
+    os << (batch ? "append batch " : "append ") << n << " marks every " << mark_every << " gap " << gap << " stride " << stride << " orders every " << every_order;
   }
 };
 

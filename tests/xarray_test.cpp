@@ -343,6 +343,44 @@ TEST_F(XarrayTest, OneDescentChangesFollowTheLeafAcrossRemapsSplitsAndBursts) {
   check();
 }
 
+TEST_F(XarrayTest, BatchAppendFillsLeavesAndStopsAtTheFirstRefusedEntry) {
+  using entry = xarray_entry<u64>;
+  std::vector<entry> batch;
+  for (u64 i = 0; i < 3 * xa::leaf_slots + 5; ++i) batch.push_back(entry{i, order{0}, 0, i + 1});
+  batch[700].marks = 0b101;                              // marked: through set_mark
+  batch.push_back(entry{u64{1} << 40, order{9}, 0, 7});  // multi-order: the slow path
+  batch.push_back(entry{(u64{1} << 40) + 512, order{0}, 0, 8});
+  ASSERT_TRUE(x.append_ordered(std::span<const entry>(batch)));
+  EXPECT_EQ(x.count(), batch.size());
+  {
+    auto v = view();
+    ASSERT_TRUE(v);
+    for (const entry& e : batch) {
+      auto got = v->entry_at(e.index);
+      ASSERT_TRUE(got) << e.index;
+      EXPECT_EQ(got->value, e.value);
+      EXPECT_EQ(got->span.value, e.span.value);
+      EXPECT_EQ(got->marks, e.marks) << e.index;
+    }
+  }
+  // refused entries: the ones before stay, nothing of the refused one or after it
+  const u64 base = u64{1} << 41;
+  const entry zero_value[] = {{base, order{0}, 0, 1}, {base + 1, order{0}, 0, 2}, {base + 2, order{0}, 0, 0},
+                              {base + 3, order{0}, 0, 4}};
+  EXPECT_EQ(x.append_ordered(std::span<const entry>(zero_value)).code(), errc::invalid_argument);
+  EXPECT_EQ(x.count(), batch.size() + 2);
+  EXPECT_EQ(x.load(base + 3).code(), errc::not_found);
+  const entry backwards[] = {{base + 10, order{0}, 0, 1}, {base + 9, order{0}, 0, 2}};
+  EXPECT_EQ(x.append_ordered(std::span<const entry>(backwards)).code(), errc::invalid_argument);
+  EXPECT_EQ(x.count(), batch.size() + 3);
+  const entry bad_mark[] = {{base + 11, order{0}, 0x10, 1}};
+  EXPECT_EQ(x.append_ordered(std::span<const entry>(bad_mark)).code(), errc::invalid_argument);
+  EXPECT_EQ(x.load(base + 11).code(), errc::not_found);
+  EXPECT_TRUE(x.append_ordered(std::span<const entry>{}));
+  EXPECT_EQ(x.count(), batch.size() + 3);
+  ASSERT_TRUE(view());
+}
+
 TEST_F(XarrayTest, AppendAfterSparseRunsAndIntoCompactLeavesUntilTheySplit) {
   u64 k = 0;
   for (u64 i = 0; i < 3 * xa::compact_capacity; ++i) {
