@@ -211,11 +211,9 @@ class bitmap_buddy {
 
   // Orders counted inside a word: 0..5, or up to MaxOrder if that is lower.
   static constexpr unsigned low_orders = MaxOrder < 6 ? MaxOrder + 1 : 6;
-  // Byte counters take at most 8 per word (order 0): 31 words before one could wrap.
-  static constexpr unsigned flush_every = 31;
-
   /// fold() for a word of frames, with the popcounts left as byte counts added into
-  /// acc[k] (summed across words, flushed every flush_every words). The steps of the
+  /// acc[k] (summed across words; at most 8 per word, so settle() flushes them
+  /// into the sums before 32 words could wrap one). The steps of the
   /// SWAR popcount that f_k's sparse bits make moot are skipped: f_1's 2-bit fields
   /// already hold 0 or 1, f_2's nibbles, f_3..f_5's bytes. A mixed word (neither 0
   /// nor all ones) never has f_6 set, so no flag is returned.
@@ -250,16 +248,21 @@ class bitmap_buddy {
     return (a * 0x0001000100010001ull) >> 48;
   }
 
+  // Words per pass of the inner loop: one group (its all-free flags make one flag word
+  // for fold), at most 64; 16 when MaxOrder < 6 (no flags).
+  static constexpr u64 group_words = group / 64;
+  static constexpr u64 chunk = MaxOrder < 6 ? 16 : (group_words < 64 ? group_words : 64);
+
   void settle() const {
     if (!dirty_) return;
     u64 sums[MaxOrder + 1] = {};
     u64 bytes[low_orders] = {};      // fold_low's byte counters
-    u64 acc[top_level + 1] = {};     // level l's flags gathered so far (level 0 unused)
+    u64 acc[top_level + 1] = {};     // level l's flags gathered so far (levels 2 and up)
     unsigned fill[top_level + 1] = {};
     u64 full_words = 0;
-    unsigned pending = 0;
-    auto push = [&](u64 flag) {  // one order-6 flag into level 1, carried upwards
-      for (unsigned l = 1; l <= top_level; ++l) {
+    unsigned pending = 0;  // words in the byte counters
+    auto push = [&](u64 flag) {  // one order-12 flag into level 2, carried upwards
+      for (unsigned l = 2; l <= top_level; ++l) {
         acc[l] |= flag << fill[l];
         const unsigned width = l < top_level ? 64u : 1u << (MaxOrder - 6 * top_level);
         if (++fill[l] < width) return;
@@ -268,20 +271,33 @@ class bitmap_buddy {
         fill[l] = 0;
       }
     };
-    for (const u64 x : words_) {
-      // Most words of a boot map are mixed; an empty or a full word needs no fold.
-      if (x == 0) {
-        if constexpr (MaxOrder >= 6) push(0);
-      } else if (x == ~u64{0}) {
-        ++full_words;
-        if constexpr (MaxOrder >= 6) push(1);
-      } else {
-        fold_low(x, bytes);
-        if (++pending == flush_every) {
+    const u64* w = words_.data();
+    const u64 n = words_.size();
+    for (u64 i = 0; i < n; i += chunk) {
+      const u64 m = n - i < chunk ? n - i : chunk;
+      u64 flags = 0;  // bit j: word i + j wholly free
+      for (u64 s = 0; s < m; s += 16) {
+        const u64 t = m - s < 16 ? m - s : 16;
+        for (u64 j = s; j < s + t; ++j) {
+          // Most words of a boot map are mixed, or (sparse maps) full: either branch is
+          // predictable, and a full or an empty word needs no fold.
+          const u64 x = w[i + j];
+          if (x == ~u64{0}) {
+            ++full_words;
+            flags |= u64{1} << j;
+          } else if (x != 0) {
+            fold_low(x, bytes);
+          }
+        }
+        pending += static_cast<unsigned>(t);
+        if (pending >= 16) {  // at most 31 words: no byte counter wraps
           for (unsigned k = 0; k < low_orders; ++k) sums[k] += sum_bytes(bytes[k]), bytes[k] = 0;
           pending = 0;
         }
-        if constexpr (MaxOrder >= 6) push(0);
+      }
+      if constexpr (MaxOrder >= 6) {
+        const u64 up = fold(flags, 6, sums);  // orders 6..min(11, MaxOrder)
+        if constexpr (top_level >= 2) push(up);
       }
     }
     for (unsigned k = 0; k < low_orders; ++k) sums[k] += sum_bytes(bytes[k]) + (full_words << (6 - k));
