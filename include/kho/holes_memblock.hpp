@@ -177,8 +177,9 @@ class holes_memblock {
   /// the bitmap (a missing leaf frees its whole span), then the other orders' blocks,
   /// the tree's pages and the reserved ranges taken back as ranges. Over a writer, the
   /// finder's holes as ranges.
-  /// Complexity: O(W + R * (k + 1) + reserved * zones) for W bitmap words, R busy ranges
-  /// other than order-0 blocks, k other orders present; plus the zones' finishing passes.
+  /// Complexity: O(W + R * (k + 1) + (RAM ranges + reserved) * zones) for W bitmap
+  /// words, R busy ranges other than order-0 blocks, k other orders present; plus the
+  /// zones' finishing passes (O(W)) when their counts are read.
   /// Errors: out_of_range (a RAM frame outside every zone), invalid_argument (zones
   /// overlap or descend); nothing is freed then.
   template <unsigned MaxOrder>
@@ -273,8 +274,10 @@ class holes_memblock {
   void take_side_ranges(Zone& z) const {
     using walker = typename Map::walker;
     const phys_range w = finder_.ram_window();
-    const u64 lo = std::max(w.start.value, z.start().value << geometry::shift);
-    const u64 hi = std::min(w.end.value, z.end().value << geometry::shift);
+    // A frame number past 2^(64 - shift) has no byte address: the window's end then.
+    auto bytes = [](pfn f) { return f.value >> (64 - geometry::shift) ? ~u64{0} : f.value << geometry::shift; };
+    const u64 lo = std::max(w.start.value, bytes(z.start()));
+    const u64 hi = std::min(w.end.value, bytes(z.end()));
     if (lo >= hi) return;
     const walker walk(&map_->memory(), map_->root());
     using extra = detail::reserved_and_gaps<geometry::shift>;
