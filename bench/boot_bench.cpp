@@ -2,6 +2,10 @@
 // scattered 4 KiB pages over 1 TiB of RAM:
 //   BootSideStep   attach, then holes_memblock.free_all: the hole finder's sweep hands
 //                  every hole to the buddy model; memblock.reserved is never filled
+//   BootSideStepWords
+//                  attach, then holes_memblock.free_all_words into bitmap_buddy zones
+//                  (one per RAM range): leaf words complemented into the free bitmaps,
+//                  then the per-order counts (bitmap_buddy's finishing pass)
 //   BootAtBound    attach, restore_at_bound, then free_all_regions over the array
 //   BootLinear     attach, restore_linear (appends, doublings), then free_all_regions
 //   BootNaive      attach, restore_naive through memblock_kernel (today's kernel),
@@ -13,6 +17,7 @@
 // hook stores each block's pfn and order once, where a kernel would write the block's
 // struct page and link it.
 // memblock's arrays come from boot memory touched before timing.
+#include <kho/bitmap_buddy.hpp>
 #include <kho/buddy_model.hpp>
 #include <kho/holes_memblock.hpp>
 #include <kho/memblock_kernel.hpp>
@@ -21,6 +26,9 @@
 #include "bench_trees.hpp"
 
 #include <benchmark/benchmark.h>
+
+#include <span>
+#include <vector>
 
 namespace {
 
@@ -87,6 +95,38 @@ void BM_Boot(benchmark::State& state) {
   state.counters["regions"] = static_cast<double>(regions);
 }
 
+// The free bitmaps: one zone per RAM range (1 TiB: 32 MiB of words; the tree's 2 GiB),
+// lent by the caller as memblock's arrays are, and touched before timing.
+void BM_BootWords(benchmark::State& state) {
+  using zone = bitmap_buddy<10>;
+  const boot_setup b(static_cast<u64>(state.range(0)));
+  static std::vector<u64> words[2];
+  pfn bounds[2][2];
+  for (int i = 0; i < 2; ++i) {
+    bounds[i][0] = pfn{b.ram[i].start.value >> 12};
+    bounds[i][1] = pfn{b.ram[i].end.value >> 12};
+    words[i].resize(zone::words_for(bounds[i][0], bounds[i][1]));
+  }
+  u64 pages = 0, blocks = 0;
+  auto once = [&] {
+    auto view = b.t.view();  // attach: validates the whole tree
+    phys_range storage[1];
+    auto mb = make_holes_memblock(view, b.ram, b.reserved, storage);
+    auto z0 = zone::create(bounds[0][0], bounds[0][1], words[0]);
+    auto z1 = zone::create(bounds[1][0], bounds[1][1], words[1]);
+    if (!mb || !z0 || !z1) std::abort();
+    zone zones[] = {*z0, *z1};
+    if (!mb->free_all_words(std::span<zone>(zones))) std::abort();
+    pages = zones[0].free_pages() + zones[1].free_pages();  // the finishing passes
+    blocks = zones[0].blocks() + zones[1].blocks();
+  };
+  once();  // touch the words before timing
+  for (auto _ : state) once();
+  benchmark::DoNotOptimize(pages);
+  state.counters["free_pages"] = static_cast<double>(pages);
+  state.counters["buddy_blocks"] = static_cast<double>(blocks);
+}
+
 void BM_Walk(benchmark::State& state) {
   const boot_setup b(static_cast<u64>(state.range(0)));
   auto view = b.t.view();
@@ -109,6 +149,7 @@ void sizes(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_Walk)->Name("Walk")->Apply(sizes);
 BENCHMARK(BM_Attach)->Name("Attach")->Apply(sizes);
 BENCHMARK(BM_Boot<side_step>)->Name("BootSideStep")->Apply(sizes);
+BENCHMARK(BM_BootWords)->Name("BootSideStepWords")->Apply(sizes);
 BENCHMARK(BM_Boot<at_bound>)->Name("BootAtBound")->Apply(sizes);
 BENCHMARK(BM_Boot<linear>)->Name("BootLinear")->Apply(sizes);
 BENCHMARK(BM_Boot<naive>)->Name("BootNaive")->ArgName("n")->Arg(1 << 16)->Unit(benchmark::kMillisecond)->UseRealTime();

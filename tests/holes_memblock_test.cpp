@@ -3,6 +3,7 @@
 // {preserved, tree page, reserved, early-allocated, handed to the buddy allocator},
 // before and after the memory is mapped at another address; and the side-step hands
 // over exactly what restoring memblock.reserved and freeing its gaps would.
+#include <kho/bitmap_buddy.hpp>
 #include <kho/buddy_model.hpp>
 #include <kho/holes_memblock.hpp>
 #include <kho/preserve_bitmap.hpp>
@@ -18,6 +19,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -303,6 +305,209 @@ RC_GTEST_PROP(HolesMemblock, ModelAllocReattachFreeAll, ()) {
   page_map oracle(sut.m, sut.view->nodes());
   rc::state::check(oracle, sut,
                    rc::state::gen::execOneOfWithArgs<alloc_cmd, alloc_cmd, alloc_cmd, reattach_cmd, free_all_cmd>());
+}
+
+// ---- free_all_words: the hand-over word by word into bitmap_buddy -------------------
+
+/// 4 GiB of RAM from `base` in up to three ranges (cuts at any page), the tree's pages
+/// in its top 2 MiB; room for order-18 (1 GiB) blocks beside order 0 and 9.
+struct wide_machine {
+  static constexpr u64 size = u64{4} << 30;
+  static constexpr u64 frames = size / P;
+  static constexpr u64 first = base / P;  // frame of `base`
+  static constexpr u64 tree_at = base + size - (u64{2} << 20);
+  arena<12> mem{u64{2} << 20, tree_at};
+  bump_page_source<flat_memory> tree_pages{mem.memory(), phys_addr{tree_at}, phys_addr{base + size}};
+  std::optional<preserve_bitmap<bump_page_source<flat_memory>>> tree;
+  std::vector<u64> scratch = std::vector<u64>(1024);
+  std::vector<phys_range> ram, reserved;
+  std::vector<char> busy = std::vector<char>(frames, 0), in_ram = std::vector<char>(frames, 0);
+
+  wide_machine() { tree.emplace(std::move(*preserve_bitmap<bump_page_source<flat_memory>>::create(tree_pages, false))); }
+  void mark(std::vector<char>& v, u64 s, u64 e) {  // bytes; every page touched
+    for (u64 p = s / P; p * P < e && p < first + frames; ++p)
+      if (p >= first) v[p - first] = 1;
+  }
+  bool free(u64 frame) const {
+    return frame >= first && frame < first + frames && in_ram[frame - first] && !busy[frame - first];
+  }
+  void add_ram(u64 a, u64 b) {
+    if (a >= b) return;
+    ram.push_back({phys_addr{base + a * P}, phys_addr{base + b * P}});
+    mark(in_ram, base + a * P, base + b * P);
+  }
+  void preserve(u64 pa, unsigned o) {
+    if (pa + (P << o) > tree_at) return;
+    if (tree->preserve(phys_addr{pa}, order{o}).ok()) mark(busy, pa, pa + (P << o));
+  }
+};
+
+void populate_wide(wide_machine& m) {
+  constexpr u64 n = wide_machine::frames;
+  const u64 s0 = *rc::gen::inRange<u64>(0, 100);
+  const u64 c1 = *rc::gen::inRange<u64>(s0, n / 2), g1 = *rc::gen::inRange<u64>(0, 5000);
+  const u64 c2 = *rc::gen::inRange<u64>(c1 + g1, n - 1024), g2 = *rc::gen::inRange<u64>(0, 5000);
+  m.add_ram(s0, c1);
+  m.add_ram(c1 + g1, c2);
+  m.add_ram(std::min(c2 + g2, n - 512), n);  // the tree's pages are RAM
+  // Order-0 pages dense in one 256 MiB stretch (mixed leaf words, whole preserved
+  // words from runs), some anywhere; order-9 and order-18 blocks among them.
+  const u64 cluster = *rc::gen::inRange<u64>(0, n - (u64{1} << 16));
+  const auto picks = *rc::gen::container<std::vector<std::tuple<u64, unsigned, unsigned>>>(
+      rc::gen::tuple(rc::gen::inRange<u64>(0, n), rc::gen::element(0u, 0u, 0u, 1u, 1u, 9u, 9u, 18u),
+                     rc::gen::inRange<unsigned>(1, 200)));
+  for (auto [p, kind, run] : picks) {
+    if (kind == 1) {  // a run of order-0 pages in the cluster
+      const u64 at = cluster + p % (u64{1} << 16);
+      for (u64 i = 0; i < run; ++i) m.preserve(base + (at + i) * P, 0);
+    } else {
+      m.preserve(base + ((p * P) & ~((P << kind) - 1)), kind);
+    }
+  }
+  for (u64 i = 0; i < 300; ++i) m.preserve(base + (cluster + *rc::gen::inRange<u64>(0, u64{1} << 16)) * P, 0);
+  auto res = *rc::gen::container<std::vector<std::pair<u64, u64>>>(
+      rc::gen::pair(rc::gen::inRange<u64>(0, wide_machine::size + (u64{1} << 20)),  // some above RAM
+                    rc::gen::inRange<u64>(0, 300 * P)));
+  std::sort(res.begin(), res.end());
+  for (auto [s, len] : res) {
+    m.reserved.push_back({phys_addr{base + s}, phys_addr{base + s + len}});
+    if (len != 0) m.mark(m.busy, base + s, base + s + len);
+  }
+}
+
+using zone10 = bitmap_buddy<10>;
+
+/// Zones over the given frame windows, with their words.
+struct zone_set {
+  std::vector<std::vector<u64>> words;
+  std::vector<zone10> zones;
+  explicit zone_set(const std::vector<std::pair<u64, u64>>& bounds) {
+    for (auto [a, b] : bounds) {
+      words.emplace_back(zone10::words_for(pfn{a}, pfn{b}));
+      zones.push_back(*zone10::create(pfn{a}, pfn{b}, words.back()));
+    }
+  }
+};
+
+/// The zones' per-order counts summed, against buddy_model's.
+void check_counts(std::span<const zone10> zones, const buddy_model<10>& want) {
+  u64 pages = 0, blocks = 0;
+  for (unsigned k = 0; k <= 10; ++k) {
+    u64 got = 0;
+    for (const zone10& z : zones) got += z.free_blocks(order{k});
+    RC_ASSERT(got == want.free_blocks(order{k}));
+  }
+  for (const zone10& z : zones) pages += z.free_pages(), blocks += z.blocks();
+  RC_ASSERT(pages == want.free_pages());
+  RC_ASSERT(blocks == want.blocks());
+}
+
+// The word-by-word hand-over frees exactly the oracle's free pages and fills the free
+// lists as free_all fills buddy_model's, in one zone or in two split at a RAM gap, with
+// early allocations, reserved ranges and frames below RAM in the zone.
+RC_GTEST_PROP(HolesMemblock, FreeAllWordsMatchesOracleAndBuddyModel, ()) {
+  wide_machine m;
+  populate_wide(m);
+  auto view = attach_tree(m.mem.memory(), m.tree->root(), m.scratch);
+  RC_ASSERT(view.has_value());
+  for (u64 node : view->nodes()) m.mark(m.busy, node, node + P);
+  std::vector<phys_range> storage(m.reserved.size() + 8);
+  auto mb = make_holes_memblock(*view, m.ram, m.reserved, storage);
+  RC_ASSERT(mb.has_value());
+  const unsigned allocs = *rc::gen::inRange<unsigned>(0, 8);
+  for (unsigned i = 0; i < allocs; ++i) {  // early allocations: memblock_alloc before free_all
+    const u64 size = *rc::gen::inRange<u64>(1, 64 * P);
+    auto a = mb->alloc(size, u64{1} << *rc::gen::inRange<unsigned>(0, 22));
+    if (a) m.mark(m.busy, a->start.value, a->end.value);
+  }
+  // Zones: one over the window and some frames below it, or two split at a gap.
+  const u64 lo = wide_machine::first - *rc::gen::inRange<u64>(0, 100), hi = wide_machine::first + wide_machine::frames;
+  std::vector<std::pair<u64, u64>> bounds{{lo, hi}};
+  if (m.ram.size() > 1 && m.ram[0].end < m.ram[1].start && *rc::gen::arbitrary<bool>()) {
+    const u64 cut = m.ram[0].end.value / P;  // a gap's first frame
+    bounds = {{lo, cut}, {cut, hi}};
+  }
+  zone_set zones(bounds);
+  RC_ASSERT(mb->free_all_words(std::span<zone10>(zones.zones)).ok());
+  for (u64 f = lo; f < hi; ++f) {
+    bool got = false;
+    for (const zone10& z : zones.zones) got = got || z.is_free(pfn{f});
+    RC_ASSERT(got == m.free(f));
+  }
+  buddy_model<10> want;
+  RC_ASSERT(mb->free_all(want).ok());
+  check_counts(zones.zones, want);
+
+  // Over the writer (which does not list its own pages): the finder's holes, the same
+  // counts as its free_all.
+  std::vector<phys_range> storage_w(storage.size());
+  auto mw = make_holes_memblock(*m.tree, m.ram, mb->reserved(), storage_w);
+  RC_ASSERT(mw.has_value());
+  zone_set zones_w(bounds);
+  RC_ASSERT(mw->free_all_words(std::span<zone10>(zones_w.zones)).ok());
+  buddy_model<10> want_w;
+  RC_ASSERT(mw->free_all(want_w).ok());
+  check_counts(zones_w.zones, want_w);
+}
+
+TEST(HolesMemblock, FreeAllWordsEdges) {
+  wide_machine m;
+  m.preserve(base + 5 * P, 0);
+  auto view = attach_tree(m.mem.memory(), m.tree->root(), m.scratch);
+  ASSERT_TRUE(view);
+  std::vector<phys_range> storage(4);
+  // Empty RAM: no memblock at all.
+  EXPECT_EQ(make_holes_memblock(*view, {}, {}, storage).code(), errc::invalid_argument);
+
+  // RAM smaller than a word, not aligned to one: frames 3..12 of base, page 5 preserved.
+  const phys_range tiny[] = {{phys_addr{base + 3 * P}, phys_addr{base + 13 * P}}};
+  auto mb = make_holes_memblock(*view, tiny, {}, storage);
+  ASSERT_TRUE(mb);
+  std::vector<u64> words(zone10::words_for(pfn{base / P}, pfn{base / P + 64}));
+  auto z = zone10::create(pfn{base / P}, pfn{base / P + 64}, words);
+  ASSERT_TRUE(z);
+  ASSERT_TRUE(mb->free_all_words(*z));
+  EXPECT_EQ(z->words()[0], u64{0x1fd8});  // 3, 4, 6..12
+  EXPECT_EQ(z->free_pages(), 9u);
+  buddy_model<10> want;
+  ASSERT_TRUE(mb->free_all(want));
+  for (unsigned k = 0; k <= 10; ++k) EXPECT_EQ(z->free_blocks(order{k}), want.free_blocks(order{k})) << k;
+
+  // A zone that misses a RAM frame, and zones out of order: refused, nothing freed.
+  auto short_zone = zone10::create(pfn{base / P + 4}, pfn{base / P + 64}, words);
+  ASSERT_TRUE(short_zone);
+  EXPECT_EQ(mb->free_all_words(*short_zone).code(), errc::out_of_range);
+  EXPECT_EQ(short_zone->free_pages(), 0u);
+  std::vector<u64> w1(16), w2(16);
+  zone10 two[] = {*zone10::create(pfn{base / P + 8}, pfn{base / P + 64}, w1),
+                  *zone10::create(pfn{base / P}, pfn{base / P + 8}, w2)};
+  EXPECT_EQ(mb->free_all_words(std::span<zone10>(two)).code(), errc::invalid_argument);
+  EXPECT_EQ(mb->free_all_words(std::span<zone10>()).code(), errc::out_of_range);
+}
+
+TEST(HolesMemblock, FreeAllWordsHoleAtFrameZero) {
+  // RAM from physical 0; the tree lives in its own range above it.
+  wide_machine m;
+  m.preserve(base, 0);
+  auto view = attach_tree(m.mem.memory(), m.tree->root(), m.scratch);
+  ASSERT_TRUE(view);
+  const phys_range ram[] = {{phys_addr{0}, phys_addr{u64{8} << 20}},
+                            {phys_addr{wide_machine::tree_at}, phys_addr{wide_machine::tree_at + (u64{2} << 20)}}};
+  std::vector<phys_range> storage(1);
+  auto mb = make_holes_memblock(*view, ram, {}, storage);
+  ASSERT_TRUE(mb);
+  std::vector<u64> w1(zone10::words_for(pfn{0}, pfn{2048})), w2(zone10::words_for(pfn{wide_machine::tree_at / P}, pfn{wide_machine::tree_at / P + 512}));
+  zone10 zones[] = {*zone10::create(pfn{0}, pfn{2048}, w1),
+                    *zone10::create(pfn{wide_machine::tree_at / P}, pfn{wide_machine::tree_at / P + 512}, w2)};
+  ASSERT_TRUE(mb->free_all_words(std::span<zone10>(zones)));
+  EXPECT_TRUE(zones[0].is_free(pfn{0}));
+  EXPECT_EQ(zones[0].free_blocks(order{10}), 2u);  // [0, 8 MiB): two 4 MiB blocks
+  EXPECT_EQ(zones[0].blocks(), 2u);
+  EXPECT_EQ(zones[1].free_pages(), 512u - view->node_count());
+  buddy_model<10> want;
+  ASSERT_TRUE(mb->free_all(want));
+  for (unsigned k = 0; k <= 10; ++k)
+    EXPECT_EQ(zones[0].free_blocks(order{k}) + zones[1].free_blocks(order{k}), want.free_blocks(order{k})) << k;
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // Kernel-shim check for the bounded restore, the kernel-faithful memblock, and the
-// side-stepped boot (holes_memblock + buddy_model).
+// side-stepped boot (holes_memblock + buddy_model, and word by word into bitmap_buddy).
+#include <kho/bitmap_buddy.hpp>
 #include <kho/buddy_model.hpp>
 #include <kho/holes_memblock.hpp>
 #include <kho/memblock_kernel.hpp>
@@ -14,6 +15,23 @@ alignas(65536) unsigned char pool[8u << 20];
 constexpr u64 pool_base = u64{1} << 32;
 u64 scratch[1024];
 memblock_region slots[64];
+u64 zone_words[2][u64{1} << 14];  // RAM [0, 4 GiB) in 4 KiB frames; the pool
+
+/// free_all_words into two zones, one per RAM range (MaxOrder chosen to take the
+/// one-level and the no-flag folds of the finishing pass).
+template <unsigned MaxOrder, unsigned PageShift, class Memblock>
+u64 hand_over_words(const Memblock& mb, std::span<const phys_range> ram) {
+  using zone = bitmap_buddy<MaxOrder>;
+  auto a = zone::create(pfn{ram[0].start.value >> PageShift}, pfn{ram[0].end.value >> PageShift}, zone_words[0]);
+  auto b = zone::create(pfn{ram[1].start.value >> PageShift}, pfn{ram[1].end.value >> PageShift}, zone_words[1]);
+  if (!a || !b) return 1;
+  zone zones[] = {*a, *b};
+  if (!mb.free_all_words(std::span<zone>(zones))) return 2;
+  zones[1].free_word(pfn{ram[1].start.value >> PageShift}, ~u64{0});
+  zones[1].take_range(zones[1].start(), pfn{zones[1].start().value + 1});
+  return zones[0].blocks() + zones[1].free_pages() + zones[1].free_blocks(order{MaxOrder}) +
+         zones[0].is_free(pfn{1});
+}
 
 struct sum_hook {
   u64* sum;
@@ -52,6 +70,10 @@ int exercise() {
   buddy_model<10, sum_hook> buddy(sum_hook{&sum});
   if (!mb->free_all(buddy)) return -8;
   free_all_regions<PageShift>(ram, *bounded, buddy);
+  sum += hand_over_words<10, PageShift>(*mb, ram);
+  auto mw = make_holes_memblock(*tree, ram, reserved, storage);
+  if (!mw) return -9;
+  sum += hand_over_words<3, PageShift>(*mw, ram);
   return static_cast<int>((sum + buddy.free_pages() + kernel->size()) & 0x7f);
 }
 
