@@ -915,7 +915,10 @@ class xarray : public detail::xa_queries<xarray<Value, PageShift, Source>, Value
 
   /// Sets mark `m` on the entry holding `index`. Complexity: O(H * fanout / 64).
   /// Errors: not_found, invalid_argument (m), out_of_memory (a dense leaf's side node).
-  status set_mark(u64 index, xa_mark m) { return change_mark(index, m, true); }
+  status set_mark(u64 index, xa_mark m) {
+    if (mark_plain(index, m)) return {};
+    return change_mark(index, m, true);
+  }
   /// Clears mark `m` on the entry holding `index`. Errors: not_found, invalid_argument.
   status clear_mark(u64 index, xa_mark m) { return change_mark(index, m, false); }
 
@@ -1584,6 +1587,27 @@ class xarray : public detail::xa_queries<xarray<Value, PageShift, Source>, Value
       drop_side_if_empty(f.br, f.j);
     }
     return {};
+  }
+
+  /// set_mark's common case, small enough to inline into the caller: an order-0 entry
+  /// of a dense leaf in the window of the leaf last reached, whose side node exists and
+  /// whose slot's summary already carries the mark, so nothing above the leaf changes.
+  /// False (nothing changed) where change_mark must decide.
+  bool mark_plain(u64 index, xa_mark m) {
+    const unsigned mi = static_cast<unsigned>(m);
+    const leaf_hint& h = hint_;
+    const spot& at = h.at;
+    if (mi >= xa_mark_count || h.gen != gen_ || index - h.first > h.last - h.first || at.sec == nullptr ||
+        at.compact() || at.root != &rb())
+      return false;
+    const u64 i = index & (geo::leaf_slots - 1);
+    const step& f = at.path[at.depth - 1];
+    const unsigned char* tails = read::side_bitmap(at.sec, read::tail);
+    if (!read::d_present(at.leaf, i) || !read::summary_bit(f.br, mi, f.j) || detail::test_bit(tails, i) ||
+        (i + 1 < geo::leaf_slots && detail::test_bit(tails, i + 1)))
+      return false;
+    detail::assign_bit(read::side_bitmap(at.sec, mi), i, true);
+    return true;
   }
 
   // -- one-descent paths
