@@ -121,6 +121,8 @@ def main():
                       "time (ms)",
                       [("side-step: hole scan + free_all, memblock.reserved never filled",
                         series(runs, r"BootSideStep/n:\d+/real_time")),
+                       ("side-step, word by word into bitmap_buddy",
+                        series(runs, r"BootSideStepWords/n:\d+/real_time")),
                        ("restore at the bound + free_all", series(runs, r"BootAtBound/n:\d+/real_time")),
                        ("restore_linear + free_all", series(runs, r"BootLinear/n:\d+/real_time")),
                        ("naive (kernel) + free_all", series(runs, r"BootNaive/n:\d+/real_time")),
@@ -165,8 +167,9 @@ def main():
     print("charts:", ", ".join(made) if made else "none")
 
 
-# The xarray's write paths (bench/xarray_bench.cpp): before = main before issue 12,
-# after = one descent, cursor and bulk append; ns per item (median CPU time).
+# The xarray's write paths (bench/xarray_bench.cpp): before = main before this change
+# (xarray_before.json), after = leaf hint, one descent, cursor and bulk append
+# (xarray_writes.json); ns per item (median CPU time).
 XARRAY_WRITES = [
     ("store seq 1M", "BM_StoreSeq_Xarray/n:1000000", "BM_StoreSeq_Xarray/n:1000000"),
     ("store seq 16M", "BM_StoreSeq_Xarray/n:16777216", "BM_StoreSeq_Xarray/n:16777216"),
@@ -176,6 +179,7 @@ XARRAY_WRITES = [
     ("exchange 1M", "BM_Exchange_Xarray/n:1000000", "BM_Exchange_Xarray/n:1000000"),
     ("marked scan 16M", "BM_MarkedScan_Restart", "BM_MarkedScan_Cursor"),
     ("ordered build 1M", "BM_StoreSeq_Xarray/n:1000000", "BM_BulkBuild_Xarray/n:1000000"),
+    ("ordered build 1M, batch", "BM_StoreSeq_Xarray/n:1000000", "BM_BulkBuildBatch_Xarray/n:1000000"),
 ]
 
 
@@ -193,7 +197,7 @@ def plot_write_bars(out, before, after):
     with tempfile.TemporaryDirectory() as tmp:
         data = os.path.join(tmp, "bars.dat")
         with open(data, "w") as f:
-            f.write('group "main (before)" "one descent / cursor / bulk (after)"\n')
+            f.write('group "main (before)" "leaf hint / cursor / bulk (after)"\n')
             for label, b, a in rows:
                 f.write(f'"{label}" {b if b is not None else "NaN"} {a if a is not None else "NaN"}\n')
         script = "\n".join([
