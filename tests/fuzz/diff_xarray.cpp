@@ -1,11 +1,13 @@
 // Differential fuzz target: a byte stream decoded into xarray operations (store,
-// store_range, erase, exchange, set/clear mark), applied to the writer and to a
-// std::map oracle of whole entries; the full ascending iteration must agree.
+// store_range, erase, exchange, set/clear mark, append_ordered one by one and in a
+// batch), applied to the writer and to a std::map oracle of whole entries; the full
+// ascending iteration must agree.
 #include <kho/xarray.hpp>
 
 #include <cstdint>
 #include <iterator>
 #include <map>
+#include <span>
 
 namespace {
 
@@ -34,7 +36,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return it->second.last(it->first) >= i ? it : oracle.end();
   };
   for (size_t p = 0; p + 5 <= size && p < 5 * 2000; p += 5) {
-    const unsigned op = data[p] % 6;
+    const unsigned op = data[p] % 8;
     const unsigned o = (data[p] >> 3) % 4 == 3 ? 9 : (data[p] >> 3) % 4;
     u64 index = u64{data[p + 1]} | u64{data[p + 2]} << 8;
     if (data[p + 3] & 0x80) index |= static_cast<u64>(data[p + 3] & 0x7f) << 56;  // far, sparse keys
@@ -74,6 +76,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (!r || *r != found->second.value) __builtin_trap();
         found->second.value = value;
       }
+    } else if (op >= 6) {  // append_ordered: one entry, or a batch of up to 8 with marks
+      const u64 step = u64{1} << o, start = index & ~(step - 1);
+      const unsigned n = op == 6 ? 1 : (data[p + 3] & 7) + 1;
+      xarray_entry<u64> batch[8];
+      for (unsigned i = 0; i < n; ++i)
+        batch[i] = xarray_entry<u64>{start + i * step, order{o}, static_cast<u8>(i + 1 == n ? (data[p + 3] >> 3) & 7 : 0),
+                                     value == 0 ? 0 : value + i};
+      const status s = op == 6 ? x->append_ordered(start, order{o}, value)
+                               : x->append_ordered(std::span<const xarray_entry<u64>>(batch, n));
+      errc want = errc::ok;
+      for (unsigned i = 0; i < n && want == errc::ok; ++i) {
+        const bool after_last = oracle.empty() || batch[i].index > oracle.rbegin()->second.last(oracle.rbegin()->first);
+        if (batch[i].value == 0 || !after_last) {
+          want = errc::invalid_argument;
+        } else {
+          oracle[batch[i].index] = model_entry{o, batch[i].value, op == 6 ? 0u : batch[i].marks};
+        }
+      }
+      if (s.code() != want) __builtin_trap();
     } else {
       const bool set = op == 4;
       const status s = set ? x->set_mark(index, m) : x->clear_mark(index, m);
