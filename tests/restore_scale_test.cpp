@@ -100,13 +100,13 @@ TEST(RestoreScale, ScatteredPagesOver16TiB) {
 
   // The word-by-word hand-over: the same pages, and the same blocks per order, from an
   // order-0 free bitmap (0.5 GiB of words for 16 TiB; untouched until filled).
-  anon_memory words(0, (bitmap_buddy<10>::words_for(pfn{0}, pfn{space >> 12}) +
-                        bitmap_buddy<10>::words_for(pfn{space >> 12}, pfn{(space + tree_mem.size) >> 12})) * 8);
+  const pfn ram_top{space >> 12}, tree_top{(space + tree_mem.size) >> 12};
+  const u64 low_words = bitmap_buddy<10>::words_for(pfn{0}, ram_top);
+  const u64 high_words = bitmap_buddy<10>::words_for(ram_top, tree_top);
+  anon_memory words(0, (low_words + high_words) * 8);
   auto* w = static_cast<u64*>(words.virt);
-  const u64 low_words = bitmap_buddy<10>::words_for(pfn{0}, pfn{space >> 12});
-  auto low = bitmap_buddy<10>::create(pfn{0}, pfn{space >> 12}, std::span<u64>(w, low_words));
-  auto high = bitmap_buddy<10>::create(pfn{space >> 12}, pfn{(space + tree_mem.size) >> 12},
-                                       std::span<u64>(w + low_words, words.size / 8 - low_words));
+  auto low = bitmap_buddy<10>::create(pfn{0}, ram_top, std::span<u64>(w, low_words));
+  auto high = bitmap_buddy<10>::create(ram_top, tree_top, std::span<u64>(w + low_words, high_words));
   ASSERT_TRUE(low && high);
   bitmap_buddy<10> zones[] = {*low, *high};
   ASSERT_TRUE(mb->free_all_words(std::span<bitmap_buddy<10>>(zones)));

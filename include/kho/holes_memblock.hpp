@@ -141,11 +141,7 @@ class holes_memblock {
   template <class Buddy>
   status free_all(Buddy& buddy) const {
     auto give = [&](u64 s, u64 e) { buddy.free_range(pfn{s >> geometry::shift}, pfn{e >> geometry::shift}); };
-    if constexpr (requires(const Map& m) {
-                    m.memory();
-                    m.nodes();
-                    typename Map::walker;
-                  }) {
+    if constexpr (is_view) {
       // A validated view: one scan of its leaves (detail/leaf_scan.hpp), every busy range
       // in ascending order; the holes are the gaps between them.
       const phys_range w = finder_.ram_window();

@@ -228,6 +228,13 @@ struct xa_read {
       return !is_zero_value(d_value(leaf, i));
     }
   }
+  /// True if the present slot i of a dense leaf with side section `sec` (or none) holds
+  /// a whole order-0 entry: neither a tail nor the head of a multi-order entry.
+  static bool d_single(const unsigned char* sec, u64 i) {
+    if (sec == nullptr) return true;
+    const unsigned char* tails = side_bitmap(sec, tail);
+    return !test_bit(tails, i) && !(i + 1 < geo::leaf_slots && test_bit(tails, i + 1));
+  }
   /// The head slot and order of the present entry at slot i.
   static void d_extent(const unsigned char* sec, u64 i, u64& head, unsigned& ord) {
     head = i;
@@ -873,16 +880,8 @@ class xarray : public detail::xa_queries<xarray<Value, PageShift, Source>, Value
   /// as store_range. Errors: invalid_argument (index not after the last entry's last
   /// index: out-of-order input; nothing changed), and store_range's.
   status append_ordered(u64 index, order o, const Value& v) {
-    tail_hint& t = tail_;
-    if (o.value == 0 && t.dense && t.gen == gen_ && index > t.last && index <= t.leaf_last && t.anchor == &rb() &&
-        !detail::is_zero_value(v)) {
-      // The slot is absent (index is past the last entry) and carries no side bits. The
-      // counts follow at the next other change, at seal() or when the leaf is left.
-      std::memcpy(t.at.leaf + geo::value_size * (index & (geo::leaf_slots - 1)), &v, sizeof v);
-      ++t.pending;
-      t.last = index;
-      return {};
-    }
+    const entry e{index, o, 0, v};
+    if (append_run(&e, &e + 1) != &e) return {};
     return append_slow(index, o, v);
   }
   /// append_ordered of an order-0 entry.
@@ -1602,10 +1601,7 @@ class xarray : public detail::xa_queries<xarray<Value, PageShift, Source>, Value
       return false;
     const u64 i = index & (geo::leaf_slots - 1);
     const step& f = at.path[at.depth - 1];
-    const unsigned char* tails = read::side_bitmap(at.sec, read::tail);
-    if (!read::d_present(at.leaf, i) || !read::summary_bit(f.br, mi, f.j) || detail::test_bit(tails, i) ||
-        (i + 1 < geo::leaf_slots && detail::test_bit(tails, i + 1)))
-      return false;
+    if (!read::d_present(at.leaf, i) || !read::summary_bit(f.br, mi, f.j) || !read::d_single(at.sec, i)) return false;
     detail::assign_bit(read::side_bitmap(at.sec, mi), i, true);
     return true;
   }
@@ -1738,10 +1734,7 @@ class xarray : public detail::xa_queries<xarray<Value, PageShift, Source>, Value
       const u64 i = index & (geo::leaf_slots - 1);
       const step& f = at.path[at.depth - 1];
       if (read::d_present(leaf, i)) {
-        if (const unsigned char* sec = at.sec) {
-          const unsigned char* tails = read::side_bitmap(sec, read::tail);
-          if (detail::test_bit(tails, i) || (i + 1 < geo::leaf_slots && detail::test_bit(tails, i + 1))) return false;
-        }
+        if (!read::d_single(at.sec, i)) return false;
         std::memcpy(leaf + geo::value_size * i, &v, sizeof v);
         return true;
       }
@@ -1785,10 +1778,7 @@ class xarray : public detail::xa_queries<xarray<Value, PageShift, Source>, Value
     if (!read::d_present(at.leaf, i)) return 0;
     const step& f = at.path[at.depth - 1];
     unsigned char* sec = at.sec;
-    if (sec != nullptr) {
-      const unsigned char* tails = read::side_bitmap(sec, read::tail);
-      if (detail::test_bit(tails, i) || (i + 1 < geo::leaf_slots && detail::test_bit(tails, i + 1))) return -1;
-    }
+    if (!read::d_single(sec, i)) return -1;
     const u16 dcount = read::dense_count(f.br, f.j);
     if (dcount == 1) return -1;
     std::memset(at.leaf + geo::value_size * i, 0, geo::value_size);
@@ -1849,7 +1839,9 @@ class xarray : public detail::xa_queries<xarray<Value, PageShift, Source>, Value
 
   /// Writes entries from `e` on while each is unmarked, of order 0, not the all-zero
   /// value and lands in the open dense leaf after its last entry; returns the first it
-  /// did not write. The counts follow as for single appends (pending).
+  /// did not write. Such a slot is absent (past the last entry) and carries no side
+  /// bits; the counts follow at the next other change, at seal() or when the leaf is
+  /// left (pending).
   const entry* append_run(const entry* e, const entry* end) {
     tail_hint& t = tail_;
     if (e == end || !t.dense || t.gen != gen_ || t.anchor != &rb()) return e;
