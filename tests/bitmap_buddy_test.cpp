@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-namespace kho::test {
+namespace kho::test::bitmap_buddy_test {
 namespace {
 
 using block_list = std::vector<std::pair<u64, unsigned>>;
@@ -228,4 +228,4 @@ RC_GTEST_PROP(BitmapBuddy, SameCountsAsBuddyModelOrder13, ()) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::bitmap_buddy_test

@@ -12,7 +12,7 @@
 
 #include <vector>
 
-namespace kho::test {
+namespace kho::test::block_list_model_test {
 namespace {
 
 // 200-byte entries: 20 a block, so short sequences cross many block boundaries.
@@ -147,4 +147,4 @@ RC_GTEST_PROP(BlockListModel, MatchesVectorNarrow4K, ()) { check_list_model<narr
 RC_GTEST_PROP(BlockListModel, MatchesVectorWide16K, ()) { check_list_model<wide, 14>(); }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::block_list_model_test

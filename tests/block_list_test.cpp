@@ -10,7 +10,7 @@
 #include <cstring>
 #include <vector>
 
-namespace kho::test {
+namespace kho::test::block_list_test {
 namespace {
 
 template <u64 Bytes>
@@ -212,4 +212,4 @@ TEST(BlockListLayout, CapacityIsWhatThePageLeavesAfterTheHeader) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::block_list_test

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstring>
 
+namespace c_abi_test {
 namespace {
 
 #define KHO_SAME_FIELD(c_type, cpp_type, field)                                     \
@@ -119,6 +120,7 @@ KHO_SAME_FIELD(kho_xa_node_header, kho::detail::xa_node_header, marks);
 KHO_SAME_FIELD(kho_xa_node_header, kho::detail::xa_node_header, count);
 KHO_SAME_FIELD(kho_xa_node_header, kho::detail::xa_node_header, base);
 KHO_SAME_FIELD(kho_xa_node_header, kho::detail::xa_node_header, entries);
+#undef KHO_SAME_FIELD  // the test files may share a translation unit (unity build)
 static_assert(KHO_XARRAY_MAGIC == kho::xarray_magic);
 static_assert(KHO_XA_BRANCH_MAGIC == kho::detail::xa_branch_magic);
 static_assert(KHO_XA_COMPACT_MAGIC == kho::detail::xa_compact_magic);
@@ -143,3 +145,4 @@ TEST(CAbi, StringsAndKeysAgree) {
 }
 
 }  // namespace
+}  // namespace c_abi_test

@@ -31,7 +31,7 @@
 #include <string>
 #include <vector>
 
-namespace kho::test {
+namespace kho::test::compat_matrix_test {
 namespace {
 
 using golden::linux_versions;
@@ -318,4 +318,4 @@ TEST(CompatMatrix, MinorZeroReaderReadsAnAdditiveMinorOneRoot) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::compat_matrix_test

@@ -10,7 +10,7 @@
 
 #include <cstring>
 
-namespace kho::test {
+namespace kho::test::corrupt_block_list_test {
 namespace {
 
 struct rec {
@@ -219,4 +219,4 @@ TEST(BlockListClaimPages, EveryBlockOnceAndATwiceNamedBlockIsAliased) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::corrupt_block_list_test

@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-namespace kho::test {
+namespace kho::test::corrupt_handover_test {
 namespace {
 
 using writer = handover_writer<arena<12>::source_type, 12>;
@@ -306,4 +306,4 @@ TEST(CorruptHandover, TruncatedMemory) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::corrupt_handover_test

@@ -15,7 +15,7 @@
 #include <cstring>
 #include <set>
 
-namespace kho::test {
+namespace kho::test::corrupt_luo_test {
 namespace {
 
 using source = arena<12>::source_type;
@@ -608,4 +608,4 @@ TEST(LuoClaimPages, SessionBlockThatIsAnotherListsBlockIsAliased) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::corrupt_luo_test

@@ -14,7 +14,7 @@
 #include <span>
 #include <vector>
 
-namespace kho::test {
+namespace kho::test::corrupt_preserve_bitmap_test {
 namespace {
 
 using tree_type = preserve_bitmap<arena<12>::source_type>;
@@ -283,4 +283,4 @@ TEST(RadixClaimPages, EveryNodePageOnceExemptFromThePreservedCheck) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::corrupt_preserve_bitmap_test

@@ -20,7 +20,7 @@
 
 #include <sys/stat.h>
 
-namespace kho::test {
+namespace kho::test::corrupt_xarray_test {
 namespace {
 
 using geo = detail::xa_geometry<u64, 12>;
@@ -834,5 +834,7 @@ TEST(CorruptXarray, EveryBitFlipOfTheRootBlockIsRefused) {
   EXPECT_EQ(b.attach_as_is().code, errc::ok);
 }
 
+#undef EXPECT_REFUSED  // the test files may share a translation unit (unity build)
+
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::corrupt_xarray_test

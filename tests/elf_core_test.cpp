@@ -17,7 +17,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-namespace kho::test {
+namespace kho::test::elf_core_test {
 namespace {
 
 using load_spec = model::elf_load;  // paddr, filesz, memsz, offset
@@ -154,4 +154,4 @@ TEST(ElfCore, RefusesWhatIsNotAGuestMemoryDump) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::elf_core_test

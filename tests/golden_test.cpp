@@ -15,7 +15,7 @@
 #include <sstream>
 #include <string>
 
-namespace kho::test {
+namespace kho::test::golden_test {
 namespace {
 
 using golden_file = golden::image;
@@ -102,4 +102,4 @@ TEST(Golden, AFlippedByteInAGoldenImageIsRefused) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::golden_test

@@ -14,7 +14,7 @@
 #include <optional>
 #include <vector>
 
-namespace kho::test {
+namespace kho::test::handover_check_test {
 namespace {
 
 using source_type = arena<12>::source_type;
@@ -147,4 +147,4 @@ TEST(HandoverCheck, StructureErrorsPassThroughWithTheirLocation) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::handover_check_test

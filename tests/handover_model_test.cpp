@@ -12,7 +12,7 @@
 #include <memory>
 #include <string>
 
-namespace kho::test {
+namespace kho::test::handover_model_test {
 namespace {
 
 struct entry_model {
@@ -155,4 +155,4 @@ RC_GTEST_PROP(HandoverModel, MatchesMapOracle4K, ()) { check_root_model<12>(); }
 RC_GTEST_PROP(HandoverModel, MatchesMapOracle64K, ()) { check_root_model<16>(); }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::handover_model_test

@@ -7,7 +7,7 @@
 
 #include <string>
 
-namespace kho::test {
+namespace kho::test::handover_test {
 namespace {
 
 template <class Shift>
@@ -192,4 +192,4 @@ TEST(ErrorText, EveryCodeHasWords) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::handover_test

@@ -16,7 +16,7 @@
 #include <utility>
 #include <vector>
 
-namespace kho::test {
+namespace kho::test::hole_finder_model_test {
 namespace {
 
 using holes = std::vector<std::pair<u64, u64>>;  // (start, size)
@@ -357,4 +357,4 @@ RC_GTEST_PROP(HoleFinderModel, RefusesBadRamLists, ()) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::hole_finder_model_test

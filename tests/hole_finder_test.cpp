@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-namespace kho::test {
+namespace kho::test::hole_finder_test {
 namespace {
 
 using holes = std::vector<std::pair<u64, u64>>;  // (start, size)
@@ -401,4 +401,4 @@ TEST(HoleFinderReports, DumpSummaryAndGrowScratchStep) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::hole_finder_test

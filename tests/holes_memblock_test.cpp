@@ -23,7 +23,7 @@
 #include <utility>
 #include <vector>
 
-namespace kho::test {
+namespace kho::test::holes_memblock_test {
 namespace {
 
 constexpr u64 P = 4096;
@@ -511,4 +511,4 @@ TEST(HolesMemblock, FreeAllWordsHoleAtFrameZero) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::holes_memblock_test

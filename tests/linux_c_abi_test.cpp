@@ -13,6 +13,7 @@
 
 #include <cstddef>
 
+namespace linux_c_abi_test {
 namespace {
 
 namespace up = kho::upstream;
@@ -125,6 +126,7 @@ static_assert(sizeof(kho_linux_kexec_metadata) == sizeof(up::kexec_metadata));
 KHO_SAME_FIELD(kho_linux_kexec_metadata, up::kexec_metadata, version);
 KHO_SAME_FIELD(kho_linux_kexec_metadata, up::kexec_metadata, previous_release);
 KHO_SAME_FIELD(kho_linux_kexec_metadata, up::kexec_metadata, kexec_count);
+#undef KHO_SAME_FIELD  // the test files may share a translation unit (unity build)
 static_assert(KHO_LINUX_KEXEC_METADATA_VERSION == up::kexec_metadata_version);
 
 TEST(CLinuxAbi, StringsAgree) {
@@ -139,3 +141,4 @@ TEST(CLinuxAbi, StringsAgree) {
 }
 
 }  // namespace
+}  // namespace linux_c_abi_test

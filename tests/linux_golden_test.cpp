@@ -17,7 +17,7 @@
 #include <cstring>
 #include <vector>
 
-namespace kho::test {
+namespace kho::test::linux_golden_test {
 namespace {
 
 using namespace kho::upstream;
@@ -213,4 +213,4 @@ TEST(LinuxGolden, MemblockFdt) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::linux_golden_test

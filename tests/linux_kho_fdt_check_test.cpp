@@ -14,7 +14,7 @@
 
 #include <cstring>
 
-namespace kho::test {
+namespace kho::test::linux_kho_fdt_check_test {
 namespace {
 
 using namespace kho::upstream;
@@ -229,4 +229,4 @@ TEST(KhoFdtCheck, MemoryMapIsNotARadixTree) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::linux_kho_fdt_check_test

@@ -11,7 +11,7 @@
 #include <cstring>
 #include <vector>
 
-namespace kho::test {
+namespace kho::test::linux_kho_fdt_test {
 namespace {
 
 using namespace kho::upstream;
@@ -511,4 +511,4 @@ TEST_F(Tampered, TruncatedOrGarbage) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::linux_kho_fdt_test

@@ -22,7 +22,7 @@
 #include <string>
 #include <utility>
 
-namespace kho::test {
+namespace kho::test::linux_kho_old_roots_test {
 namespace {
 
 using namespace kho::upstream;
@@ -792,4 +792,4 @@ TEST(KhoV2Sealed, SubFdtSwappedForARawBlobResealed) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::linux_kho_old_roots_test

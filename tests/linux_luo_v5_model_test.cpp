@@ -18,7 +18,7 @@
 #include <utility>
 #include <vector>
 
-namespace kho::test {
+namespace kho::test::linux_luo_v5_model_test {
 namespace {
 
 using namespace kho::upstream;
@@ -222,4 +222,4 @@ RC_GTEST_PROP(LuoV5Model, MatchesMapModelAcrossKexec, ()) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::linux_luo_v5_model_test

@@ -11,7 +11,7 @@
 #include <cstring>
 #include <string>
 
-namespace kho::test {
+namespace kho::test::linux_luo_v5_test {
 namespace {
 
 using namespace kho::upstream;
@@ -360,4 +360,4 @@ TEST(LuoV5Corrupt, BlockSharedWithAnotherStructureIsAliased) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::linux_luo_v5_test

@@ -26,7 +26,7 @@
 
 #include <libfdt.h>
 
-namespace kho::test {
+namespace kho::test::linux_luo_versions_test {
 namespace {
 
 using namespace kho::upstream;
@@ -793,4 +793,4 @@ RC_GTEST_PROP(LuoVersionsProperty, WriteThenReadEveryVersion, ()) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::linux_luo_versions_test

@@ -10,7 +10,7 @@
 
 #include <vector>
 
-namespace kho::test {
+namespace kho::test::linux_memfd_test {
 namespace {
 
 using namespace kho::upstream;
@@ -222,4 +222,4 @@ TEST(MemfdWriter, RefusesBadInput) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::linux_memfd_test

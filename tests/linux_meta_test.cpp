@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-namespace kho::test {
+namespace kho::test::linux_meta_test {
 namespace {
 
 using namespace kho::upstream;
@@ -265,4 +265,4 @@ TEST(MemblockWriter, RefusesWhatDoesNotFit) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::linux_meta_test

@@ -26,7 +26,7 @@
 #include <cstring>
 #include <string>
 
-namespace kho::test {
+namespace kho::test::linux_stock_handover_test {
 namespace {
 
 constexpr u64 B = u64{1} << 32;
@@ -307,4 +307,4 @@ TEST_F(Corrupted, ScratchOverPreservedMemory) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::linux_stock_handover_test

@@ -10,7 +10,7 @@
 
 #include <vector>
 
-namespace kho::test {
+namespace kho::test::linux_vmalloc_test {
 namespace {
 
 using namespace kho::upstream;
@@ -220,4 +220,4 @@ TEST(VmallocWriter, RefusesBadInput) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::linux_vmalloc_test

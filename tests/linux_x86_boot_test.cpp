@@ -9,7 +9,7 @@
 
 #include <cstring>
 
-namespace kho::test {
+namespace kho::test::linux_x86_boot_test {
 namespace {
 
 using namespace kho::upstream;
@@ -165,4 +165,4 @@ TEST_F(X86Boot, ScratchArrayAtAnUnalignedAddress) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::linux_x86_boot_test

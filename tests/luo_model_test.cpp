@@ -15,7 +15,7 @@
 #include <set>
 #include <string>
 
-namespace kho::test {
+namespace kho::test::luo_model_test {
 namespace {
 
 using source = arena<12>::source_type;
@@ -282,4 +282,4 @@ RC_GTEST_PROP(LuoModel, MatchesMapModelAcrossKexec, ()) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::luo_model_test

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-namespace kho::test {
+namespace kho::test::luo_test {
 namespace {
 
 using source = arena<12>::source_type;
@@ -362,4 +362,4 @@ TEST(LuoScale, MillionFilesInOneSessionReattachedAndIterated) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::luo_test

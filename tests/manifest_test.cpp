@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+namespace manifest_test {
 namespace {
 
 using namespace kho;
@@ -292,3 +293,4 @@ RC_GTEST_PROP(Negotiate, MatchesTheOracle, ()) {
 }
 
 }  // namespace
+}  // namespace manifest_test

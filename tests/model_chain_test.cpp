@@ -12,7 +12,7 @@
 #include <set>
 #include <string>
 
-namespace kho::test {
+namespace kho::test::model_chain_test {
 namespace {
 
 constexpr u64 page = page_geometry<>::size;
@@ -225,4 +225,4 @@ TEST(ChainHops, ReleasedPagesAreReusedOnlyOnceNotCarried) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::model_chain_test

@@ -10,7 +10,7 @@
 
 #include <gtest/gtest.h>
 
-namespace kho::test {
+namespace kho::test::model_images_test {
 namespace {
 
 constexpr auto current_bytes = make_manifest("current", model::current_image_lines);
@@ -102,4 +102,4 @@ TEST(ModelImages, NegotiatedHopIsWhatTheNextImageReads) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::model_images_test

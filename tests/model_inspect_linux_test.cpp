@@ -25,7 +25,7 @@
 #include <string>
 #include <vector>
 
-namespace kho::test {
+namespace kho::test::model_inspect_linux_test {
 namespace {
 
 using namespace kho::upstream;
@@ -395,4 +395,4 @@ TEST(InspectKhoFdt, FdtFromACallersBuffer) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::model_inspect_linux_test

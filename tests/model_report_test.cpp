@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-namespace kho::test {
+namespace kho::test::model_report_test {
 namespace {
 
 using source = arena<>::source_type;
@@ -163,4 +163,4 @@ TEST(PhysicalMemory, AMisalignedBaseIsRefused) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::model_report_test

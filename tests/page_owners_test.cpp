@@ -8,6 +8,7 @@
 
 #include <cstring>
 
+namespace page_owners_test {
 namespace {
 
 using kho::errc;
@@ -83,3 +84,4 @@ TEST(PageOwners, ScratchGrowsWithClaimsOnly) {
 }
 
 }  // namespace
+}  // namespace page_owners_test

@@ -7,7 +7,7 @@
 #include <type_traits>
 #include <vector>
 
-namespace kho {
+namespace kho::test::phys_test {
 namespace {
 
 // Mixing the three kinds of number must not compile silently.
@@ -68,4 +68,4 @@ TEST(BumpPageSource, AlignsReusesAndRunsOut) {
 }
 
 }  // namespace
-}  // namespace kho
+}  // namespace kho::test::phys_test

@@ -17,7 +17,7 @@
 #include <utility>
 #include <vector>
 
-namespace kho::test {
+namespace kho::test::preserve_bitmap_model_test {
 namespace {
 
 using block = std::pair<u64, unsigned>;  // (pa, order)
@@ -166,4 +166,4 @@ RC_GTEST_PROP(PreserveBitmapModel, MatchesSetOracle16K, ()) { check_radix_model<
 RC_GTEST_PROP(PreserveBitmapModel, MatchesSetOracle64K, ()) { check_radix_model<16>(); }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::preserve_bitmap_model_test

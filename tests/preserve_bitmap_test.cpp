@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-namespace kho::test {
+namespace kho::test::preserve_bitmap_test {
 namespace {
 
 using ranges = std::vector<std::pair<u64, u64>>;
@@ -227,4 +227,4 @@ TEST(PreserveBitmapView, ReadsALinuxStyleTree) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::preserve_bitmap_test

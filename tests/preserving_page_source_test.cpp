@@ -13,7 +13,7 @@
 #include <set>
 #include <utility>
 
-namespace kho::test {
+namespace kho::test::preserving_page_source_test {
 namespace {
 
 /// A Preserver that remembers blocks in a std::set and can be told to fail.
@@ -103,4 +103,4 @@ TEST(PreservingPageSource, RealPreserveBitmapTracksInsertsAfterPreservation) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::preserving_page_source_test

@@ -11,7 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-namespace kho::test {
+namespace kho::test::process_test {
 namespace {
 
 TEST(Process, WrittenInOneReadInAnotherAtAnotherAddress) {
@@ -48,4 +48,4 @@ TEST(Process, WrittenInOneReadInAnotherAtAnotherAddress) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::process_test

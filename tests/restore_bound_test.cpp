@@ -16,7 +16,7 @@
 #include <utility>
 #include <vector>
 
-namespace kho::test {
+namespace kho::test::restore_bound_test {
 namespace {
 
 using source = arena<12>::source_type;
@@ -297,4 +297,4 @@ RC_GTEST_PROP(RestoreBound, KernelNaiveAgrees, ()) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::restore_bound_test

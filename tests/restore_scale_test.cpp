@@ -24,7 +24,7 @@
 
 #include <sys/mman.h>
 
-namespace kho::test {
+namespace kho::test::restore_scale_test {
 namespace {
 
 struct anon_memory {
@@ -117,4 +117,4 @@ TEST(RestoreScale, ScatteredPagesOver16TiB) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::restore_scale_test

@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-namespace kho::test {
+namespace kho::test::restore_test {
 namespace {
 
 TEST(Memblock, ReserveKeepsSortedMergedAndDoubles) {
@@ -80,4 +80,4 @@ RC_GTEST_PROP(Restore, NaiveAndLinearLeaveIdenticalRegions, ()) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::restore_test

@@ -6,6 +6,7 @@
 // values; 4 KiB and 64 KiB pages.
 #include <kho/xarray.hpp>
 
+#include "rc_shards.hpp"
 #include "test_arena.hpp"
 
 #include <rapidcheck.h>
@@ -17,7 +18,7 @@
 #include <optional>
 #include <vector>
 
-namespace kho::test {
+namespace kho::test::xarray_model_test {
 namespace {
 
 struct wide {
@@ -547,10 +548,25 @@ void check_xarray_model() {
           cursor_cmd<V, Shift>, cursor_cmd<V, Shift>, reattach_cmd<V, Shift>, adopt_cmd<V, Shift>>());
 }
 
-RC_GTEST_PROP(XarrayModel, U64Pages4K, ()) { check_xarray_model<u64, 12>(); }
-RC_GTEST_PROP(XarrayModel, U64Pages64K, ()) { check_xarray_model<u64, 16>(); }
-RC_GTEST_PROP(XarrayModel, Wide16BytePages4K, ()) { check_xarray_model<wide, 12>(); }
-RC_GTEST_PROP(XarrayModel, Wide16BytePages64K, ()) { check_xarray_model<wide, 16>(); }
+// The slowest properties of the suite: each runs as shards (tests/rc_shards.hpp).
+constexpr unsigned xarray_model_shards = 4;
+
+class XarrayModel : public ::testing::TestWithParam<unsigned> {};
+
+TEST_P(XarrayModel, U64Pages4K) {
+  check_property_shard([] { check_xarray_model<u64, 12>(); }, GetParam(), xarray_model_shards);
+}
+TEST_P(XarrayModel, U64Pages64K) {
+  check_property_shard([] { check_xarray_model<u64, 16>(); }, GetParam(), xarray_model_shards);
+}
+TEST_P(XarrayModel, Wide16BytePages4K) {
+  check_property_shard([] { check_xarray_model<wide, 12>(); }, GetParam(), xarray_model_shards);
+}
+TEST_P(XarrayModel, Wide16BytePages64K) {
+  check_property_shard([] { check_xarray_model<wide, 16>(); }, GetParam(), xarray_model_shards);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shards, XarrayModel, ::testing::Range(0u, xarray_model_shards));
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::xarray_model_test

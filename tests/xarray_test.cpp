@@ -12,7 +12,7 @@
 #include <map>
 #include <vector>
 
-namespace kho::test {
+namespace kho::test::xarray_test {
 namespace {
 
 using source = arena<12>::source_type;
@@ -513,4 +513,4 @@ TEST(XarrayWide, SixteenByteValuesAndSixtyFourKPages) {
 }
 
 }  // namespace
-}  // namespace kho::test
+}  // namespace kho::test::xarray_test

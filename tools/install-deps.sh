@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages kho builds with, if any is missing. Needs root (or sudo).
+# Every package the build opens a file of is named here: .ci/run checks it after the
+# test command (../shared/tools/check-debian-deps), so a package installed by hand on
+# one machine cannot hide a missing line. Scripts that need more (clang for the fuzz
+# campaign, gnuplot for the charts) pass it in KHO_EXTRA_PACKAGES.
 set -euo pipefail
-packages=(cmake g++ make libboost-dev libxxhash-dev libgtest-dev librapidcheck-dev
-          libbenchmark-dev libcli11-dev nlohmann-json3-dev libfmt-dev binutils
+packages=(cmake ninja-build g++ make binutils
+          libboost-dev libxxhash-dev libfdt-dev
+          libgtest-dev librapidcheck-dev libbenchmark-dev
+          libcli11-dev nlohmann-json3-dev libfmt-dev
           ${KHO_EXTRA_PACKAGES:-})
 missing=()
 for p in "${packages[@]}"; do
@@ -14,5 +20,5 @@ if ((${#missing[@]})); then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
-  $sudo apt-get install -y -qq "${missing[@]}"
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
