@@ -18,3 +18,16 @@ if(KHO_SANITIZE)
                          -fno-omit-frame-pointer)
   target_link_options(kho_hosted INTERFACE -fsanitize=address,undefined)
 endif()
+
+# The hosted programs (the model, the CLI, the fuzz corpora, the image writers) share one
+# precompiled header of the heavy third-party and standard headers: a sanitized compile
+# of one of them spent about a third of its time parsing them. kho_hosted_pch compiles it;
+# kho_use_hosted_pch(TARGET) reuses it (same flags: every such target links only kho_hosted).
+add_library(kho_hosted_pch OBJECT ${CMAKE_CURRENT_LIST_DIR}/hosted_pch.cpp)
+target_link_libraries(kho_hosted_pch PRIVATE kho_hosted)
+target_precompile_headers(kho_hosted_pch PRIVATE <CLI/CLI.hpp> <nlohmann/json.hpp> <fmt/format.h>
+                          <libfdt.h> <algorithm> <filesystem> <map> <memory> <optional> <set>
+                          <string> <vector>)
+function(kho_use_hosted_pch target)
+  target_precompile_headers(${target} REUSE_FROM kho_hosted_pch)
+endfunction()

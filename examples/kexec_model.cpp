@@ -76,14 +76,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-// This image's manifest, in its own ELF section: what the next image's negotiation reads.
-#ifdef KHO_MODEL_LEGACY
-KHO_MANIFEST_SECTION constinit const auto image_manifest =
-    kho::make_manifest("kho-model-legacy", kho::model::legacy_image_lines);
-#else
-KHO_MANIFEST_SECTION constinit const auto image_manifest =
-    kho::make_manifest("kho-model-current", kho::model::current_image_lines);
-#endif
+// This image's manifest (in its ELF section) and which release it is: kexec_model_manifest.cpp.
+extern const void* const kho_image_manifest;
+extern const std::size_t kho_image_manifest_size;
+extern const bool kho_image_is_legacy;
 
 namespace {
 
@@ -478,7 +474,7 @@ struct chain_args {
 };
 
 manifest_view own_manifest() {
-  auto m = manifest_view::parse(&image_manifest, sizeof image_manifest);
+  auto m = manifest_view::parse(kho_image_manifest, kho_image_manifest_size);
   if (!m) die("this image's own manifest does not parse");
   return *m;
 }
@@ -788,9 +784,8 @@ int main(int argc, char** argv) {
   chain.negotiate = !no_negotiate;
   // --next-image makes the update a chain: A, then one image per --next-image.
   if (!chain.next_images.empty() && chain.length == 0) chain.length = static_cast<unsigned>(chain.next_images.size()) + 1;
-#ifdef KHO_MODEL_LEGACY
-  if (chain.length == 0) die("kexec_model_legacy runs only in a chain (--chain N or --next-image EXE)");
-#endif
+  if (kho_image_is_legacy && chain.length == 0)
+    die("kexec_model_legacy runs only in a chain (--chain N or --next-image EXE)");
 
   try {
     if (chain.length != 0) {

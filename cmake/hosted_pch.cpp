@@ -1,0 +1,1 @@
+// Compiles the hosted programs' shared precompiled header (cmake/KhoHosted.cmake).
