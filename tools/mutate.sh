@@ -18,9 +18,9 @@
 # (killed + survived). Exit status 0 when every mutant ran (killed or survived).
 # Builds use -O1 without debug info: the cheapest compile whose tests still run fast.
 set -euo pipefail
-KHO_EXTRA_PACKAGES="python3" "$(dirname "$0")/install-deps.sh"
 
 top=$(cd "$(dirname "$0")/.." && pwd)
+KHO_EXTRA_PACKAGES="python3" "$top/tools/install-deps.sh"  # the mutants are parsed and applied in Python
 tree=$top
 work=/tmp/kho-mutate-${USER:-$(id -u)}
 list=
