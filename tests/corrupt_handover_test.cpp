@@ -276,7 +276,8 @@ TEST(CorruptHandover, CrashAtEverySealStepIsRefused) {
       {seal_step::root_checksummed, errc::torn},
       {seal_step::published, errc::ok},
   };
-  for (auto [crash_at, want] : expected) {
+  for (const auto& [step_to_crash, want] : expected) {
+    const seal_step crash_at = step_to_crash;  // a lambda may not capture a structured binding before clang 16
     arena<12> mem{u64{1} << 20};
     auto w = writer::create(mem.pages(), 1);
     const phys_addr blob = *alloc_zeroed(mem.pages(), order{0}, 4096);
