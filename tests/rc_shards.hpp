@@ -5,10 +5,10 @@
 // and together the shards run as many cases as the unsharded property did.
 #pragma once
 
+#include <gtest/gtest.h>  // before rapidcheck/gtest.h, which uses it without including it
+
 #include <rapidcheck.h>
 #include <rapidcheck/gtest.h>
-
-#include <gtest/gtest.h>
 
 #include <sstream>
 #include <string>

@@ -9,7 +9,7 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 seconds=${1:-600}
 parallel=${2:-2}
-KHO_EXTRA_PACKAGES="clang libclang-rt-14-dev" "$top/tools/install-deps.sh"
+"$top/tools/install-deps.sh" --tests  # clang and its sanitizer runtimes
 build="$top/build-fuzz"
 CC=clang CXX=clang++ cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKHO_FUZZ=ON \
   -DKHO_BUILD_BENCHMARKS=OFF >/dev/null || exit 1
