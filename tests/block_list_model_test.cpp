@@ -4,6 +4,7 @@
 // against the oracle and continues writing through an adopted writer.
 #include <kho/block_list.hpp>
 
+#include "rc_commands.hpp"
 #include "test_arena.hpp"
 
 #include <rapidcheck.h>
@@ -135,7 +136,7 @@ void check_list_model() {
   std::vector<u64> m;
   list_sut<Entry, Shift> s;
   rc::state::check(m, s,
-                   rc::state::gen::execOneOfWithArgs<push<Entry, Shift>, push<Entry, Shift>,
+                   one_of_commands<push<Entry, Shift>, push<Entry, Shift>,
                                                      erase<Entry, Shift>, erase<Entry, Shift>,
                                                      clear<Entry, Shift>, reattach<Entry, Shift>,
                                                      verify<Entry, Shift>>());

@@ -2,6 +2,7 @@
 // against a std::map oracle; every sealed state must read back at a new address.
 #include <kho/handover.hpp>
 
+#include "rc_commands.hpp"
 #include "test_arena.hpp"
 
 #include <rapidcheck.h>
@@ -146,7 +147,7 @@ void check_root_model() {
   root_model m;
   root_sut<Shift> s;
   rc::state::check(m, s,
-                   rc::state::gen::execOneOfWithArgs<add_entry<Shift>, add_entry<Shift>,
+                   one_of_commands<add_entry<Shift>, add_entry<Shift>,
                                                      remove_entry<Shift>, update_entry<Shift>,
                                                      seal_and_reattach<Shift>>());
 }

@@ -9,6 +9,7 @@
 #include <kho/preserve_bitmap.hpp>
 #include <kho/restore.hpp>
 
+#include "rc_commands.hpp"
 #include "test_arena.hpp"
 
 #include <rapidcheck.h>
@@ -304,7 +305,7 @@ RC_GTEST_PROP(HolesMemblock, ModelAllocReattachFreeAll, ()) {
   sut.boot();
   page_map oracle(sut.m, sut.view->nodes());
   rc::state::check(oracle, sut,
-                   rc::state::gen::execOneOfWithArgs<alloc_cmd, alloc_cmd, alloc_cmd, reattach_cmd, free_all_cmd>());
+                   one_of_commands<alloc_cmd, alloc_cmd, alloc_cmd, reattach_cmd, free_all_cmd>());
 }
 
 // ---- free_all_words: the hand-over word by word into bitmap_buddy -------------------

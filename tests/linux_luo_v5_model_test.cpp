@@ -5,6 +5,7 @@
 // through its retrieved session, FLBs found by name.
 #include <kho/linux/luo_v5.hpp>
 
+#include "rc_commands.hpp"
 #include "test_arena.hpp"
 
 #include <rapidcheck.h>
@@ -216,7 +217,7 @@ RC_GTEST_PROP(LuoV5Model, MatchesMapModelAcrossKexec, ()) {
   model m;
   sut s;
   rc::state::check(m, s,
-                   rc::state::gen::execOneOfWithArgs<create_session, create_session, preserve, preserve,
+                   one_of_commands<create_session, create_session, preserve, preserve,
                                                      preserve, preserve, add_flb, kexec, retrieve_session,
                                                      retrieve_file, retrieve_file, find_flb>());
 }

@@ -4,6 +4,7 @@
 // their first dependent file and finished with their last, the unreclaimed report.
 #include <kho/luo.hpp>
 
+#include "rc_commands.hpp"
 #include "test_arena.hpp"
 
 #include <rapidcheck.h>
@@ -276,7 +277,7 @@ RC_GTEST_PROP(LuoModel, MatchesMapModelAcrossKexec, ()) {
   luo_model m;
   luo_sut s;
   rc::state::check(m, s,
-                   rc::state::gen::execOneOfWithArgs<create_session, create_session, destroy_session,
+                   one_of_commands<create_session, create_session, destroy_session,
                                                      preserve, preserve, preserve, unpreserve, kexec,
                                                      retrieve, retrieve, finish, report>());
 }

@@ -3,6 +3,7 @@
 // and writing continued on the adopted tree; page shifts 12, 14 and 16.
 #include <kho/preserve_bitmap.hpp>
 
+#include "rc_commands.hpp"
 #include "test_arena.hpp"
 
 #include <rapidcheck.h>
@@ -156,7 +157,7 @@ template <unsigned S>
 void check_radix_model() {
   radix_sut<S> s;
   rc::state::check(radix_model{}, s,
-                   rc::state::gen::execOneOfWithArgs<preserve_cmd<S>, preserve_cmd<S>, preserve_cmd<S>,
+                   one_of_commands<preserve_cmd<S>, preserve_cmd<S>, preserve_cmd<S>,
                                                      unpreserve_cmd<S>, unpreserve_cmd<S>, query_cmd<S>,
                                                      walk_cmd<S>, reattach_cmd<S>>());
 }

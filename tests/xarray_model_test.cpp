@@ -6,6 +6,7 @@
 // values; 4 KiB and 64 KiB pages.
 #include <kho/xarray.hpp>
 
+#include "rc_commands.hpp"
 #include "rc_shards.hpp"
 #include "test_arena.hpp"
 
@@ -540,7 +541,7 @@ void check_xarray_model() {
   xa_sut<V, Shift> s;
   rc::state::check(
       m, s,
-      rc::state::gen::execOneOfWithArgs<
+      one_of_commands<
           store_cmd<V, Shift>, store_cmd<V, Shift>, store_cmd<V, Shift>, store_range_cmd<V, Shift>,
           fill_cmd<V, Shift>, erase_cmd<V, Shift>, erase_cmd<V, Shift>, erase_window_cmd<V, Shift>,
           exchange_cmd<V, Shift>, mark_cmd<V, Shift>, mark_cmd<V, Shift>, mark_window_cmd<V, Shift>,
