@@ -9,6 +9,7 @@
 #include <rapidcheck/gtest.h>
 
 #include <algorithm>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -73,6 +74,7 @@ TEST(BitmapBuddy, CreateAndSizes) {
   EXPECT_EQ(bitmap_buddy<3>::words_for(pfn{60}, pfn{70}), 2u);      // small orders: whole words
   EXPECT_EQ(bitmap_buddy<10>::create(pfn{6}, pfn{5}, words).code(), errc::invalid_argument);
   EXPECT_EQ(bitmap_buddy<10>::create(pfn{0}, pfn{4097}, words).code(), errc::table_full);  // 80 words
+  EXPECT_EQ(bitmap_buddy<10>::create(pfn{0}, pfn{4096}, std::span(words).first(63)).code(), errc::table_full);
   auto c = bitmap_buddy<10>::create(pfn{0}, pfn{4096}, words);  // exactly 64
   ASSERT_TRUE(c);
   EXPECT_EQ(c->free_pages(), 0u);  // create zeroes the lent words

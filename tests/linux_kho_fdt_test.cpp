@@ -340,6 +340,18 @@ TEST_F(Tampered, TwoSubtreesNameOneBlob) {
   EXPECT_EQ(e.other.at, w.root() + u64(node("kexec-metadata")));
 }
 
+TEST_F(Tampered, BlobsSharingOnlyAnEdgeByte) {
+  // kexec-metadata is [meta, meta + 73). LUO (64 bytes) moved onto its last byte, then
+  // onto its first: one byte claimed twice either way. Just past it, nothing is shared.
+  set64("LUO", kho_fdt_data, meta.value + 72);
+  expect_at(refused(), errc::aliased, "LUO");
+  set64("LUO", kho_fdt_data, meta.value - 63);
+  expect_at(refused(), errc::aliased, "LUO");
+  set64("LUO", kho_fdt_data, meta.value + 73);
+  fx.reseal(w.root());
+  EXPECT_TRUE(fx.attach(w.root()).has_value());
+}
+
 TEST_F(Tampered, BlobOutsideMemory) {
   set64("LUO", kho_fdt_data, base - 4096);
   expect_at(refused(), errc::out_of_bounds, "LUO");
