@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <utility>
 
 namespace kho::test::linux_kho_fdt_check_test {
 namespace {
@@ -161,6 +162,34 @@ TEST(KhoFdtCheck, UpstreamNameWithAnotherFormat) {
   const status s = h.check();
   EXPECT_EQ(s.code(), errc::bad_compatible);
   EXPECT_EQ(s.err().loc.at, h.luo);
+}
+
+// kexec-metadata and memblock are read by their names, as LUO is: a kho,compatible
+// naming another format is refused at the blob; one naming their own is accepted.
+TEST(KhoFdtCheck, UpstreamNamesBesideLuoWithAnotherFormat) {
+  const std::pair<const char*, const char*> subtrees[] = {{kexec_metadata_subtree, kexec_metadata_format},
+                                                          {memblock_subtree, memblock_compatible}};
+  for (const auto& [name, own_format] : subtrees) {
+    for (const char* compatible : {luo_v5_compatible, own_format}) {
+      linux_handover<12> h;
+      void* f = h.a.bytes(h.w.root());
+      ASSERT_EQ(fdt_open_into(f, f, 4096), 0);
+      ASSERT_EQ(fdt_setprop_string(f, fdt_subnode_offset(f, 0, name), kho_fdt_blob_compatible, compatible), 0);
+      ASSERT_EQ(fdt_pack(f), 0);
+      int len = 0;
+      const void* data = fdt_getprop(f, fdt_subnode_offset(f, 0, name), kho_fdt_data, &len);
+      ASSERT_EQ(len, 8);
+      const phys_addr blob{impl::fdt_le64(data)};
+      ASSERT_TRUE(h.w.seal());
+      const status s = h.check();  // (maps the memory elsewhere: f is stale after it)
+      if (compatible == own_format) {
+        EXPECT_TRUE(s) << name << ": " << to_string(s.code());
+        continue;
+      }
+      ASSERT_EQ(s.code(), errc::bad_compatible) << name;
+      EXPECT_EQ(s.err().loc.at, blob) << name;
+    }
+  }
 }
 
 TEST(KhoFdtCheck, UnpreservedBlob) {

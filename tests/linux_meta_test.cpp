@@ -230,8 +230,10 @@ TEST(MemblockCorrupt, RegionGeometry) {
   const u64 odd = 0x1'0020'0800, zero = 0, huge = ~u64{0} & ~u64{0xfff};
   m.set("trace", "start", &odd, 8);
   m.expect(errc::misaligned, m.node_pa("trace"), 1);
-  const u64 good = 0x1'0020'0000;
+  const u64 good = 0x1'0020'0000, part_page = 0x4800;
   m.set("trace", "start", &good, 8);
+  m.set("trace", "size", &part_page, 8);  // an aligned start, a size that is not whole pages
+  m.expect(errc::misaligned, m.node_pa("trace"), 1);
   m.set("trace", "size", &zero, 8);
   m.expect(errc::out_of_range, m.node_pa("trace"), 1);
   const u64 page = 0x1000;

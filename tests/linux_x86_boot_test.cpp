@@ -112,6 +112,15 @@ TEST_F(X86Boot, ScratchEntryRefusals) {
   EXPECT_EQ(s.code(), errc::aliased);
   EXPECT_EQ(s.err().loc.at, array + 16);
   EXPECT_EQ(s.err().other.at, array);
+  data();  // entry 1 starts a page before entry 0 and runs into it
+  entries()[1].addr.set(scratch0.value - 4096);
+  entries()[1].size.set(2 * 4096);
+  s = check_kho_boot(a.memory(), located(d));
+  EXPECT_EQ(s.code(), errc::aliased);
+  EXPECT_EQ(s.err().loc.at, array + 16);
+  EXPECT_EQ(s.err().other.at, array);
+  entries()[1].size.set(4096);  // ends where entry 0 begins: nothing shared
+  EXPECT_TRUE(check_kho_boot(a.memory(), located(d)));
   data();
   entries()[0].size.set(0);
   s = check_kho_boot(a.memory(), located(d));
