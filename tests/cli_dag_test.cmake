@@ -7,12 +7,7 @@ file(REMOVE_RECURSE ${WORK})
 file(MAKE_DIRECTORY ${WORK})
 set(image ${WORK}/dag.img)
 set(base 0x100000000)
-function(done_with msg)
-  file(REMOVE_RECURSE ${WORK})
-  if(msg)
-    message(FATAL_ERROR "${msg}")
-  endif()
-endfunction()
+include(${CMAKE_CURRENT_LIST_DIR}/cli_helpers.cmake)
 
 execute_process(COMMAND ${HOSTILE} dag --out ${image} --base ${base} --size 1099511627776
                 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)

@@ -1,5 +1,14 @@
 # Helpers for the CLI's ctest scripts (include()d by them).
 
+# Removes ${WORK} (large sparse images must not outlive their test), then fails with
+# `msg` unless it is empty.
+function(done_with msg)
+  file(REMOVE_RECURSE ${WORK})
+  if(msg)
+    message(FATAL_ERROR "${msg}")
+  endif()
+endfunction()
+
 # Runs ARGN; the exit status must be `want` ("nonzero": any failure but a crash is fine).
 # Leaves stdout and stderr together in last_out.
 function(expect_rc want)

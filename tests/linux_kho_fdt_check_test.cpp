@@ -37,7 +37,7 @@ struct linux_handover {
     for (u64 i = 0; i < 4; ++i) {
       auto pa = tracked.alloc(order{0});
       EXPECT_TRUE(pa.has_value());
-      folios[i] = memfd_folio{pfn{pa->value >> PageShift}, i * 3, memfd_folio_uptodate};
+      folios[i] = memfd_folio{pfn{pa->value >> PageShift}, i * 3, memfd_folio_dirty | memfd_folio_uptodate};
     }
     auto fd = write_memfd<PageShift>(tracked, memfd_file{0, u64{12} << PageShift, memfd_seal_seal, folios, 4});
     EXPECT_TRUE(fd.has_value());

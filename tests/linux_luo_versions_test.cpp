@@ -771,7 +771,8 @@ RC_GTEST_PROP(LuoVersionsProperty, WriteThenReadEveryVersion, ()) {
     folios.push_back({pfn{*rc::gen::inRange<u64>(1, u64{1} << 40)}, index, static_cast<u16>(*rc::gen::inRange(0, 4))});
   }
   const u32 seals = *rc::gen::inRange<u32>(0, 0x40);
-  const memfd_file file{*rc::gen::arbitrary<u64>(), *rc::gen::arbitrary<u64>(), seals, folios.data(), folios.size()};
+  const memfd_file file{*rc::gen::arbitrary<u64>(), *rc::gen::arbitrary<u64>(), seals, folios.data(), folios.size(), 0,
+                        /*clean_folios_may_be_dropped=*/true};  // every flag value round-trips
   for (memfd_version v : {memfd_version::v1, memfd_version::v2, memfd_version::feature}) {
     downgrade_refusal r;
     auto ser = write_memfd_for(a.pages(), "vm", 9, file, v, &r);

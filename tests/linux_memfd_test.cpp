@@ -38,7 +38,7 @@ TYPED_TEST(MemfdRoundTrip, FoliosComeBack) {
         folios.push_back({pfn{((u64{1} << 40) >> shift) + i * 4}, i * 4 + 1, static_cast<u16>(i % 4)});  // outside the arena
       const memfd_file file{123, (n * 4 + 1) * geometry::size,
                             ver == memfd_version::v2 ? memfd_seal_grow | memfd_seal_exec : 0u,
-                            folios.data(), n};
+                            folios.data(), n, 0, /*clean_folios_may_be_dropped=*/true};  // every flag value
       auto ser = write_memfd<shift>(a.pages(), file, ver);
       ASSERT_TRUE(ser.has_value());
       auto v = attach_memfd<shift>(a.remap(), *ser, ver);
@@ -135,6 +135,17 @@ TEST(MemfdCorrupt, NrFoliosDisagreesWithArea) {
   m.s2().nr_folios.set(600);  // would need 3 array pages; the area has 2
   m.expect(errc::bad_count, "memfd", m.ser, 0);
   m.s2().nr_folios.set(~u64{0});
+  m.expect(errc::bad_count, "memfd", m.ser, 0);
+}
+
+// An area with a page more than its records need (a stock kernel reads nr_folios
+// records and frees the rest with the area: kho is stricter, as its writer never
+// leaves a spare page).
+TEST(MemfdCorrupt, AreaLargerThanItsFoliosNeed) {
+  memfd_image m;
+  m.s2().nr_folios.set(256);  // exactly one array page; the area has 2
+  m.expect(errc::bad_count, "memfd", m.ser, 0);
+  m.s2().nr_folios.set(1);
   m.expect(errc::bad_count, "memfd", m.ser, 0);
 }
 

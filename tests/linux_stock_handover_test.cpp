@@ -252,6 +252,40 @@ TEST_F(Corrupted, FolioInsideALargerBlock) {
   expect(errc::not_preserved, "memfd");
 }
 
+// A two-page folio: an order-1 block at pages 28-29 (free in the layout above).
+struct OrderOneFolio : Corrupted {
+  void SetUp() override { img.set_key(stock_image::key(pg(28), 1), {2, 22, 23, 24, 25, 26}); }
+  void record(u64 i, u64 page, u64 index) {
+    img.put64(pg(13) + 16 * i, (pg(page) >> 12) | (u64{3} << 52));
+    img.put64(pg(13) + 16 * i + 8, index);
+  }
+};
+
+TEST_F(OrderOneFolio, AtAnEvenIndexIsAccepted) {
+  record(2, 28, 4);  // file pages 4 and 5
+  const nlohmann::json j = img.report();
+  EXPECT_EQ(j["status"], "ok") << j.dump(2);
+}
+
+TEST_F(OrderOneFolio, AtAnOddIndexIsMisaligned) {
+  // The kernel adds it to the page cache at index 5 with two pages: shmem's
+  // VM_BUG_ON on a misaligned large folio.
+  record(2, 28, 5);
+  expect(errc::misaligned, "memfd");
+  EXPECT_EQ(img.report()["error"]["at"], hex(pg(28)));
+}
+
+TEST_F(OrderOneFolio, OverlappingTheNextRecordIsRefused) {
+  // [0, 2) and then index 1: the kernel's second shmem_add_to_page_cache finds the
+  // slot taken (-EEXIST), and memfd_luo_retrieve fails.
+  record(0, 28, 0);
+  expect(errc::already_exists, "memfd");
+  EXPECT_EQ(img.report()["error"]["at"], hex(pg(15)));
+  record(1, 15, 2);  // the next record moved past the folio: accepted
+  const nlohmann::json j = img.report();
+  EXPECT_EQ(j["status"], "ok") << j.dump(2);
+}
+
 TEST_F(Corrupted, FolioIsAStructurePage) {
   img.put64(pg(13) + 32, (pg(18) >> 12) | (u64{3} << 52));  // the kexec-metadata page
   const nlohmann::json j = img.report();

@@ -47,7 +47,7 @@ struct reported_handover {
 
   explicit reported_handover(bool kho_properties = true)
       : w(*kho_fdt_writer<tracked_type, PageShift>::create(tracked, map.root(), kho_fdt_options{kho_properties, 4})) {
-    v2_folios = folios(3, memfd_folio_uptodate);
+    v2_folios = folios(3, memfd_folio_dirty);  // flags other than v1's, to see each reported
     v1_folios = folios(10, memfd_folio_dirty | memfd_folio_uptodate);
     memfd2 = *write_memfd<PageShift>(tracked, memfd_file{123, u64{12} << PageShift, memfd_seal_seal | memfd_seal_grow,
                                                          v2_folios.data(), v2_folios.size()});

@@ -59,7 +59,7 @@ handover build() {
   for (u64 i = 0; i < 4; ++i) {
     auto pa = tracked.alloc(order{0});
     if (!pa) __builtin_trap();
-    folios[i] = memfd_folio{pfn{pa->value >> 12}, i * 3, memfd_folio_uptodate};
+    folios[i] = memfd_folio{pfn{pa->value >> 12}, i * 3, memfd_folio_dirty | memfd_folio_uptodate};
   }
   auto fd = write_memfd<12>(tracked, memfd_file{0, u64{12} << 12, memfd_seal_seal, folios, 4});
   auto luo = luo_v5_writer<tracked_source>::create(tracked, 2);

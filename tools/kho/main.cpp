@@ -39,8 +39,10 @@
 // --page-size is the handover's page: 4096 (default), 16384 or 65536 (any other value
 // is a usage error); every reader and the boot page's page shift use it.
 // verify reads everything and keeps only counts, so its memory is the readers'
-// scratch, whatever the handover holds; dump lists at most --max-ranges preserved
-// ranges per radix tree and says how many it left out.
+// scratch, which is mapped as they use it: set by what the handover holds, not by the
+// size of the image (a valid handover in a 2 GiB image verifies under
+// `ulimit -v 4000000`, the image's own mapping included); dump lists at most
+// --max-ranges preserved ranges per radix tree and says how many it left out.
 //
 // Exit status: 0 valid; 2 the handover (or boot page) is refused, after one line naming
 // the error and where; 1 the image cannot be read (not a regular file, misaligned base,

@@ -76,17 +76,32 @@ namespace impl {
 // a preserved block (the kernel's kho_restore_folio finds its order and magic there,
 // else the retrieval fails with -EIO), and is claimed for its memfd, so a folio two
 // files name, or one that is also a structure's page, has two owners. One page per
-// folio: the block's other pages are the folio's own.
+// folio: the block's other pages are the folio's own. The block's order is the
+// folio's: it spans file pages [index, index + 2^order), and the kernel adds it to
+// the page cache there, which needs the index aligned to the order (a misaligned
+// folio trips shmem_add_to_page_cache's VM_BUG_ON) and the span clear of the next
+// record's (-EEXIST fails memfd_luo_retrieve): misaligned and already_exists here.
 template <unsigned PageShift, Memory M, class Owners, class Map>
 status claim_folios(const memfd_view<M, PageShift>& m, Owners& owners, const Map& map) {
+  using view = memfd_view<M, PageShift>;
   status s;
+  u64 clear_from = 0;  // the first file page past the previous folio
   m.for_each_folio([&](const memfd_folio& f) {
     if (!s) return;
     const phys_addr head{f.frame.value << PageShift};
-    bool keyed = false;
-    for (unsigned o = 0; o < Map::orders && !keyed; ++o) keyed = map.count(order{o}) != 0 && map.contains(head, order{o});
-    s = keyed ? owners.claim(head, 1, page_owner{memfd_view<M, PageShift>::structure, m.address()})
-              : status{make_error(errc::not_preserved, memfd_view<M, PageShift>::structure, head, 1)};
+    unsigned o = 0;
+    while (o < Map::orders && !(map.count(order{o}) != 0 && map.contains(head, order{o}))) ++o;
+    if (o == Map::orders) {
+      s = make_error(errc::not_preserved, view::structure, head, 1);
+    } else if (o >= 64 || (f.index & ((u64{1} << o) - 1)) != 0) {
+      s = make_error(errc::misaligned, view::structure, head, 1);
+    } else if (f.index < clear_from) {
+      s = make_error(errc::already_exists, view::structure, head, 1);
+    } else {
+      const u64 end = f.index + (u64{1} << o);
+      clear_from = end < f.index ? ~u64{0} : end;
+      s = owners.claim(head, 1, page_owner{view::structure, m.address()});
+    }
   });
   return s;
 }

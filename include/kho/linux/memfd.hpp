@@ -24,7 +24,8 @@
 //   v1: pos @0, size @8, nr_folios @16, folios @24 (40 B).     folio array (a vmalloc
 //                                                              area of order-0 pages)
 //   memfd_luo_folio_ser (16 B): word0 = pfn (bits 0..51) | flags << 52, index (u64)
-//   flags: 0x1 dirty, 0x2 uptodate (the writer always sets both).
+//   flags: 0x1 dirty, 0x2 uptodate (the kernel's writer always sets both; kho's
+//   refuses uptodate alone unless told the page may be lost).
 //
 // Reader (memfd_view::attach): the kernel's checks -- seals within F_SEAL_* (0x3F), the
 // folio array restores as a vmalloc area (kho/linux/kho_vmalloc.hpp). kho's: the
@@ -145,6 +146,11 @@ struct memfd_file {
   const memfd_folio* folios = nullptr;
   u64 nr_folios = 0;          // in index order
   u32 flags = 0;              // no bit is defined: zero (v1 cannot carry any)
+  // A folio UPTODATE but not DIRTY is clean: the next kernel's shmem may drop it as it
+  // would a page whose contents are stored elsewhere, and a memfd's are not. The
+  // kernel's writer sets both on every folio; write_memfd refuses a clean folio unless
+  // the caller says its contents may be lost (a page that is known to be zero).
+  bool clean_folios_may_be_dropped = false;
 };
 
 namespace impl {
@@ -208,8 +214,9 @@ inline const char* memfd_lost_field(const memfd_file& file, memfd_version v, con
 /// field) when `v` cannot carry a field (seals or flags to v1; seals or folios to a
 /// feature header without the bit), or more than 2^32 - 1 array pages;
 /// invalid_argument (seals outside 0x3F, flags nonzero for v2 / feature, masks
-/// outside feature_masks_ok, a pfn 0 or wider than 52 bits, unknown folio flags,
-/// indices not strictly increasing), out_of_memory.
+/// outside feature_masks_ok, a pfn 0 or wider than 52 bits, unknown folio flags, a
+/// folio UPTODATE without DIRTY unless clean_folios_may_be_dropped, indices not
+/// strictly increasing), out_of_memory.
 template <unsigned PageShift = 12, PageSource Source>
 result<phys_addr> write_memfd(Source& source, const memfd_file& file, memfd_version v = memfd_version::v2,
                               downgrade_refusal* refusal = nullptr,
@@ -229,6 +236,7 @@ result<phys_addr> write_memfd(Source& source, const memfd_file& file, memfd_vers
     const memfd_folio& f = file.folios[i];
     if (f.frame.value == 0 || f.frame.value > memfd_pfn_mask ||
         (f.frame.value >> (64 - PageShift)) != 0 || (f.flags & ~memfd_folio_known_flags) != 0 ||
+        (f.flags == memfd_folio_uptodate && !file.clean_folios_may_be_dropped) ||
         (i > 0 && f.index <= file.folios[i - 1].index))
       return errc::invalid_argument;
   }

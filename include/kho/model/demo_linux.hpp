@@ -205,8 +205,7 @@ covered_spans build_linux_handover(const physical_memory& pm, const linux_demo_o
       if (!f) detail_linux::fail("memfd folio", f.err());
       const std::string text = fmt::format("{} memfd {} page {}", m.session, m.token, i * 2);
       std::memcpy(mem.to_virt(*f, text.size()), text.data(), text.size());
-      folios.push_back({pfn{f->value >> page_geometry<>::shift}, i * 2,
-                        static_cast<u16>(memfd_folio_uptodate | (i % 3 == 0 ? memfd_folio_dirty : 0))});
+      folios.push_back({pfn{f->value >> page_geometry<>::shift}, i * 2, memfd_folio_dirty | memfd_folio_uptodate});
     }
     auto fd = write_memfd(tracked, memfd_file{0, m.folios * 2 * page, memfd_seal_seal | memfd_seal_grow,
                                               folios.data(), folios.size()});
@@ -262,12 +261,14 @@ nlohmann::json reclaim_linux_memfd(Source& fresh, const flat_memory& mem, phys_a
   const u64 adopted = file->count();
   for (u64 i = 1; s && i <= faults; ++i) {
     auto page = fresh.alloc(order{0});
-    s = page ? file->store(last + i, ((page->value >> 12) << 12) | memfd_folio_uptodate) : status{page.err()};
+    s = page ? file->store(last + i, ((page->value >> 12) << 12) | memfd_folio_dirty | memfd_folio_uptodate)
+             : status{page.err()};
   }
   if (!s) return {{"ok", false}, {"error", to_string(s.code())}};
   std::vector<memfd_folio> folios;
+  // Written back as the kernel's writer would: every folio holds data, DIRTY|UPTODATE.
   file->for_each(0, ~u64{0}, [&](const xarray_entry<u64>& e) {
-    folios.push_back({pfn{e.value >> 12}, e.index, static_cast<u16>(e.value & memfd_folio_known_flags)});
+    folios.push_back({pfn{e.value >> 12}, e.index, memfd_folio_dirty | memfd_folio_uptodate});
   });
   auto back = write_memfd(fresh, memfd_file{fd->pos(), fd->size() + faults * page_geometry<>::size, fd->seals(),
                                             folios.data(), folios.size()});

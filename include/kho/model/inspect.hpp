@@ -54,14 +54,14 @@ const entry_reader<PageShift, M>* find_entry_reader(const char* compatible) {
 /// Every structure is validated and every page checked for one owner and preservation
 /// (attach_handover) before any entry is read; `options` can waive the preservation
 /// check for a bare root.
-/// Pages are 2^PageShift bytes; `mem` is any Memory with a size() in bytes (scratch is
-/// sized from it).
+/// Pages are 2^PageShift bytes; `mem` is any Memory with a size() in bytes (the
+/// ceiling of the readers' scratch is set from it; what is mapped is what they use).
 template <unsigned PageShift = 12, Memory M>
 nlohmann::json inspect(const M& mem, phys_addr root, const handover_check_options& options = {}) {
   nlohmann::json out;
   out["root"] = hex(root.value);
-  // The check's scratch is gone before the entries' readers map theirs: one sparse
-  // scratch file at a time keeps the address space (and `ulimit -v`) at image + 2x.
+  // The check's scratch is gone before the entries' readers take theirs: its chunks go
+  // back to this thread's pool for them (model/scratch_pages.hpp).
   auto view = [&] {
     scratch_pages<PageShift> scratch(mem);
     return attach_handover<PageShift>(mem, root, scratch.pages(), options);

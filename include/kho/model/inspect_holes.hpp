@@ -4,6 +4,7 @@
 // tree at `radix_root` for what is preserved, and the tree's pages count as busy.
 #pragma once
 
+#include <kho/handover_check.hpp>
 #include <kho/hole_finder.hpp>
 #include <kho/model/image_memory.hpp>
 #include <kho/model/report.hpp>
@@ -38,11 +39,8 @@ nlohmann::json holes_report(const M& mem, phys_addr radix_root) {
   };
   scratch_pages<PageShift> scratch(mem);
   const std::vector<phys_range> ranges = ram_ranges(mem);
-  // touched only up to the node count
-  const u64 slots = mem.size() / geometry::size + 1;
-  auto nodes = std::make_unique_for_overwrite<u64[]>(slots);
-  auto view =
-      attach_preserve_bitmap<PageShift>(mem, radix_root, scratch.pages(), std::span<u64>(nodes.get(), slots));
+  detail::radix_nodes<PageShift, M, typename scratch_pages<PageShift>::source_type> nodes{&scratch.pages()};
+  auto view = nodes.attach(mem, radix_root);
   if (!view) return refuse(view.err());
   // RAM: the memory's pages (a base or size off a page boundary loses the partial page).
   std::vector<phys_range> ram;

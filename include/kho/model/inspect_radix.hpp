@@ -2,6 +2,7 @@
 #pragma once
 
 #include <kho/handover.hpp>
+#include <kho/handover_check.hpp>
 #include <kho/model/report.hpp>
 #include <kho/model/scratch_pages.hpp>
 #include <kho/preserve_bitmap.hpp>
@@ -36,20 +37,18 @@ inline wide_u64 exact_range_end(phys_addr start, u64 size) {
 /// reports per-order counts, the number of coalesced ranges (range_count) and the first
 /// `max_ranges` of them as ["start", "size"] hex pairs ("ranges_truncated" when there
 /// are more), preserved_bytes (hex, exact up to 2^64), and the tree's own pages.
-/// Validation's visited set lives in scratch pages of its own; the node list has one
-/// slot per page of memory, allocated but never touched beyond the nodes actually
-/// found (so a sparse 1 TiB image costs what its tree holds). With `deep_checksum`,
-/// every node's bytes must also hash to it.
-/// Pages are 2^PageShift bytes; `mem` is any Memory with a size() in bytes (a node is a
-/// whole page inside memory, so one slot per page of it suffices).
-/// Complexity: the attach, one walk of the ranges; memory O(nodes + max_ranges).
+/// Validation's visited set and the node list live in scratch pages of their own, the
+/// list doubling until the tree fits (so a sparse 64 TiB image costs what its tree
+/// holds, not what its RAM would). With `deep_checksum`, every node's bytes must also
+/// hash to it. Pages are 2^PageShift bytes; `mem` is any Memory with a size() in bytes.
+/// Complexity: the attach (O(nodes) over the doublings), one walk of the ranges;
+/// memory O(nodes + max_ranges).
 template <unsigned PageShift = 12, Memory M>
 nlohmann::json radix_report(const M& mem, phys_addr root, std::optional<u64> deep_checksum = std::nullopt,
                             u64 max_ranges = radix_listed_ranges) {
   scratch_pages<PageShift> scratch(mem);
-  const u64 slots = mem.size() / page_geometry<PageShift>::size + 1;
-  auto nodes = std::make_unique_for_overwrite<u64[]>(slots);
-  auto view = attach_preserve_bitmap<PageShift>(mem, root, scratch.pages(), std::span<u64>(nodes.get(), slots));
+  detail::radix_nodes<PageShift, M, typename scratch_pages<PageShift>::source_type> nodes{&scratch.pages()};
+  auto view = nodes.attach(mem, root);
   auto refuse = [](const error& e) -> nlohmann::json {
     return {{"ok", false}, {"error", describe_error(e)},
             {"summary", fmt::format("refused: {}", format_error(e))}};
