@@ -177,18 +177,25 @@ TYPED_TEST(KhoFdt, StockTreeIsReadWithoutTheSeal) {
   EXPECT_FALSE(v->find("LUO")->has_checksum);
 }
 
-TEST(KhoFdt, FindMatchesTheNameExactly) {
+TEST(KhoFdt, NamesAlikeBeforeTheUnitAddressAreOneName) {
+  // The kernel's kho_retrieve_subtree("LUO") is libfdt's fdt_subnode_offset, which also
+  // takes "LUO@1", and takes whichever comes first: the writer refuses the second.
   fdt_fixture<> fx;
   auto w = fx.make();
   const phys_addr luo = fx.blob(1), other = fx.blob(2);
   ASSERT_TRUE(w.add("LUO", luo, 8));
-  ASSERT_TRUE(w.add("LUO@1", other, 8));  // newest first: libfdt's lookup would find it for "LUO"
+  EXPECT_EQ(w.add("LUO@1", other, 8).code(), errc::duplicate);
+  ASSERT_TRUE(w.add("kexec-metadata@1", other, 8));
+  EXPECT_EQ(w.add("kexec-metadata", fx.blob(3), 8).code(), errc::duplicate);
   ASSERT_TRUE(w.seal());
   auto v = fx.attach(w.root());
   ASSERT_TRUE(v.has_value());
   EXPECT_EQ(v->find("LUO")->phys, luo);
-  EXPECT_EQ(v->find("LUO@1")->phys, other);
+  EXPECT_EQ(v->find("kexec-metadata")->phys, other);  // as the kernel finds it
+  EXPECT_EQ(v->find("kexec-metadata@1")->phys, other);
+  EXPECT_EQ(v->find("kexec-metadata@2").code(), errc::not_found);
   EXPECT_EQ(v->find("LU").code(), errc::not_found);
+  EXPECT_EQ(v->find("LUO@0").code(), errc::not_found);
 }
 
 TEST(KhoFdt, RemoveAndReadFromACallerBuffer) {

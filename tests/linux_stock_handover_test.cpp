@@ -34,6 +34,13 @@ constexpr u64 P = 4096;
 constexpr u64 pages = 64;
 constexpr u64 pg(u64 n) { return B + n * P; }
 
+// The root's LUO node: its name, and whether an empty LUO (luo_ser at page 27, no
+// sessions) comes first as "LUO@0".
+struct root_nodes {
+  const char* luo = "LUO";
+  bool empty_luo_first = false;
+};
+
 struct stock_image {
   std::unique_ptr<model::physical_memory> pm =
       std::make_unique<model::physical_memory>(model::physical_memory::create(B, pages * P));
@@ -58,10 +65,15 @@ struct stock_image {
     at(pg(path[5]))[bit / 8] |= static_cast<unsigned char>(1u << (bit % 8));
   }
 
-  stock_image() {
+  explicit stock_image(root_nodes nodes = {}) {
     // The radix tree: order-0 keys for every preserved page, one order-1 key.
     const u64 path0[6] = {2, 3, 4, 5, 6, 7}, path1[6] = {2, 22, 23, 24, 25, 26};
     for (u64 p : {1, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19}) set_key(key(pg(p), 0), path0);
+    if (nodes.empty_luo_first) {
+      set_key(key(pg(27), 0), path0);
+      put_str(pg(27), "luo-v5");
+      put64(pg(27) + 8, 3);  // liveupdate_num; no sessions, no FLBs
+    }
     set_key(key(pg(20), 1), path1);
 
     // LUO: luo_ser, one session "vm" with one memfd-v2 file (token 42), the FLB page.
@@ -140,7 +152,8 @@ struct stock_image {
       EXPECT_EQ(fdt_property(root, "blob-size", le64(size), 8), 0);
       EXPECT_EQ(fdt_end_node(root), 0);
     };
-    subtree("LUO", pg(8), 32);
+    if (nodes.empty_luo_first) subtree("LUO@0", pg(27), 32);
+    subtree(nodes.luo, pg(8), 32);
     subtree("kexec-metadata", pg(18), 73);
     subtree("memblock", pg(19), memblock_size);
     EXPECT_EQ(fdt_end_node(root), 0);
@@ -174,6 +187,9 @@ TEST(LinuxStockHandover, ReadExactly) {
 
   const nlohmann::json j = img.report();
   ASSERT_EQ(j["status"], "ok") << j.dump(2);
+  EXPECT_EQ(j["kernel"]["verdict"], "accepts") << j["kernel"].dump(2);
+  // Every preserved block is reached: the trace region's through memblock's payload.
+  EXPECT_EQ(j["orphans"]["count"], 0) << j["orphans"].dump();
   EXPECT_EQ(j["root"]["kho_sealed"], false);
   EXPECT_EQ(j["root"]["preserved_memory_map"], hex(pg(2)));
   const auto& ranges = j["preserved"]["ranges"];
@@ -206,6 +222,27 @@ TEST(LinuxStockHandover, ReadExactly) {
   EXPECT_NE(memblock.find(hex(pg(20))), std::string::npos) << memblock;
 }
 
+// The kernel asks for "LUO" through libfdt's fdt_subnode_offset, which also takes
+// "LUO@unit": a LUO written under a unit address is the LUO.
+TEST(LinuxStockHandover, LuoUnderAUnitAddressIsReadAsLuo) {
+  stock_image img({.luo = "LUO@0"});
+  const nlohmann::json j = img.report();
+  ASSERT_EQ(j["status"], "ok") << j.dump(2);
+  ASSERT_EQ(j["subtrees"].size(), 3u);
+  EXPECT_EQ(j["subtrees"][0]["name"], "LUO@0");
+  EXPECT_EQ(j["subtrees"][0]["format"], "luo-v5");
+  EXPECT_NE(j["subtrees"][0].dump().find("\"token\":42"), std::string::npos) << j["subtrees"][0].dump();
+}
+
+// An empty LUO as "LUO@0" before the real "LUO": the kernel's lookup takes the first,
+// reads no session and loses every one. kho refuses the root (two names alike before
+// their unit addresses) rather than read another LUO than the kernel would.
+TEST(LinuxStockHandover, AnotherLuoBeforeTheRealOneIsRefused) {
+  stock_image img({.empty_luo_first = true});
+  const nlohmann::json j = img.report();
+  EXPECT_EQ(j["status"], to_string(errc::duplicate)) << j.dump(2);
+}
+
 struct Corrupted : ::testing::Test {
   stock_image img;
   void expect(errc code, const char* structure) {
@@ -214,6 +251,12 @@ struct Corrupted : ::testing::Test {
     if (j.contains("error")) {
       EXPECT_EQ(j["error"]["structure"], structure) << j["error"].dump();
     }
+  }
+  // Both verdicts: kho's status and a stock kernel's outcome.
+  void expect_verdicts(const std::string& kho, model::kernel_outcome kernel) {
+    const nlohmann::json j = img.report();
+    EXPECT_EQ(j["status"], kho) << j.dump(2);
+    EXPECT_EQ(j["kernel"]["verdict"], model::to_string(kernel)) << j["kernel"].dump(2);
   }
 };
 
@@ -273,6 +316,7 @@ TEST_F(OrderOneFolio, AtAnOddIndexIsMisaligned) {
   record(2, 28, 5);
   expect(errc::misaligned, "memfd");
   EXPECT_EQ(img.report()["error"]["at"], hex(pg(28)));
+  expect_verdicts(to_string(errc::misaligned), model::kernel_outcome::refuses);
 }
 
 TEST_F(OrderOneFolio, OverlappingTheNextRecordIsRefused) {
@@ -281,6 +325,7 @@ TEST_F(OrderOneFolio, OverlappingTheNextRecordIsRefused) {
   record(0, 28, 0);
   expect(errc::already_exists, "memfd");
   EXPECT_EQ(img.report()["error"]["at"], hex(pg(15)));
+  expect_verdicts(to_string(errc::already_exists), model::kernel_outcome::refuses);
   record(1, 15, 2);  // the next record moved past the folio: accepted
   const nlohmann::json j = img.report();
   EXPECT_EQ(j["status"], "ok") << j.dump(2);
@@ -310,11 +355,64 @@ TEST_F(Corrupted, VmallocTotalPagesDisagree) {
 TEST_F(Corrupted, MetadataVersion) {
   img.put32(pg(18), 2);
   expect(errc::bad_version, "kexec-metadata");
+  // The kernel boots on without it: kho is stricter.
+  expect_verdicts(to_string(errc::bad_version), model::kernel_outcome::ignores);
 }
 
 TEST_F(Corrupted, RootCompatible) {
   ASSERT_EQ(fdt_setprop_inplace(img.at(pg(1)), 0, "compatible", "kho-v5", 7), 0);
   expect(errc::bad_version, "kho-fdt");
+  expect_verdicts(to_string(errc::bad_version), model::kernel_outcome::refuses);
+}
+
+// Rows of issue 19's table, each with kho's verdict and a stock kernel's.
+
+TEST_F(Corrupted, OlderRootVersionReadByKhoRefusedByTheKernel) {
+  // kho-v3 has kho-v4's properties: kho reads it, a kho-v4 kernel does a cold boot.
+  ASSERT_EQ(fdt_setprop_inplace(img.at(pg(1)), 0, "compatible", "kho-v3", 7), 0);
+  expect_verdicts("ok", model::kernel_outcome::refuses);
+  EXPECT_NE(img.report()["kernel"]["findings"][0]["what"].get<std::string>().find("kho-v3"), std::string::npos);
+}
+
+TEST_F(Corrupted, FileHandlerTheKernelLacks) {
+  img.put_str(pg(10) + 16, "memfd-v9");  // kho carries it opaque; the kernel: -ENOENT
+  expect_verdicts("ok", model::kernel_outcome::refuses);
+  const nlohmann::json k = img.report()["kernel"];
+  EXPECT_EQ(k["findings"][0]["structure"], "luo-v5-file") << k.dump(2);
+}
+
+TEST_F(Corrupted, CleanFolioLosesItsData) {
+  img.put64(pg(13) + 16, (pg(15) >> 12) | (u64{2} << 52));  // the second folio: UPTODATE only
+  expect_verdicts("ok", model::kernel_outcome::loses_data);
+  const nlohmann::json k = img.report()["kernel"];
+  EXPECT_EQ(k["findings"][0]["structure"], "memfd") << k.dump(2);
+  EXPECT_NE(k["findings"][0]["what"].get<std::string>().find("index 1"), std::string::npos) << k.dump(2);
+}
+
+TEST_F(Corrupted, VmallocFlagsTheKernelMasks) {
+  img.at(pg(11) + 44)[0] = 4;  // kho_vmalloc.flags: an undefined bit
+  expect_verdicts(to_string(errc::reserved_nonzero), model::kernel_outcome::accepts);
+}
+
+// A preserved page no structure reaches: kho's check has nothing to refuse, a stock
+// kernel keeps it reserved for good (row 6 of issue 19).
+TEST_F(Corrupted, PreservedPageNothingReaches) {
+  img.set_key(stock_image::key(pg(27), 0), {2, 3, 4, 5, 6, 7});
+  expect_verdicts("ok", model::kernel_outcome::loses_data);
+  const nlohmann::json j = img.report();
+  EXPECT_EQ(j["orphans"]["count"], 1) << j["orphans"].dump();
+  EXPECT_EQ(j["orphans"]["pages"], 1) << j["orphans"].dump();
+  EXPECT_EQ(j["orphans"]["first"][0], (nlohmann::json{hex(pg(27)), 0})) << j["orphans"].dump();
+}
+
+TEST(KernelVerdict, SetupDataCycleHangsTheKernel) {
+  stock_image img;
+  img.put64(pg(0), pg(0));  // the KHO node's next: itself
+  auto boot = upstream::find_kho_data(img.pm->memory(), phys_addr{B});
+  ASSERT_EQ(boot.code(), errc::cycle);
+  model::kernel_verdict v;
+  model::kernel_on_refusal(v, boot.err());
+  EXPECT_EQ(v.outcome(), model::kernel_outcome::hangs);
 }
 
 TEST_F(Corrupted, LuoBlobSizeShort) {
@@ -323,21 +421,44 @@ TEST_F(Corrupted, LuoBlobSizeShort) {
   expect(errc::bad_count, "luo-v5");
 }
 
-TEST_F(Corrupted, ScratchOverPreservedMemory) {
-  img.put64(pg(32), pg(8));  // scratch now starts on luo_ser
+// kho_data and the map as the next kernel takes them (both valid in these tests), then
+// the scratch check.
+status check_scratch(stock_image& img) {
   const flat_memory mem = img.pm->memory();
   auto boot = upstream::find_kho_data(mem, phys_addr{B});
-  ASSERT_TRUE(boot.has_value());
-  ASSERT_TRUE(upstream::check_kho_boot(mem, *boot));
+  if (!boot) return boot.err();
+  KHO_TRY(upstream::check_kho_boot(mem, *boot));
   model::scratch_pages<> scratch(mem);
   auto root = upstream::attach_kho_handover(mem, phys_addr{pg(1)}, scratch.pages());
-  ASSERT_TRUE(root.has_value());
+  if (!root) return root.err();
   std::vector<u64> nodes(64);
   auto map = attach_preserve_bitmap(mem, root->memory_map(), scratch.pages(), std::span<u64>(nodes));
-  ASSERT_TRUE(map.has_value());
-  const status s = upstream::check_scratch_unpreserved(mem, boot->data, *map);
+  if (!map) return map.err();
+  return upstream::check_scratch_unpreserved(mem, boot->data, *map);
+}
+
+TEST_F(Corrupted, ScratchOverPreservedMemory) {
+  img.put64(pg(32), pg(8));  // scratch now starts on luo_ser
+  const status s = check_scratch(img);
   EXPECT_EQ(s.code(), errc::aliased);
+  EXPECT_STREQ(s.err().loc.structure, "kho_scratch");
   EXPECT_EQ(s.err().other.at, phys_addr{pg(8)});
+}
+
+// The map's own pages (the upstream tree does not preserve them) inside scratch: the
+// next kernel allocates from scratch before it walks the tree, so it could hand out
+// a page the walk still needs. Scratch over pages 22-26 (the order-1 key's path).
+TEST_F(Corrupted, ScratchOverTheMapsOwnPages) {
+  img.put64(pg(32), pg(22));
+  img.put64(pg(32) + 8, 5 * P);
+  const status s = check_scratch(img);
+  EXPECT_EQ(s.code(), errc::aliased);
+  EXPECT_STREQ(s.err().loc.structure, "kho_scratch");
+  EXPECT_STREQ(s.err().other.structure, "radix");
+  EXPECT_EQ(s.err().other.at, phys_addr{pg(22)});
+  img.put64(pg(32), pg(27));  // one page past the path: clear
+  img.put64(pg(32) + 8, P);
+  EXPECT_TRUE(check_scratch(img));
 }
 
 }  // namespace

@@ -70,7 +70,7 @@ TEST_F(X86Boot, ListRefusals) {
   node(phys_addr{base}, phys_addr{base + 64}, 1, 0);
   node(phys_addr{base + 64}, phys_addr{base}, 1, 0);  // a cycle
   auto k = find_kho_data(a.memory(), phys_addr{base});
-  EXPECT_EQ(k.code(), errc::budget_exceeded);
+  EXPECT_EQ(k.code(), errc::cycle);
   node(phys_addr{base}, phys_addr{base - 4096}, 1, 0);  // next outside memory
   k = find_kho_data(a.memory(), phys_addr{base});
   EXPECT_EQ(k.code(), errc::out_of_bounds);
@@ -79,6 +79,41 @@ TEST_F(X86Boot, ListRefusals) {
   k = find_kho_data(a.memory(), phys_addr{base});
   EXPECT_EQ(k.code(), errc::bad_count);
   EXPECT_STREQ(k.err().loc.structure, "setup_data");
+}
+
+// The kernel's parse_setup_data walks the whole list, whatever it has found: a cycle
+// anywhere hangs its boot, and each SETUP_KEXEC_KHO node is populated in turn, the
+// last one winning. kho walks it the same way and refuses the cycle.
+TEST_F(X86Boot, TheWholeListIsWalkedAsTheKernelWalksIt) {
+  const kho_data d = data();
+  kho_data other = data();
+  other.fdt_addr.set(fdt.value + 4096);
+  node(phys_addr{base}, phys_addr{base + 64}, setup_kexec_kho, sizeof d, &d);
+  node(phys_addr{base + 64}, phys_addr{base + 200}, 7, 0);
+  node(phys_addr{base + 200}, phys_addr{}, setup_kexec_kho, sizeof other, &other);
+  auto k = find_kho_data(a.memory(), phys_addr{base});
+  ASSERT_TRUE(k.has_value()) << to_string(k.code());
+  EXPECT_EQ(k->kho_nodes, 2u);
+  EXPECT_EQ(k->at, phys_addr{base + 200});  // the last, as the kernel reads it
+  EXPECT_EQ(k->data.fdt_addr.get(), fdt.value + 4096);
+
+  node(phys_addr{base + 200}, phys_addr{base + 64}, 1, 0);  // past the KHO node: a cycle
+  k = find_kho_data(a.memory(), phys_addr{base});
+  EXPECT_EQ(k.code(), errc::cycle);
+  node(phys_addr{base}, phys_addr{base}, setup_kexec_kho, sizeof d, &d);  // next: itself
+  k = find_kho_data(a.memory(), phys_addr{base});
+  EXPECT_EQ(k.code(), errc::cycle);
+  EXPECT_EQ(k.err().loc.at, phys_addr{base});
+
+  // A list with no cycle but more nodes than any boot loader writes.
+  for (u64 i = 0; i < max_setup_nodes; ++i)
+    node(phys_addr{base + 32 * i}, phys_addr{base + 32 * (i + 1)}, 1, 0);
+  node(phys_addr{base + 32 * max_setup_nodes}, phys_addr{}, setup_kexec_kho, sizeof d, &d);
+  EXPECT_EQ(find_kho_data(a.memory(), phys_addr{base}).code(), errc::budget_exceeded);
+  node(phys_addr{base + 32 * (max_setup_nodes - 1)}, phys_addr{}, setup_kexec_kho, sizeof d, &d);
+  k = find_kho_data(a.memory(), phys_addr{base});
+  ASSERT_TRUE(k.has_value()) << to_string(k.code());
+  EXPECT_EQ(k->kho_nodes, 1u);
 }
 
 TEST_F(X86Boot, KhoDataRefusals) {

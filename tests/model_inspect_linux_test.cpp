@@ -352,8 +352,10 @@ TEST(InspectKhoFdt, RootRefusedListsNothing) {
   EXPECT_EQ(j["root"], (nlohmann::json{{"address", hex(h.w.root().value)}}));
   EXPECT_EQ(j["subtrees"], nlohmann::json::array());
   EXPECT_EQ(model::format_kho_fdt_report(j),
-            fmt::format("kho-v4 root {0}: {1}\n  error: {1} in kho-fdt at {0} (depth 0)\n", hex(h.w.root().value),
-                        to_string(errc::bad_checksum)));
+            fmt::format("kho-v4 root {0}: {1}\n  error: {1} in kho-fdt at {0} (depth 0)\n{2}", hex(h.w.root().value),
+                        to_string(errc::bad_checksum), model::kernel_verdict_text(j["kernel"])));
+  // The kernel checks no kho seal: it would read the changed bytes as they are.
+  EXPECT_EQ(j["kernel"]["verdict"], "not modelled") << j["kernel"].dump(2);
 }
 
 TEST(InspectKhoFdt, StockKernelHandoverUnsealedByKho) {

@@ -44,10 +44,17 @@
 // `ulimit -v 4000000`, the image's own mapping included); dump lists at most
 // --max-ranges preserved ranges per radix tree and says how many it left out.
 //
-// Exit status: 0 valid; 2 the handover (or boot page) is refused, after one line naming
-// the error and where; 1 the image cannot be read (not a regular file, misaligned base,
-// malformed ELF core, I/O error) or bad arguments (CLI11's own codes for unparsable or
-// invalid ones); 3 out of memory. Nothing ends in abort.
+// Exit status: 0 valid (for a Linux handover: kho and a stock kernel both accept it and
+// the kernel loses nothing); 2 the handover (or boot page) is refused, after one line
+// naming the error and where (for a Linux handover: and a stock kernel refuses it too,
+// hangs on it, loses data, or its verdict on that refusal is not modelled); 4 kho
+// refuses a Linux handover that a stock kernel accepts or boots on without the
+// structure (kho is stricter); 5 kho accepts a Linux handover that a stock kernel
+// refuses, hangs on or loses data from; 1 the image cannot be read (not a regular
+// file, misaligned base, malformed ELF core, I/O error) or bad arguments (CLI11's own
+// codes for unparsable or invalid ones); 3 out of memory. Nothing ends in abort.
+// A stock kernel is Linux at the commits shared/LINUX-FORMATS.md pins
+// (model/kernel_verdict.hpp); kho's own kho-root-v1 format has no kernel verdict.
 #include <kho/linux/x86_boot.hpp>
 #include <kho/model/boot_page.hpp>
 #include <kho/model/image_memory.hpp>
@@ -84,6 +91,18 @@ using namespace kho;
 constexpr int exit_refused = 2;
 constexpr int exit_unreadable = 1;
 constexpr int exit_out_of_memory = 3;
+constexpr int exit_kho_stricter = 4;  // kho refuses what a stock kernel accepts or skips
+constexpr int exit_kernel_fails = 5;  // kho accepts what a stock kernel refuses, hangs on or loses
+
+/// The exit status of a Linux handover's report: kho's verdict ("status") and a stock
+/// kernel's ("kernel") together; see the header comment.
+int linux_exit(const nlohmann::json& j) {
+  const std::string kernel = j["kernel"]["verdict"].get<std::string>();
+  const bool kernel_keeps = kernel == model::to_string(model::kernel_outcome::accepts);
+  const bool kernel_skips = kernel == model::to_string(model::kernel_outcome::ignores);
+  if (j["status"] == "ok") return kernel_keeps ? 0 : exit_kernel_fails;
+  return kernel_keeps || kernel_skips ? exit_kho_stricter : exit_refused;
+}
 
 struct image_options {
   std::string memory;
@@ -158,6 +177,16 @@ struct located_root {
 struct refusal {
   error err;
   std::string detail;
+  bool linux_handover = false;  // on the way to a Linux root: a stock kernel's verdict applies
+
+  nlohmann::json kernel() const {
+    model::kernel_verdict v;
+    model::kernel_on_refusal(v, err);
+    return v.json();
+  }
+  int exit_status() const {
+    return linux_handover ? linux_exit({{"status", to_string(err.code)}, {"kernel", kernel()}}) : exit_refused;
+  }
 
   std::string line() const {
     return fmt::format("{} in {} at {:#x}: {}", to_string(err.code), err.loc.structure, err.loc.at.value, detail);
@@ -215,9 +244,9 @@ std::optional<std::variant<located_fdt, refusal>> find_fdt(const opened_image& m
   auto k = upstream::find_kho_data(m.memory(), m.flat->base());
   if (!k) {
     if (k.code() == errc::not_found) return std::nullopt;  // neither: find_root names the boot page
-    return refusal{k.err(), "the setup_data list at the image's base"};
+    return refusal{k.err(), "the setup_data list at the image's base", true};
   }
-  if (status s = upstream::check_kho_boot<PageShift>(m.memory(), *k); !s) return refusal{s.err(), "kho_data"};
+  if (status s = upstream::check_kho_boot<PageShift>(m.memory(), *k); !s) return refusal{s.err(), "kho_data", true};
   return located_fdt{phys_addr{k->data.fdt_addr.get()}, k->data.fdt_size.get(), {}, *k};
 }
 
@@ -235,7 +264,8 @@ nlohmann::json report_fdt(const opened_image& m, const located_fdt& f, u64 max_r
                    {"fdt", model::hex(d.fdt_addr.get())},
                    {"fdt_size", d.fdt_size.get()},
                    {"scratch", model::hex(d.scratch_addr.get())},
-                   {"scratch_entries", upstream::kho_scratch_count(d)}};
+                   {"scratch_entries", upstream::kho_scratch_count(d)},
+                   {"kho_nodes", f.boot->kho_nodes}};
   if (j["status"] != "ok") return j;
   model::scratch_pages<PageShift> scratch(mem);
   detail::radix_nodes<PageShift, std::remove_cvref_t<decltype(mem)>, typename model::scratch_pages<PageShift>::source_type>
@@ -245,6 +275,9 @@ nlohmann::json report_fdt(const opened_image& m, const located_fdt& f, u64 max_r
   if (!s) {
     j["status"] = to_string(s.code());
     j["error"] = model::describe_error(s.err());
+    model::kernel_verdict kernel;
+    model::kernel_on_refusal(kernel, s.err());
+    j["kernel"] = kernel.json();
   }
   return j;
 }
@@ -297,17 +330,21 @@ int dump_radix(const opened_image& m, phys_addr root, const dump_options& d) {
   return j["ok"].get<bool>() ? 0 : exit_refused;
 }
 
-int print_refusal(const refusal& r, const dump_options& d) {
-  if (d.json)
-    fmt::print("{}\n", nlohmann::json{{"status", to_string(r.err.code)}, {"error", r.json()}}.dump(2));
-  else
+int print_refusal(const refusal& r, bool json) {
+  nlohmann::json j{{"status", to_string(r.err.code)}, {"error", r.json()}};
+  if (r.linux_handover) j["kernel"] = r.kernel();
+  if (json) {
+    fmt::print("{}\n", j.dump(2));
+  } else {
     fmt::print("{}\n", r.line());
-  return exit_refused;
+    if (r.linux_handover) fmt::print("{}", model::kernel_verdict_text(j["kernel"]));
+  }
+  return r.exit_status();
 }
 
 template <unsigned PageShift>
 int dump_fdt(const opened_image& m, const std::variant<located_fdt, refusal>& found, const dump_options& d) {
-  if (const refusal* r = std::get_if<refusal>(&found)) return print_refusal(*r, d);
+  if (const refusal* r = std::get_if<refusal>(&found)) return print_refusal(*r, d.json);
   nlohmann::json j = report_fdt<PageShift>(m, std::get<located_fdt>(found), d.max_ranges);
   if (d.holes && j["status"] == "ok")
     j["holes"] = model::holes_report<PageShift>(
@@ -315,14 +352,17 @@ int dump_fdt(const opened_image& m, const std::variant<located_fdt, refusal>& fo
   if (d.json) {
     fmt::print("{}\n", j.dump(2));
   } else {
-    if (j.contains("kho_data"))
+    if (j.contains("kho_data")) {
       fmt::print("kho_data at {}: FDT {} ({} bytes), {} scratch ranges at {}\n", j["kho_data"]["at"].get<std::string>(),
                  j["kho_data"]["fdt"].get<std::string>(), j["kho_data"]["fdt_size"].get<u64>(),
                  j["kho_data"]["scratch_entries"].get<u64>(), j["kho_data"]["scratch"].get<std::string>());
+      if (const u64 n = j["kho_data"]["kho_nodes"].get<u64>(); n > 1)
+        fmt::print("  {} SETUP_KEXEC_KHO nodes in the setup_data list: the last one is read, as the kernel reads it\n", n);
+    }
     fmt::print("{}", model::format_kho_fdt_report(j));
     if (j.contains("holes")) fmt::print("holes: {}\n", j["holes"]["summary"].get<std::string>());
   }
-  return j["status"] == "ok" ? 0 : exit_refused;
+  return linux_exit(j);
 }
 
 template <unsigned PageShift>
@@ -331,7 +371,7 @@ int dump(const image_options& o, const dump_options& d) {
   if (o.radix_root) return dump_radix<PageShift>(m, phys_addr{*o.radix_root}, d);
   if (auto fdt = find_fdt<PageShift>(m, o)) return dump_fdt<PageShift>(m, *fdt, d);
   auto found = find_root(m, o, PageShift);
-  if (const refusal* r = std::get_if<refusal>(&found)) return print_refusal(*r, d);
+  if (const refusal* r = std::get_if<refusal>(&found)) return print_refusal(*r, d.json);
   const located_root& where = std::get<located_root>(found);
   nlohmann::json j = model::inspect<PageShift>(m.memory(), where.root);
   if (auto stale = check_generation(m, where, j)) {
@@ -363,58 +403,77 @@ void print_error_line(const nlohmann::json& err) {
              err["at"].get<std::string>());
 }
 
+/// verify --json for a handover with no kernel verdict (kho's own root, a bare tree).
+void print_verify_json(const std::string& status, const nlohmann::json* error) {
+  nlohmann::json out{{"status", status}};
+  if (error != nullptr) out["error"] = *error;
+  fmt::print("{}\n", out.dump(2));
+}
+
 template <unsigned PageShift>
-int verify(const image_options& o) {
+int verify(const image_options& o, bool json) {
   const opened_image m = open_memory(o);
   if (o.radix_root) {
     const nlohmann::json j = model::radix_report<PageShift>(m.memory(), phys_addr{*o.radix_root}, std::nullopt, 0);
-    if (!j["ok"].get<bool>()) {
-      print_error_line(j["error"]);
-      return exit_refused;
-    }
-    fmt::print("ok: {}\n", j["summary"].get<std::string>());
-    return 0;
+    const bool ok = j["ok"].get<bool>();
+    if (json) print_verify_json(ok ? "ok" : j["error"]["error"].get<std::string>(), ok ? nullptr : &j["error"]);
+    else if (!ok) print_error_line(j["error"]);
+    else fmt::print("ok: {}\n", j["summary"].get<std::string>());
+    return ok ? 0 : exit_refused;
   }
   if (auto fdt = find_fdt<PageShift>(m, o)) {
-    if (const refusal* r = std::get_if<refusal>(&*fdt)) {
-      fmt::print("{}\n", r->line());
-      return exit_refused;
-    }
+    if (const refusal* r = std::get_if<refusal>(&*fdt)) return print_refusal(*r, json);
     // No ranges listed: verify's memory stays the readers' scratch.
     const nlohmann::json j = report_fdt<PageShift>(m, std::get<located_fdt>(*fdt), 0);
+    if (json) {
+      nlohmann::json out{{"status", j["status"]}, {"kernel", j["kernel"]}};
+      if (j.contains("error")) out["error"] = j["error"];
+      fmt::print("{}\n", out.dump(2));
+      return linux_exit(j);
+    }
     if (j["status"] != "ok") {
       if (j.contains("error")) print_error_line(j["error"]);
       else fmt::print("{}\n", j["status"].get<std::string>());
-      return exit_refused;
+    } else {
+      fmt::print("ok: {} handover, {} subtrees verified ({})\n", j["root"]["compatible"].get<std::string>(),
+                 j["subtrees"].size(),
+                 j["root"].value("kho_sealed", false) ? "sealed by kho" : "no kho seal, as a stock kernel writes it");
     }
-    fmt::print("ok: {} handover, {} subtrees verified ({})\n", j["root"]["compatible"].get<std::string>(), j["subtrees"].size(),
-               j["root"].value("kho_sealed", false) ? "sealed by kho" : "no kho seal, as a stock kernel writes it");
-    return 0;
+    fmt::print("{}", model::kernel_verdict_text(j["kernel"]));
+    return linux_exit(j);
   }
   auto found = find_root(m, o, PageShift);
-  if (const refusal* r = std::get_if<refusal>(&found)) {
-    fmt::print("{}\n", r->line());
-    return exit_refused;
-  }
+  if (const refusal* r = std::get_if<refusal>(&found)) return print_refusal(*r, json);
   const located_root& where = std::get<located_root>(found);
   // inspect() keeps a few ranges per radix tree, never all of them: bounded memory.
   const nlohmann::json j = model::inspect<PageShift>(m.memory(), where.root);
   if (j.contains("error")) {
-    print_error_line(j["error"]);
+    if (json) print_verify_json(j["status"].get<std::string>(), &j["error"]);
+    else print_error_line(j["error"]);
     return exit_refused;
   }
   bool ok = j["status"] == "ok";
+  nlohmann::json failed = nlohmann::json::array();
   for (const auto& e : j["entries"])
-    if (!e.value("ok", false))
-      fmt::print("{} in entry {} ({}) at {}\n", e["error"].value("error", "error"), e["name"].get<std::string>(),
-                 e["compatible"].get<std::string>(), e["error"].value("at", e["phys"].get<std::string>()));
-  if (auto stale = check_generation(m, where, j)) {
+    if (!e.value("ok", false)) {
+      failed.push_back({{"name", e["name"]}, {"compatible", e["compatible"]}, {"error", e["error"]}});
+      if (!json)
+        fmt::print("{} in entry {} ({}) at {}\n", e["error"].value("error", "error"), e["name"].get<std::string>(),
+                   e["compatible"].get<std::string>(), e["error"].value("at", e["phys"].get<std::string>()));
+    }
+  std::optional<refusal> stale = check_generation(m, where, j);
+  if (stale) ok = false;
+  if (json) {
+    nlohmann::json out{{"status", stale ? to_string(stale->err.code) : j["status"].get<std::string>()},
+                       {"failed_entries", std::move(failed)}};
+    if (stale) out["error"] = stale->json();
+    fmt::print("{}\n", out.dump(2));
+  } else if (stale) {
     fmt::print("{}\n", stale->line());
-    ok = false;
+  } else if (ok) {
+    fmt::print("ok: {} entries verified\n", j["entries"].size());
   }
-  if (!ok) return exit_refused;
-  fmt::print("ok: {} entries verified\n", j["entries"].size());
-  return 0;
+  return ok ? 0 : exit_refused;
 }
 
 // ---- manifests and qualification ----------------------------------------------------
@@ -517,8 +576,11 @@ int run(int argc, char** argv) {
   dump_cmd->add_option("--max-ranges", d.max_ranges,
                        "list at most N preserved ranges per radix tree and N folios per memfd (all are counted)")
       ->capture_default_str();
-  auto* verify_cmd = app.add_subcommand("verify", "validate; exit 2 with the error if invalid");
+  auto* verify_cmd = app.add_subcommand(
+      "verify", "validate; a Linux handover also gets a stock kernel's verdict (exit 0 both keep it, 2 refused, 4 only kho refuses, 5 the kernel fails)");
   add_image_options(verify_cmd, verify_opts);
+  bool verify_json = false;
+  verify_cmd->add_flag("--json", verify_json, "machine-readable: kho's status and error, and the kernel's verdict");
   image_options qualify_image;
   qualify_options q;
   auto* qualify_cmd = app.add_subcommand(
@@ -570,7 +632,7 @@ int run(int argc, char** argv) {
     return with_page_shift(qualify_image.page_size,
                            [&](auto shift) { return qualify<decltype(shift)::value>(qualify_image, q); });
   return with_page_shift(verify_opts.page_size,
-                         [&](auto shift) { return verify<decltype(shift)::value>(verify_opts); });
+                         [&](auto shift) { return verify<decltype(shift)::value>(verify_opts, verify_json); });
 }
 
 /// Out of memory ends the tool at once, with a message: a bad_alloc unwinding through

@@ -152,13 +152,53 @@ inline bool blobs_overlap(u64 a, u64 an, u64 b, u64 bn) {
   return a <= b + (bn ? bn - 1 : 0) && b <= a + (an ? an - 1 : 0);
 }
 
-/// The root's child named exactly `name` (libfdt's fdt_subnode_offset would also take
-/// "name@unit"); -FDT_ERR_NOTFOUND when there is none. Complexity: O(subtrees).
+/// The length of a node name before its unit address ("LUO@0" -> 3).
+constexpr u64 base_name_length(const char* name) {
+  u64 n = 0;
+  while (name[n] != '\0' && name[n] != '@') ++n;
+  return n;
+}
+
+/// Whether the kernel, asking for subtree `name`, takes the node called `node_name`:
+/// libfdt's fdt_subnode_offset (kho_retrieve_subtree) matches the name itself and,
+/// when `name` has no unit address, also "name@unit".
+constexpr bool answers_to(const char* node_name, const char* name) {
+  if (detail::same_string(node_name, name)) return true;
+  const u64 n = base_name_length(name);
+  if (name[n] == '@' || base_name_length(node_name) != n || node_name[n] != '@') return false;
+  for (u64 i = 0; i < n; ++i)
+    if (node_name[i] != name[i]) return false;
+  return true;
+}
+
+/// Whether two node names agree before their unit addresses: a kernel lookup by that
+/// base name would take whichever comes first, so a root holds one of them at most.
+constexpr bool same_base_name(const char* a, const char* b) {
+  const u64 n = base_name_length(a);
+  if (base_name_length(b) != n) return false;
+  for (u64 i = 0; i < n; ++i)
+    if (a[i] != b[i]) return false;
+  return true;
+}
+
+/// The root's child the kernel's lookup of `name` finds (answers_to, the first in the
+/// FDT's order); -FDT_ERR_NOTFOUND when there is none. Complexity: O(subtrees).
 inline int subtree_node(const void* fdt, const char* name) {
   int node;
   fdt_for_each_subnode(node, fdt, 0) {
     int len = 0;
-    if (detail::same_string(fdt_get_name(fdt, node, &len), name)) return node;
+    if (answers_to(fdt_get_name(fdt, node, &len), name)) return node;
+  }
+  return -FDT_ERR_NOTFOUND;
+}
+
+/// The root's child whose base name is `name`'s (same_base_name); -FDT_ERR_NOTFOUND
+/// when there is none. Complexity: O(subtrees).
+inline int base_name_node(const void* fdt, const char* name) {
+  int node;
+  fdt_for_each_subnode(node, fdt, 0) {
+    int len = 0;
+    if (same_base_name(fdt_get_name(fdt, node, &len), name)) return node;
   }
   return -FDT_ERR_NOTFOUND;
 }
@@ -280,8 +320,8 @@ class kho_fdt_writer {
   /// Names the blob [phys, phys + size) as subtree `name`; `compatible` (kho's
   /// property, written only with kho's properties) names its format.
   /// Complexity: O(FDT bytes + subtrees). Errors: bad_string (name empty or with a
-  /// '/'; compatible empty or too long), duplicate, out_of_bounds
-  /// (blob outside memory), aliased (overlaps the FDT page or another blob),
+  /// '/'; compatible empty or too long), duplicate (a name alike before the unit
+  /// address, as the view refuses), out_of_bounds (blob outside memory), aliased (overlaps the FDT page or another blob),
   /// table_full (the page is full), out_of_range (the root's version cannot describe
   /// the blob: kho-v1 names only FDTs, and neither kho-v1 nor kho-v2 records a size,
   /// so a blob whose size is not its FDT header's totalsize would lose it; loc: the
@@ -290,7 +330,7 @@ class kho_fdt_writer {
     if (name == nullptr || name[0] == '\0' || detail::contains_char(name, '/')) return errc::bad_string;
     const u64 clen = compatible ? detail::bounded_length(compatible, kho_fdt_compatible_len) : 0;
     if (compatible != nullptr && (clen == 0 || clen == kho_fdt_compatible_len)) return errc::bad_string;
-    if (impl::subtree_node(fdt(), name) >= 0) return errc::duplicate;
+    if (impl::base_name_node(fdt(), name) >= 0) return errc::duplicate;
     if (source_->memory().to_virt(phys, size ? size : 1) == nullptr) return errc::out_of_bounds;
     KHO_TRY(check_describable(name, phys, size));
     if (overlaps_any(phys, size)) return errc::aliased;
@@ -524,8 +564,10 @@ class kho_fdt_view {
   /// not_sealed also for kho checksums under a root without the seal),
   /// reserved_nonzero (an unknown kho property), bad_string (kho,compatible),
   /// bad_count also for a kho-v2 blob of unknown size under kho's seal,
-  /// duplicate (a name twice), out_of_bounds (a blob outside memory), aliased (a
-  /// blob overlaps the FDT's page or another blob; error.other names the first).
+  /// duplicate (a name twice, or two names alike before their unit addresses, such
+  /// as "LUO@0" and "LUO": the kernel would read the first for both), out_of_bounds
+  /// (a blob outside memory), aliased (a blob overlaps the FDT's page or another blob;
+  /// error.other names the first).
   static result<kho_fdt_view> attach_bytes(const M& mem, const void* fdt, u64 size, phys_addr pa = {}) {
     kho_fdt_view v(mem, fdt, pa);
     if (status s = v.validate(size); !s) return s.err();
@@ -539,9 +581,10 @@ class kho_fdt_view {
     fdt_for_each_subnode(node, fdt_, 0) f(subtree(node));
   }
 
-  /// Subtree `name` (the kernel's kho_retrieve_subtree), matched exactly: libfdt's
-  /// fdt_subnode_offset would also take "name@unit", which may come first.
-  /// Complexity: O(subtrees). Errors: not_found.
+  /// Subtree `name` as the kernel's kho_retrieve_subtree finds it: the node called
+  /// `name` or, for a name without a unit address, "name@unit" (libfdt's
+  /// fdt_subnode_offset). attach refused roots in which two nodes share a base name,
+  /// so there is one candidate at most. Complexity: O(subtrees). Errors: not_found.
   result<kho_subtree> find(const char* name) const {
     const int node = impl::subtree_node(fdt_, name);
     if (node < 0) return errc::not_found;
@@ -694,8 +737,9 @@ class kho_fdt_view {
     return {};
   }
 
-  // Names are unique and blobs disjoint from the FDT's page and from each other:
-  // O(subtrees) per subtree, and a page holds at most a few hundred.
+  // Names are unique up to their unit addresses (the kernel's lookup ignores them)
+  // and blobs disjoint from the FDT's page and from each other: O(subtrees) per
+  // subtree, and a page holds at most a few hundred.
   status check_unique(int node, const kho_subtree& t) const {
     if (pa_ && impl::blobs_overlap(t.phys.value, t.size, pa_.value, geometry::size)) {
       error e = fail(errc::aliased, node);
@@ -706,7 +750,7 @@ class kho_fdt_view {
     fdt_for_each_subnode(other, fdt_, 0) {
       if (other >= node) break;
       const kho_subtree o = subtree(other);
-      if (detail::same_string(o.name, t.name)) return fail(errc::duplicate, node);
+      if (impl::same_base_name(o.name, t.name)) return fail(errc::duplicate, node);
       if (impl::blobs_overlap(t.phys.value, t.size, o.phys.value, o.size)) {
         error e = fail(errc::aliased, node);
         e.other = where{structure, pa_ + static_cast<u64>(other), 1};

@@ -21,6 +21,10 @@
 //      name any LUO layout (luo_version_name), which its bytes must then be in.
 //   4. one owner per page (page_owners), and every claimed page not exempt inside the
 //      preserved-memory map (errc::not_preserved)
+//   5. on request, a visitor sees the owners and the map once all is checked, to find
+//      the preserved blocks no structure reaches (find_orphans). Not an error of
+//      kho's: a stock kernel keeps such a block reserved for good (leaked on every
+//      live update), so the caller says so.
 //
 // Budget: as handover_check.hpp, O(bytes reachable from the root) time and scratch
 // (kho-v1's chain is indexed in a scratch radix tree first, O(blocks * depth)).
@@ -58,7 +62,7 @@ inline result<const char*> subtree_format(const kho_subtree& t) {
       {memblock_subtree, memblock_compatible},
   };
   for (const known& k : upstream_names) {
-    if (!detail::same_string(t.name, k.name)) continue;
+    if (!impl::answers_to(t.name, k.name)) continue;  // "LUO@0" is LUO to the kernel
     // The LUO subtree's kho,compatible may name any LUO layout; claim_luo_v5 then
     // requires the bytes to be in that layout.
     const bool luo_layout = k.format == luo_v5_compatible && t.compatible != nullptr &&
@@ -69,6 +73,22 @@ inline result<const char*> subtree_format(const kho_subtree& t) {
   }
   return t.compatible != nullptr ? t.compatible : "";
 }
+
+/// Preserved blocks no structure reaches (find_orphans): counted in full, the first
+/// `listed` of them kept, in the map's order (largest order first).
+struct orphan_blocks {
+  static constexpr unsigned listed = 8;
+  u64 count = 0;
+  u64 pages = 0;
+  phys_addr first[listed]{};
+  order first_order[listed]{};
+
+  void add(phys_addr pa, order o) {
+    if (count < listed) first[count] = pa, first_order[count] = o;
+    ++count;
+    pages += u64{1} << o.value;
+  }
+};
 
 namespace impl {
 
@@ -174,9 +194,9 @@ namespace impl {
 
 // The map's checksum, its pages, every subtree, then the preserved check: the same
 // for a radix tree and a kho-v1 chunk chain.
-template <unsigned PageShift, Memory M, PageSource Scratch, class Owners, class Map>
+template <unsigned PageShift, Memory M, PageSource Scratch, class Owners, class Map, class Visit>
 status check_with_map(const kho_fdt_view<M, PageShift>& root, Scratch& scratch, Owners& owners, const Map& map,
-                      const handover_check_options& options) {
+                      const handover_check_options& options, Visit&& visit) {
   if (root.has_memory_map_checksum() && map.deep_checksum() != root.memory_map_checksum())
     return make_error(errc::bad_checksum, Map::structure, root.memory_map());
   KHO_TRY(map.claim_pages(owners));
@@ -191,9 +211,15 @@ status check_with_map(const kho_fdt_view<M, PageShift>& root, Scratch& scratch, 
     s = claim_subtree<PageShift>(root.memory(), t, *format, scratch, owners, map);
   });
   KHO_TRY(s);
-  if (!options.require_preserved) return {};
-  return owners.check_preserved(map);
+  if (options.require_preserved) KHO_TRY(owners.check_preserved(map));
+  visit(owners, map);
+  return {};
 }
+
+struct no_visit {
+  template <class Owners, class Map>
+  void operator()(const Owners&, const Map&) const {}
+};
 
 // kho-v1's chain answers a lookup by scanning its entries, and the whole-handover
 // check asks once per page it claims: so the chain's blocks are first copied into a
@@ -216,9 +242,9 @@ struct chunk_map {
   bool is_preserved(phys_addr pa) const { return index->is_preserved(pa); }
 };
 
-template <unsigned PageShift, Memory M, PageSource Scratch, class Owners>
+template <unsigned PageShift, Memory M, PageSource Scratch, class Owners, class Visit>
 status check_with_chunks(const kho_fdt_view<M, PageShift>& root, Scratch& scratch, Owners& owners,
-                         const handover_check_options& options) {
+                         const handover_check_options& options, Visit&& visit) {
   auto chain = attach_kho_mem_chunks<PageShift>(root.memory(), root.memory_map(), scratch);
   if (!chain) return chain.err();
   auto index = preserve_bitmap<Scratch, PageShift>::create(scratch, false);
@@ -228,7 +254,7 @@ status check_with_chunks(const kho_fdt_view<M, PageShift>& root, Scratch& scratc
     if (s) s = index->preserve(pa, o);
   });
   if (!s) s = make_error(s.code(), chain->structure, root.memory_map());
-  else s = check_with_map(root, scratch, owners, chunk_map<PageShift, M, Scratch>{&*chain, &*index}, options);
+  else s = check_with_map(root, scratch, owners, chunk_map<PageShift, M, Scratch>{&*chain, &*index}, options, visit);
   index->clear();
   scratch.free(index->root(), order{0});
   return s;
@@ -236,17 +262,34 @@ status check_with_chunks(const kho_fdt_view<M, PageShift>& root, Scratch& scratc
 
 }  // namespace impl
 
-template <unsigned PageShift, Memory M, PageSource Scratch>
+/// Checks the whole handover behind `root` (steps 1-4 above); then, if all passed,
+/// calls visit(owners, map) (step 5): the page owners and the preserved-memory map
+/// (a preserve_bitmap_view, or for kho-v1 an index with no block walk), both valid
+/// only during the call.
+template <unsigned PageShift, Memory M, PageSource Scratch, class Visit = impl::no_visit>
 status check_kho_fdt(const kho_fdt_view<M, PageShift>& root, Scratch& scratch,
-                     const handover_check_options& options = {}) {
+                     const handover_check_options& options = {}, Visit&& visit = {}) {
   page_owners<Scratch, PageShift> owners(scratch);
   KHO_TRY(root.claim_pages(owners));
-  if (!kho_root_has_radix(root.version())) return impl::check_with_chunks(root, scratch, owners, options);
+  if (!kho_root_has_radix(root.version())) return impl::check_with_chunks(root, scratch, owners, options, visit);
   detail::radix_nodes<PageShift, M, Scratch> map_nodes{&scratch};
   map_nodes.depth = kho_root_radix_depth(root.version(), PageShift);
   auto map = map_nodes.attach(root.memory(), root.memory_map());
   if (!map) return map.err();
-  return impl::check_with_map(root, scratch, owners, *map, options);
+  return impl::check_with_map(root, scratch, owners, *map, options, visit);
+}
+
+/// Step 5: the preserved blocks of `map` that nothing reaches. A block is reached when
+/// its first page has an owner (a structure's page, a folio's head) or when
+/// `referenced(pa, o)` says a structure names it as payload (a reserve_mem region, an
+/// FLB's or a file handler's data). O(blocks) lookups. kho-v1's chain offers no walk
+/// of its blocks: nothing is reported for it.
+template <class Owners, class Map, class Referenced>
+void find_orphans(const Owners& owners, const Map& map, Referenced&& referenced, orphan_blocks& orphans) {
+  if constexpr (requires { map.for_each_block([](phys_addr, order) {}); })
+    map.for_each_block([&](phys_addr pa, order o) {
+      if (owners.find(pa) == nullptr && !referenced(pa, o)) orphans.add(pa, o);
+    });
 }
 
 /// Attaches the KHO root FDT at `pa` (`size` bytes: kho_data.fdt_size) and checks the

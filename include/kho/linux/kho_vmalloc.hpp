@@ -21,9 +21,11 @@
 // k*(P-1) units ends with an empty chunk. In a chunk the entries end at the first 0
 // or at the end of the chunk.
 //
-// Reader (vmalloc_view::attach), the kernel's checks: flags within VM_ALLOC |
-// VM_ALLOW_HUGE_VMAP; every unit fits (idx + 2^order <= total_pages); in the end
-// idx == total_pages. kho's, which the kernel does not make: chunks page aligned and
+// Reader (vmalloc_view::attach), the kernel's checks: every unit fits (idx + 2^order
+// <= total_pages); in the end idx == total_pages. kho's, which the kernel does not
+// make: flags within VM_ALLOC | VM_ALLOW_HUGE_VMAP (the kernel's kho_flags_to_vmalloc
+// keeps those two bits and drops the rest, so its own flags check never fires and a
+// stock kernel accepts unknown bits; kho refuses them as reserved), chunks page aligned and
 // inside memory, no chunk reached twice (Brent's cycle check on the walk), units
 // aligned to their order and inside memory, entries after a chunk's terminator zero,
 // only the last chunk not full, order small enough for total_pages (u32) to count it.

@@ -68,6 +68,7 @@
 #include <cstddef>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 namespace kho::upstream {
 
@@ -305,12 +306,12 @@ class luo_v5_writer {
     if (find_session(tag, e.name) != nullptr) return errc::already_exists;
     auto list = session_list();
     if (!room(list)) return errc::table_full;
-    KHO_TRY(index_.reserve(*src_, index_.size() + 1));
+    KHO_TRY(index_.reserve(index_pages(), index_.size() + 1));
     auto at = list.push_back(e);
     if (!at) return at.err();
     sessions_ = list.state();
     ser().sessions_pa.set(sessions_.head.value);
-    KHO_TRY(index_.insert(*src_, {tag, at->value, {}, 0}));
+    KHO_TRY(index_.insert(index_pages(), {tag, at->value, {}, 0}));
     return {};
   }
 
@@ -378,7 +379,7 @@ class luo_v5_writer {
       file_list(*src_, s->files).clear();
     }
     list.clear();
-    index_.release(*src_);
+    index_.release(index_pages());
     src_->free(flbs_, order{0});
     src_->free(root_, order{0});
     sessions_ = {};
@@ -386,7 +387,7 @@ class luo_v5_writer {
 
   /// Returns the writer's index pages and keeps what was written (the handover is
   /// complete); the writer must not be used afterwards. Complexity: O(1).
-  void release_index() { index_.release(*src_); }
+  void release_index() { index_.release(index_pages()); }
 
   u64 session_count() const { return sessions_.size; }
   phys_addr root() const { return root_; }
@@ -413,11 +414,22 @@ class luo_v5_writer {
 
   impl::luo_v5_session_slot* find_session(u64 tag, const char* field) const {
     const session_list_type list = session_list();
-    return index_.find(*src_, tag, [&](const impl::luo_v5_session_slot& s) {
+    return index_.find(index_pages(), tag, [&](const impl::luo_v5_session_slot& s) {
       return impl::luo_v5_same_name(list.entry(phys_addr{s.entry})->name, field,
                                       luo_v5_session_name_len);
     });
   }
+
+  // The session index is the writer's bookkeeping, never part of the handover: where
+  // the source preserves what it lends (a preserving_page_source), the index takes its
+  // pages from the source beneath, so it leaves no preserved page that no structure
+  // references (a stock kernel would keep such a page reserved for good).
+  static auto& index_pages_of(Source& source) {
+    if constexpr (requires { source.inner(); }) return source.inner();
+    else return source;
+  }
+  using index_source = std::remove_reference_t<decltype(index_pages_of(std::declval<Source&>()))>;
+  index_source& index_pages() const { return index_pages_of(*src_); }
 
   Source* src_;
   phys_addr root_, flbs_;
@@ -425,7 +437,7 @@ class luo_v5_writer {
   luo_version v_;
   feature_masks masks_;
   block_list_state sessions_{};
-  detail::probe_table<impl::luo_v5_session_slot, Source, PageShift> index_{};
+  detail::probe_table<impl::luo_v5_session_slot, index_source, PageShift> index_{};
 };
 
 // ---- reader (the next kernel) ------------------------------------------------------

@@ -18,14 +18,16 @@
 // setup_data nodes form a singly linked list from boot_params.hdr.setup_data:
 //   { next u64 (0 ends it), type u32, len u32, data[len] }   (16-byte header)
 //
-// Reader (find_kho_data, then check_kho_boot): the list walked at most
-// max_setup_nodes nodes (a cycle costs that, not a hang); the SETUP_KEXEC_KHO node's
-// len exactly 32; then what kho_populate trusts and kho checks: the FDT page-aligned,
+// Reader (find_kho_data, then check_kho_boot): the whole list walked, as the kernel
+// walks it, at most max_setup_nodes nodes, a cycle refused (the kernel would never
+// finish the walk); of several SETUP_KEXEC_KHO nodes the last is read (the kernel
+// populates from each in turn, so the last wins), each one's len exactly 32; then what kho_populate trusts and kho checks: the FDT page-aligned,
 // fdt_size between an FDT header and a page, the scratch array 16-byte entries, 1 to
 // max_scratch_entries of them, inside memory (at any byte address, as the kernel
 // reads it); each scratch range page-aligned,
 // non-empty, not wrapping and disjoint from the others; and (check_scratch_unpreserved)
-// no preserved page inside scratch, which the next kernel allocates from at once.
+// no preserved page and no page of the preserved-memory map inside scratch, which the
+// next kernel allocates from at once.
 #pragma once
 
 #include <kho/detail/endian.hpp>
@@ -33,6 +35,7 @@
 #include <kho/phys.hpp>
 #include <kho/result.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <type_traits>
@@ -85,7 +88,8 @@ inline constexpr u64 max_scratch_entries = 1026;
 /// The kho_data a setup_data list carries, and where it was found.
 struct located_kho_data {
   kho_data data{};
-  phys_addr at{};  // the node's header
+  phys_addr at{};     // the node's header
+  u32 kho_nodes = 0;  // SETUP_KEXEC_KHO nodes in the list; `data` is the last one's
 };
 
 namespace impl {
@@ -99,31 +103,44 @@ inline kho_scratch load_scratch(const unsigned char* array, u64 i) {
 }
 }  // namespace impl
 
-/// Walks the setup_data list from `head` to its SETUP_KEXEC_KHO node.
-/// Complexity: O(nodes), at most max_setup_nodes. Errors (structure "setup_data", at
-/// the node): out_of_bounds (a node outside memory), not_found (no such node),
-/// bad_count (its len is not 32), budget_exceeded (more than max_setup_nodes: a cycle).
+/// Walks the whole setup_data list from `head`, as the kernel's parse_setup_data does,
+/// and returns its last SETUP_KEXEC_KHO node: the kernel calls kho_populate for every
+/// such node, so the last one's FDT is the one it reads. `kho_nodes` says how many
+/// there were. A list that comes back on itself is a cycle: the kernel's walk never
+/// ends (a hang at boot), so it is refused here, found in O(1) space by a second
+/// cursor moving twice as fast. Complexity: O(nodes), at most max_setup_nodes.
+/// Errors (structure "setup_data", at the node): out_of_bounds (a node outside
+/// memory), not_found (no SETUP_KEXEC_KHO node), bad_count (such a node's len is not
+/// 32: stricter than the kernel, which reads 32 bytes whatever len says), cycle (at
+/// the node where the two cursors met), budget_exceeded (more than max_setup_nodes).
 template <Memory M>
 result<located_kho_data> find_kho_data(const M& mem, phys_addr head) {
-  phys_addr at = head;
+  auto header_at = [&](phys_addr at, setup_data_header& node) {
+    const void* h = mem.to_virt(at, sizeof node);
+    if (h != nullptr) std::memcpy(&node, h, sizeof node);
+    return h != nullptr;
+  };
+  located_kho_data out;
+  setup_data_header node, ahead;
+  phys_addr at = head, fast = head;
   for (u64 n = 0; at; ++n) {
     if (n == max_setup_nodes) return make_error(errc::budget_exceeded, "setup_data", at);
-    const void* h = mem.to_virt(at, sizeof(setup_data_header));
-    if (h == nullptr) return make_error(errc::out_of_bounds, "setup_data", at);
-    setup_data_header node;
-    std::memcpy(&node, h, sizeof node);
+    if (!header_at(at, node)) return make_error(errc::out_of_bounds, "setup_data", at);
     if (node.type.get() == setup_kexec_kho) {
       if (node.len.get() != sizeof(kho_data)) return make_error(errc::bad_count, "setup_data", at);
       const void* d = mem.to_virt(at + sizeof node, sizeof(kho_data));
       if (d == nullptr) return make_error(errc::out_of_bounds, "setup_data", at);
-      located_kho_data out;
       std::memcpy(&out.data, d, sizeof out.data);
       out.at = at;
-      return out;
+      ++out.kho_nodes;
     }
     at = phys_addr{node.next.get()};
+    for (int step = 0; step < 2 && fast; ++step)
+      fast = header_at(fast, ahead) ? phys_addr{ahead.next.get()} : phys_addr{};
+    if (at && at == fast) return make_error(errc::cycle, "setup_data", at);
   }
-  return make_error(errc::not_found, "setup_data", head);
+  if (out.kho_nodes == 0) return make_error(errc::not_found, "setup_data", head);
+  return out;
 }
 
 /// Checks a kho_data and its scratch array before either is used; see the header
@@ -164,10 +181,14 @@ status check_kho_boot(const M& mem, const located_kho_data& k) {
   return {};
 }
 
-/// Scratch is where the next kernel allocates first: no preserved page may lie in it.
-/// `map` is anything with for_each_range(from, to, f) (a preserve_bitmap_view).
-/// Complexity: O(preserved ranges inside scratch + scratch entries * tree walk setup).
-/// Errors: aliased (structure "kho_scratch" at the entry; other: the preserved page).
+/// Scratch is where the next kernel allocates first, before it walks the map: no
+/// preserved page may lie in it, nor a page of the map itself (the upstream tree does
+/// not preserve its own pages, so they are checked apart).
+/// `map` is anything with for_each_range(from, to, f) (a preserve_bitmap_view); with a
+/// nodes() span (the tree's pages, sorted), those are checked too.
+/// Complexity: O(preserved ranges inside scratch + scratch entries * (tree walk setup
+/// + log nodes)). Errors: aliased (structure "kho_scratch" at the entry; other: the
+/// preserved page, or the map's page as structure "radix" at depth 1).
 template <Memory M, class Map>
 status check_scratch_unpreserved(const M& mem, const kho_data& d, const Map& map) {
   const phys_addr array{d.scratch_addr.get()};
@@ -175,13 +196,21 @@ status check_scratch_unpreserved(const M& mem, const kho_data& d, const Map& map
   status s;
   for (u64 i = 0; entries != nullptr && i < kho_scratch_count(d) && s; ++i) {
     const kho_scratch e = impl::load_scratch(entries, i);
-    const u64 a = e.addr.get();
-    map.for_each_range(phys_addr{a}, phys_addr{a + e.size.get()}, [&](phys_addr start, u64) {
-      error e = make_error(errc::aliased, "kho_scratch", array + i * sizeof(kho_scratch));
-      e.other = where{"radix", start, 0};
-      s = e;
+    const u64 a = e.addr.get(), end = a + e.size.get();
+    auto refuse = [&](phys_addr page, u32 depth) {
+      error err = make_error(errc::aliased, "kho_scratch", array + i * sizeof(kho_scratch));
+      err.other = where{"radix", page, depth};
+      s = err;
+    };
+    map.for_each_range(phys_addr{a}, phys_addr{end}, [&](phys_addr start, u64) {
+      refuse(start, 0);
       return false;
     });
+    if constexpr (requires { map.nodes(); }) {
+      const auto nodes = map.nodes();
+      const u64* first = std::lower_bound(nodes.data(), nodes.data() + nodes.size(), a);
+      if (s && first != nodes.data() + nodes.size() && *first < end) refuse(phys_addr{*first}, 1);
+    }
   }
   return s;
 }

@@ -225,11 +225,23 @@ covered_spans build_linux_handover(const physical_memory& pm, const linux_demo_o
     crash_point("kho-formats");
   }
 
-  // Guest memory: 2 MiB blocks and scattered pages, each followed by a hole.
-  for (int i = 0; i < 8; ++i)
-    if (!tracked.alloc(order{9})) detail_linux::fail("guest memory", errc::out_of_memory);
-  for (int i = 0; i < 64; ++i)
-    if (!tracked.alloc(order{0}) || !pages.alloc(order{0})) detail_linux::fail("guest memory", errc::out_of_memory);
+  // Guest memory: 2 MiB blocks and scattered pages, each followed by a hole. It is the
+  // VM's RAM, a memfd of vm-alpha (token 3) whose folios are those blocks, so every
+  // preserved page is reached by a structure (a stock kernel would leak the others).
+  std::vector<memfd_folio> guest;
+  for (u64 i = 0; i < 8; ++i) {
+    auto block = tracked.alloc(order{9});
+    if (!block) detail_linux::fail("guest memory", block.err());
+    guest.push_back({pfn{block->value >> page_geometry<>::shift}, i << 9, memfd_folio_dirty | memfd_folio_uptodate});
+  }
+  for (u64 i = 0; i < 64; ++i) {
+    auto p = tracked.alloc(order{0});
+    if (!p || !pages.alloc(order{0})) detail_linux::fail("guest memory", errc::out_of_memory);
+    guest.push_back({pfn{p->value >> page_geometry<>::shift}, (u64{8} << 9) + i, memfd_folio_dirty | memfd_folio_uptodate});
+  }
+  auto guest_fd = write_memfd(tracked, memfd_file{0, ((u64{8} << 9) + 64) * page, 0, guest.data(), guest.size()});
+  if (!guest_fd) detail_linux::fail("guest memfd", guest_fd.err());
+  must(luo->preserve_file("vm-alpha", memfd_v2_compatible, guest_fd->value, 3), "LUO guest file");
   if (opt.kho_properties) must(root->set_memory_map_checksum(map->deep_checksum()), "map checksum");
   crash_point("guest");
 

@@ -11,13 +11,18 @@
 // says (names, addresses, sizes, formats, checksums): never what the structures
 // behind it hold.
 //
+// Beside kho's verdict ("status"), "kernel" is a stock kernel's (model/kernel_verdict.hpp).
+//
 //   { "format": "kho-v4", "status": "ok" | to_string(errc) | "subtree failed",
 //     "error": {...describe_error...},                         (when refused)
 //     "root": {address, compatible, preserved_memory_map, kho_sealed, generation,
 //              subtree_count},
 //     "preserved": radix_report of preserved-memory-map,       (when checked)
 //     "subtrees": [{name, phys, size, format, kho_compatible, checksum, deep_checksum,
-//                   ok, summary, <the format's fields>}] }
+//                   ok, summary, <the format's fields>}],
+//     "orphans": {count, pages, first: [[address, order]...]},  (when checked)
+//     "kernel": {kernel, verdict, findings: [{outcome, structure, at, what}],
+//                finding_count} }
 //
 // Complexity: the check (O(bytes reachable)), then one read of each subtree: O(LUO's
 // entries + the memfds' folio records + regions + the xarray), and the radix walk;
@@ -35,6 +40,7 @@
 #include <kho/model/inspect_luo.hpp>
 #include <kho/model/inspect_radix.hpp>
 #include <kho/model/inspect_xarray.hpp>
+#include <kho/model/kernel_verdict.hpp>
 #include <kho/model/report.hpp>
 #include <kho/model/scratch_pages.hpp>
 
@@ -44,6 +50,8 @@
 #include <iterator>
 #include <optional>
 #include <algorithm>
+#include <utility>
+#include <vector>
 #include <map>
 #include <span>
 #include <string>
@@ -265,14 +273,81 @@ nlohmann::json chunks_report(const M& mem, phys_addr first, u64 max_ranges) {
 }
 
 /// The report of an attached root: the check, then (when it passes) the bodies.
+/// What structures name as payload rather than own: reserve_mem regions, FLB data, and
+/// the data of LUO files whose handler is not a memfd's. A preserved block starting in
+/// one of these is reached (find_orphans), though no page of it is claimed.
+class payload_references {
+ public:
+  template <unsigned PageShift, Memory M>
+  static payload_references of(const kho_fdt_view<M, PageShift>& view) {
+    payload_references refs;
+    const M& mem = view.memory();
+    view.for_each([&](const kho_subtree& t) {
+      auto format = subtree_format(t);
+      if (!format) return;
+      if (kho::detail::same_string(*format, memblock_compatible)) {
+        if (auto v = attach_memblock<PageShift>(mem, t.phys, t.size))
+          v->for_each_region([&](const reserve_mem_region& r) { refs.add(r.start.value, r.size); });
+      } else if (kho::detail::same_string(*format, luo_v5_compatible)) {
+        refs.add_luo<PageShift>(mem, t);
+      }
+    });
+    refs.coalesce();
+    return refs;
+  }
+  /// Whether `pa` lies in a named range. Complexity: O(log ranges).
+  bool contains(phys_addr pa) const {
+    auto after = std::upper_bound(ranges_.begin(), ranges_.end(), std::pair{pa.value, ~u64{0}});
+    return after != ranges_.begin() && pa.value - std::prev(after)->first < std::prev(after)->second;
+  }
+
+ private:
+  void add(u64 start, u64 size) {
+    if (size != 0) ranges_.emplace_back(start, std::min(size, ~u64{0} - start));
+  }
+  // Sorted and merged, so at most one range can hold an address.
+  void coalesce() {
+    std::sort(ranges_.begin(), ranges_.end());
+    std::vector<std::pair<u64, u64>> merged;
+    for (const auto& [start, bytes] : ranges_) {
+      if (!merged.empty() && start - merged.back().first <= merged.back().second) {
+        const u64 end = std::max(merged.back().first + merged.back().second, start + bytes);
+        merged.back().second = end - merged.back().first;
+      } else {
+        merged.emplace_back(start, bytes);
+      }
+    }
+    ranges_ = std::move(merged);
+  }
+  template <unsigned PageShift, Memory M>
+  void add_luo(const M& mem, const kho_subtree& t) {
+    auto version = detect_luo_version(mem, t.phys, t.size);
+    if (!version || *version == luo_version::v1) return;
+    scratch_pages<PageShift> scratch(mem);
+    auto v = attach_luo_v5<PageShift>(mem, t.phys, scratch.pages(), t.size, {}, *version);
+    if (!v) return;
+    for (u64 i = 0; i < v->flb_count(); ++i) add(v->flbs()[i].data.get(), 1);
+    for (const luo_session_ser& s : v->sessions())
+      for (const luo_file_ser& f : v->files(s))
+        if (!memfd_version_of(f)) add(f.data.get(), 1);
+    v->release();
+  }
+
+  std::vector<std::pair<u64, u64>> ranges_;  // (start, bytes), sorted, disjoint
+};
+
 template <unsigned PageShift, Memory M>
 nlohmann::json report(const kho_fdt_view<M, PageShift>& view, u64 max_ranges, const handover_check_options& options) {
   const M& mem = view.memory();
   nlohmann::json out{{"format", kho_root_compatible(view.compat())}, {"root", root_json(view)}};
   // The check's scratch is gone before the readers map theirs (as inspect() does).
+  orphan_blocks orphans;
   const status checked = [&] {
     scratch_pages<PageShift> scratch(mem);
-    return check_kho_fdt(view, scratch.pages(), options);
+    return check_kho_fdt(view, scratch.pages(), options, [&](const auto& owners, const auto& map) {
+      const payload_references refs = payload_references::of(view);
+      find_orphans(owners, map, [&](phys_addr pa, order) { return refs.contains(pa); }, orphans);
+    });
   }();
   if (!checked) {
     out["status"] = to_string(checked.code());
@@ -296,6 +371,14 @@ nlohmann::json report(const kho_fdt_view<M, PageShift>& view, u64 max_ranges, co
   });
   out["subtrees"] = std::move(subtrees);
   if (checked) out["status"] = all_ok ? "ok" : "subtree failed";
+  kernel_verdict kernel;
+  if (!checked) kernel_on_refusal(kernel, checked.err());
+  kernel_scan(kernel, view, bool(checked));
+  if (checked) {
+    out["orphans"] = orphans_json(orphans);
+    kernel_on_orphans(kernel, orphans);
+  }
+  out["kernel"] = kernel.json();
   return out;
 }
 
@@ -303,11 +386,14 @@ template <unsigned PageShift, Memory M>
 nlohmann::json report(const result<kho_fdt_view<M, PageShift>>& view, phys_addr fdt_phys, u64 max_ranges,
                       const handover_check_options& options) {
   if (view) return report(*view, max_ranges, options);
+  kernel_verdict kernel;
+  kernel_on_refusal(kernel, view.err());
   return {{"format", kho_fdt_compatible},
           {"status", to_string(view.code())},
           {"error", describe_error(view.err())},
           {"root", {{"address", fdt_phys ? nlohmann::json(hex(fdt_phys.value)) : nlohmann::json(nullptr)}}},
-          {"subtrees", nlohmann::json::array()}};
+          {"subtrees", nlohmann::json::array()},
+          {"kernel", kernel.json()}};
 }
 
 }  // namespace linux_inspect
@@ -424,6 +510,7 @@ inline std::string format_kho_fdt_report(const nlohmann::json& j) {
     fmt::format_to(out, "  preserved-memory-map {}\n", root["preserved_memory_map"].get<std::string>());
   }
   for (const auto& t : j["subtrees"]) linux_inspect::append_subtree(s, t);
+  if (j.contains("kernel")) s += kernel_verdict_text(j["kernel"]);
   return s;
 }
 
