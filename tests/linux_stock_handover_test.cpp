@@ -405,6 +405,94 @@ TEST_F(Corrupted, PreservedPageNothingReaches) {
   EXPECT_EQ(j["orphans"]["first"][0], (nlohmann::json{hex(pg(27)), 0})) << j["orphans"].dump();
 }
 
+// Where kho is stricter than the kernel, both verdicts: kho refuses, the kernel
+// accepts (LINUX-FORMATS.md's reader rules).
+TEST_F(Corrupted, FolioRecordWithPfnZero) {
+  img.put64(pg(13) + 16, u64{3} << 52);  // the kernel skips it
+  expect_verdicts(to_string(errc::out_of_range), model::kernel_outcome::accepts);
+}
+
+TEST_F(Corrupted, FolioFlagBitsBeyondDirtyAndUptodate) {
+  img.put64(pg(13) + 16, (pg(15) >> 12) | (u64{0x7} << 52));
+  expect_verdicts(to_string(errc::reserved_nonzero), model::kernel_outcome::accepts);
+}
+
+TEST_F(Corrupted, SessionNameWithoutItsNul) {
+  std::memset(img.at(pg(9) + 16), 'v', 64);
+  expect_verdicts(to_string(errc::bad_string), model::kernel_outcome::accepts);
+}
+
+TEST_F(Corrupted, SessionNameTwice) {
+  // A second, empty session called "vm": the kernel's insert at first open is -EEXIST.
+  img.put64(pg(9) + 8, 2);
+  img.put_str(pg(9) + 16 + 80, "vm");
+  expect_verdicts(to_string(errc::duplicate), model::kernel_outcome::refuses);
+}
+
+// One structure failing: the root and the map hold, so each subtree stands or falls on
+// its own (check_kho_fdt_each), and the report says which.
+TEST_F(Corrupted, OneStructureFallsTheOthersStand) {
+  img.put32(pg(18), 2);  // kexec-metadata version 2
+  const flat_memory mem = img.pm->memory();
+  model::scratch_pages<> scratch(mem);
+  auto view = upstream::kho_fdt_view<flat_memory>::attach(mem, phys_addr{pg(1)});
+  ASSERT_TRUE(view.has_value());
+  std::vector<std::pair<std::string, errc>> seen;
+  const status fatal = upstream::check_kho_fdt_each(
+      *view, scratch.pages(), [&](const upstream::kho_subtree& t, const error& e) { seen.emplace_back(t.name, e.code); });
+  ASSERT_TRUE(fatal) << to_string(fatal.code());
+  const std::vector<std::pair<std::string, errc>> want = {
+      {"kexec-metadata", errc::bad_version}, {"LUO", errc::ok}, {"memblock", errc::ok}};
+  EXPECT_EQ(seen, want);
+
+  const nlohmann::json j = img.report();
+  EXPECT_EQ(j["status"], to_string(errc::bad_version));
+  for (const auto& t : j["subtrees"]) {
+    EXPECT_EQ(t["stands"], t["name"] != "kexec-metadata") << t.dump();
+    if (t["name"] == "kexec-metadata") {
+      EXPECT_EQ(t["check_error"]["error"], to_string(errc::bad_version)) << t.dump();
+    }
+  }
+  EXPECT_NE(model::format_kho_fdt_report(j).find("falls on its own"), std::string::npos);
+}
+
+TEST_F(OrderOneFolio, AMisalignedFolioSinksLuoAlone) {
+  record(2, 28, 5);
+  const nlohmann::json j = img.report();
+  for (const auto& t : j["subtrees"]) EXPECT_EQ(t["stands"], t["name"] != "LUO") << t.dump();
+}
+
+TEST_F(Corrupted, ABrokenMapSinksEverything) {
+  unsigned char le[8];
+  for (int i = 0; i < 8; ++i) le[i] = static_cast<unsigned char>((pg(2) + 8) >> (8 * i));
+  ASSERT_EQ(fdt_setprop_inplace(img.at(pg(1)), 0, "preserved-memory-map", le, 8), 0);  // misaligned
+  const flat_memory mem = img.pm->memory();
+  model::scratch_pages<> scratch(mem);
+  auto view = upstream::kho_fdt_view<flat_memory>::attach(mem, phys_addr{pg(1)});
+  ASSERT_TRUE(view.has_value());
+  u64 reported = 0;
+  const status fatal =
+      upstream::check_kho_fdt_each(*view, scratch.pages(), [&](const upstream::kho_subtree&, const error&) { ++reported; });
+  EXPECT_FALSE(fatal);
+  EXPECT_EQ(reported, 0u);
+  for (const auto& t : img.report()["subtrees"]) EXPECT_FALSE(t.contains("stands")) << t.dump();
+}
+
+TEST(KernelVerdict, SetupDataLongerThanKhoData) {
+  stock_image img;
+  img.put32(pg(0) + 12, 40);  // len 40: the kernel reads the first 32 bytes
+  auto boot = upstream::find_kho_data(img.pm->memory(), phys_addr{B});
+  ASSERT_EQ(boot.code(), errc::bad_count);
+  model::kernel_verdict v;
+  model::kernel_on_refusal(v, boot.err(), img.pm->memory());
+  EXPECT_EQ(v.outcome(), model::kernel_outcome::accepts);
+  img.put32(pg(0) + 12, 24);  // shorter: the kernel reads past the node, not derived
+  boot = upstream::find_kho_data(img.pm->memory(), phys_addr{B});
+  model::kernel_verdict shorter;
+  model::kernel_on_refusal(shorter, boot.err(), img.pm->memory());
+  EXPECT_EQ(shorter.outcome(), model::kernel_outcome::not_modelled);
+}
+
 TEST(KernelVerdict, SetupDataCycleHangsTheKernel) {
   stock_image img;
   img.put64(pg(0), pg(0));  // the KHO node's next: itself
@@ -440,9 +528,13 @@ status check_scratch(stock_image& img) {
 TEST_F(Corrupted, ScratchOverPreservedMemory) {
   img.put64(pg(32), pg(8));  // scratch now starts on luo_ser
   const status s = check_scratch(img);
-  EXPECT_EQ(s.code(), errc::aliased);
+  ASSERT_EQ(s.code(), errc::aliased);
   EXPECT_STREQ(s.err().loc.structure, "kho_scratch");
   EXPECT_EQ(s.err().other.at, phys_addr{pg(8)});
+  // The kernel allocates from scratch at once: the preserved page is overwritten.
+  model::kernel_verdict v;
+  model::kernel_on_refusal(v, s.err(), img.pm->memory());
+  EXPECT_EQ(v.outcome(), model::kernel_outcome::loses_data) << v.json().dump(2);
 }
 
 // The map's own pages (the upstream tree does not preserve them) inside scratch: the

@@ -51,7 +51,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   flat_memory smem(phys_addr{u64{1} << 46}, sizeof scratch_memory, scratch_memory);
   bump_page_source<flat_memory> scratch(smem, smem.base(), smem.end());
   armed = false;  // the map and the blobs' own links are the check's to refuse
-  (void)check_kho_fdt(*v, scratch);
+  const kho::status whole = check_kho_fdt(*v, scratch);
   if (scratch.pages_in_use() != 0) __builtin_trap();
+  // Structure by structure: every subtree reported once when the root and map hold,
+  // and all of them standing exactly when the whole check passed.
+  kho::u64 reported = 0, fell = 0;
+  const kho::status fatal = check_kho_fdt_each(*v, scratch, [&](const kho_subtree&, const kho::error& e) {
+    ++reported;
+    if (e.code != kho::errc::ok) ++fell;
+  });
+  if (scratch.pages_in_use() != 0) __builtin_trap();
+  if (fatal && reported != v->count()) __builtin_trap();
+  if (whole && (!fatal || fell != 0)) __builtin_trap();
   return 0;
 }

@@ -177,15 +177,13 @@ struct located_root {
 struct refusal {
   error err;
   std::string detail;
-  bool linux_handover = false;  // on the way to a Linux root: a stock kernel's verdict applies
+  // On the way to a Linux root, a stock kernel's verdict on the same bytes; null for
+  // kho's own format, which no stock kernel reads.
+  nlohmann::json kernel = nullptr;
 
-  nlohmann::json kernel() const {
-    model::kernel_verdict v;
-    model::kernel_on_refusal(v, err);
-    return v.json();
-  }
+  bool linux_handover() const { return !kernel.is_null(); }
   int exit_status() const {
-    return linux_handover ? linux_exit({{"status", to_string(err.code)}, {"kernel", kernel()}}) : exit_refused;
+    return linux_handover() ? linux_exit({{"status", to_string(err.code)}, {"kernel", kernel}}) : exit_refused;
   }
 
   std::string line() const {
@@ -220,6 +218,14 @@ struct located_fdt {
   std::optional<upstream::located_kho_data> boot;
 };
 
+/// A stock kernel's verdict where kho refused `e` on the way to a Linux root.
+template <Memory M>
+nlohmann::json kernel_verdict_on(const error& e, const M& mem) {
+  model::kernel_verdict v;
+  model::kernel_on_refusal(v, e, mem);
+  return v.json();
+}
+
 /// --fdt-file, --fdt, or a flat image's setup_data list (when it has no boot page).
 /// Nothing when the handover is kho-root-v1 (--root, a boot page) or a bare tree.
 /// Errors: std::invalid_argument (an FDT file over a page: exit 1).
@@ -244,9 +250,10 @@ std::optional<std::variant<located_fdt, refusal>> find_fdt(const opened_image& m
   auto k = upstream::find_kho_data(m.memory(), m.flat->base());
   if (!k) {
     if (k.code() == errc::not_found) return std::nullopt;  // neither: find_root names the boot page
-    return refusal{k.err(), "the setup_data list at the image's base", true};
+    return refusal{k.err(), "the setup_data list at the image's base", kernel_verdict_on(k.err(), m.memory())};
   }
-  if (status s = upstream::check_kho_boot<PageShift>(m.memory(), *k); !s) return refusal{s.err(), "kho_data", true};
+  if (status s = upstream::check_kho_boot<PageShift>(m.memory(), *k); !s)
+    return refusal{s.err(), "kho_data", kernel_verdict_on(s.err(), m.memory())};
   return located_fdt{phys_addr{k->data.fdt_addr.get()}, k->data.fdt_size.get(), {}, *k};
 }
 
@@ -275,9 +282,7 @@ nlohmann::json report_fdt(const opened_image& m, const located_fdt& f, u64 max_r
   if (!s) {
     j["status"] = to_string(s.code());
     j["error"] = model::describe_error(s.err());
-    model::kernel_verdict kernel;
-    model::kernel_on_refusal(kernel, s.err());
-    j["kernel"] = kernel.json();
+    j["kernel"] = kernel_verdict_on(s.err(), mem);
   }
   return j;
 }
@@ -332,12 +337,12 @@ int dump_radix(const opened_image& m, phys_addr root, const dump_options& d) {
 
 int print_refusal(const refusal& r, bool json) {
   nlohmann::json j{{"status", to_string(r.err.code)}, {"error", r.json()}};
-  if (r.linux_handover) j["kernel"] = r.kernel();
+  if (r.linux_handover()) j["kernel"] = r.kernel;
   if (json) {
     fmt::print("{}\n", j.dump(2));
   } else {
     fmt::print("{}\n", r.line());
-    if (r.linux_handover) fmt::print("{}", model::kernel_verdict_text(j["kernel"]));
+    if (r.linux_handover()) fmt::print("{}", model::kernel_verdict_text(r.kernel));
   }
   return r.exit_status();
 }

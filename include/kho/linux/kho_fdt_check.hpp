@@ -292,6 +292,94 @@ void find_orphans(const Owners& owners, const Map& map, Referenced&& referenced,
     });
 }
 
+/// Subtrees by their position in the root, as a bit set: a root page of 64 KiB holds
+/// fewer than max_subtrees nodes.
+class subtree_set {
+ public:
+  static constexpr unsigned max_subtrees = 4096;
+  bool has(unsigned i) const { return i < max_subtrees && (bits_[i / 64] >> (i % 64) & 1) != 0; }
+  void add(unsigned i) {
+    if (i < max_subtrees) bits_[i / 64] |= u64{1} << (i % 64);
+  }
+
+ private:
+  u64 bits_[max_subtrees / 64]{};
+};
+
+namespace impl {
+
+// One pass of the per-structure check: every subtree not in `skip`, each followed by
+// the preserved check of all claimed so far, so the first failure belongs to the
+// subtree just claimed. Fills `failed` (its position) and returns its error; fatal
+// errors (root, map) come back with `failed` unset.
+template <unsigned PageShift, Memory M, PageSource Scratch>
+status check_pass(const kho_fdt_view<M, PageShift>& root, Scratch& scratch, const handover_check_options& options,
+                  const subtree_set& skip, unsigned& failed, kho_subtree& failed_subtree, bool& fatal) {
+  fatal = true;
+  page_owners<Scratch, PageShift> owners(scratch);
+  KHO_TRY(root.claim_pages(owners));
+  detail::radix_nodes<PageShift, M, Scratch> map_nodes{&scratch};
+  map_nodes.depth = kho_root_radix_depth(root.version(), PageShift);
+  auto map = map_nodes.attach(root.memory(), root.memory_map());
+  if (!map) return map.err();
+  if (root.has_memory_map_checksum() && map->deep_checksum() != root.memory_map_checksum())
+    return make_error(errc::bad_checksum, map->structure, root.memory_map());
+  KHO_TRY(map->claim_pages(owners));
+  if (options.require_preserved) KHO_TRY(owners.check_preserved(*map));
+  fatal = false;
+  status s;
+  unsigned i = 0;
+  root.for_each([&](const kho_subtree& t) {
+    const unsigned at = i++;
+    if (!s || skip.has(at)) return;
+    auto format = subtree_format(t);
+    s = format ? claim_subtree<PageShift>(root.memory(), t, *format, scratch, owners, *map)
+               : status{make_error(errc::bad_compatible, kho_fdt_view<M, PageShift>::structure, t.phys, 1)};
+    if (s && options.require_preserved) s = owners.check_preserved(*map);
+    if (!s) failed = at, failed_subtree = t;
+  });
+  return s;
+}
+
+}  // namespace impl
+
+/// The check structure by structure, for a next kernel that keeps what stands: the
+/// root FDT and the preserved-memory map are the handover (an error there is returned,
+/// and nothing stands); each subtree then stands or falls alone. A subtree that fails
+/// is reported and left out, and the check runs again without it, so the others are
+/// judged as if it had not been written (its pages claim nothing). `report(t, e)` is
+/// called once per subtree: first each failed one as it is found (e its error), then
+/// every one that stands, in the root's order (e.code ok).
+/// Complexity: O((failed subtrees + 1) * subtrees * bytes reachable): each pass checks
+/// the preserved state after every subtree, to know whose claim failed it. A kho-v1
+/// root (a chunk chain, no radix) is checked whole: all stand or the error returns.
+template <unsigned PageShift, Memory M, PageSource Scratch, class Report>
+status check_kho_fdt_each(const kho_fdt_view<M, PageShift>& root, Scratch& scratch, Report&& report,
+                          const handover_check_options& options = {}) {
+  if (!kho_root_has_radix(root.version())) {
+    KHO_TRY(check_kho_fdt(root, scratch, options));
+    root.for_each([&](const kho_subtree& t) { report(t, error{}); });
+    return {};
+  }
+  if (root.count() > subtree_set::max_subtrees) return make_error(errc::budget_exceeded, root.structure, root.address());
+  subtree_set failed;
+  for (;;) {
+    unsigned at = 0;
+    kho_subtree t{};
+    bool fatal = false;
+    const status s = impl::check_pass(root, scratch, options, failed, at, t, fatal);
+    if (s) break;
+    if (fatal) return s;
+    failed.add(at);
+    report(t, s.err());
+  }
+  unsigned i = 0;
+  root.for_each([&](const kho_subtree& t) {
+    if (!failed.has(i++)) report(t, error{});
+  });
+  return {};
+}
+
 /// Attaches the KHO root FDT at `pa` (`size` bytes: kho_data.fdt_size) and checks the
 /// whole handover it names. What a next kernel runs before trusting anything.
 /// Complexity and errors: those of kho_fdt_view::attach, then check_kho_fdt.

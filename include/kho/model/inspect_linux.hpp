@@ -19,7 +19,9 @@
 //              subtree_count},
 //     "preserved": radix_report of preserved-memory-map,       (when checked)
 //     "subtrees": [{name, phys, size, format, kho_compatible, checksum, deep_checksum,
-//                   ok, summary, <the format's fields>}],
+//                   ok, summary, <the format's fields>,
+//                   stands, check_error}],   (stands: refused whole, root and map fine:
+//                                             whether the subtree stands on its own)
 //     "orphans": {count, pages, first: [[address, order]...]},  (when checked)
 //     "kernel": {kernel, verdict, findings: [{outcome, structure, at, what}],
 //                finding_count} }
@@ -360,9 +362,26 @@ nlohmann::json report(const kho_fdt_view<M, PageShift>& view, u64 max_ranges, co
                            : chunks_report<PageShift>(mem, view.memory_map(), max_ranges);
     all_ok = out["preserved"]["ok"].get<bool>();
   }
+  // Refused whole: which structures a next kernel that keeps what stands would keep
+  // (check_kho_fdt_each), unless the root or the map itself failed.
+  std::map<std::string, nlohmann::json> standing;
+  if (!checked && kho_root_has_radix(view.version())) {
+    scratch_pages<PageShift> scratch(mem);
+    const status fatal = check_kho_fdt_each(
+        view, scratch.pages(),
+        [&](const kho_subtree& t, const error& e) {
+          standing[t.name] = e.code == errc::ok ? nlohmann::json(true) : describe_error(e);
+        },
+        options);
+    if (!fatal) standing.clear();
+  }
   nlohmann::json subtrees = nlohmann::json::array();
   view.for_each([&](const kho_subtree& t) {
     nlohmann::json j = subtree_json(t);
+    if (auto it = standing.find(t.name); it != standing.end()) {
+      j["stands"] = it->second.is_boolean();
+      if (!it->second.is_boolean()) j["check_error"] = it->second;
+    }
     if (checked) {  // the check proved the format known to it: subtree_format succeeded
       j.update(subtree_body<PageShift>(mem, t, *subtree_format(t), max_ranges));
       all_ok = all_ok && j["ok"].get<bool>();
@@ -372,7 +391,7 @@ nlohmann::json report(const kho_fdt_view<M, PageShift>& view, u64 max_ranges, co
   out["subtrees"] = std::move(subtrees);
   if (checked) out["status"] = all_ok ? "ok" : "subtree failed";
   kernel_verdict kernel;
-  if (!checked) kernel_on_refusal(kernel, checked.err());
+  if (!checked) kernel_on_refusal(kernel, checked.err(), mem);
   kernel_scan(kernel, view, bool(checked));
   if (checked) {
     out["orphans"] = orphans_json(orphans);
@@ -468,6 +487,10 @@ inline void append_subtree(std::string& s, const nlohmann::json& t) {
   s += '\n';
   if (t.contains("format_error")) fmt::format_to(out, "    format: {}\n", t["format_error"].get<std::string>());
   if (t.contains("summary")) fmt::format_to(out, "    {}\n", t["summary"].get<std::string>());
+  if (t.contains("stands")) {
+    if (t["stands"].get<bool>()) s += "    stands on its own\n";
+    else fmt::format_to(out, "    falls on its own: {}\n", error_line(t["check_error"]));
+  }
   if (!t.value("ok", false)) return;
   if (format.rfind("luo", 0) == 0) append_luo(s, t);
   if (format == memblock_compatible)

@@ -25,12 +25,14 @@
 #include <kho/linux/kho_fdt_check.hpp>
 #include <kho/linux/luo_versions.hpp>
 #include <kho/linux/memfd.hpp>
+#include <kho/linux/x86_boot.hpp>
 #include <kho/model/report.hpp>
 #include <kho/model/scratch_pages.hpp>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -162,6 +164,32 @@ inline void kernel_on_refusal(kernel_verdict& v, const error& e) {
         return say(kernel_outcome::loses_data,
                    "two subtrees alike before their unit addresses: kho_retrieve_subtree takes the first for "
                    "both, and the other structure is never read");
+      if (s == "luo-v5-sessions")
+        return say(kernel_outcome::refuses,
+                   "a session name twice: -EEXIST when the sessions are inserted at the first open of "
+                   "/dev/liveupdate, and the failure is not unwound");
+      if (s == "luo-v5-files")
+        return say(kernel_outcome::accepts, "tokens are not checked again on the incoming side (kho is stricter)");
+      if (s == "luo-v5-flbs")
+        return say(kernel_outcome::loses_data, "FLBs are looked up by name: the first wins, the other is never retrieved");
+      if (s == "memfd" && e.loc.depth == 1)
+        return say(kernel_outcome::refuses,
+                   "two records at one index: shmem_add_to_page_cache -EEXIST fails memfd_luo_retrieve, the file "
+                   "is lost");
+      break;
+    case errc::bad_string:
+      if (s == "luo-v5-sessions")
+        return say(kernel_outcome::accepts,
+                   "session names are compared with strncmp over their 64 bytes: one without its NUL is read as "
+                   "64 bytes (kho is stricter)");
+      break;
+    case errc::aliased:
+      if (s == "kho_scratch" && kho::detail::same_string(e.other.structure, "radix"))
+        return say(kernel_outcome::loses_data,
+                   e.other.depth == 0
+                       ? "scratch over a preserved page: the kernel allocates from scratch at once and overwrites it"
+                       : "scratch over a page of the preserved-memory map: the kernel allocates from scratch before "
+                         "it walks the map");
       break;
     case errc::bad_checksum:
     case errc::not_sealed:
@@ -189,6 +217,38 @@ inline void kernel_on_orphans(kernel_verdict& v, const upstream::orphan_blocks& 
         fmt::format("{} preserved blocks ({} pages) that no structure reaches, the first at {} (order {}): the "
                     "kernel keeps them reserved, leaked on every live update",
                     o.count, o.pages, hex(o.first[0].value), o.first_order[0].value));
+}
+
+/// As kernel_on_refusal, reading the refused bytes where the kernel's reading depends
+/// on them: a memfd folio record (pfn 0 is skipped, unknown flag bits are not tested)
+/// and a SETUP_KEXEC_KHO node's len (the kernel reads 32 bytes whatever it says).
+template <Memory M>
+void kernel_on_refusal(kernel_verdict& v, const error& e, const M& mem) {
+  const std::string_view s = e.loc.structure;
+  const u64 at = e.loc.at.value;
+  auto say = [&](kernel_outcome o, const char* what) { v.add(o, std::string(s), at, what); };
+  if (s == "memfd" && e.loc.depth == 1 && (e.code == errc::out_of_range || e.code == errc::reserved_nonzero)) {
+    const void* record = mem.to_virt(e.loc.at, sizeof(upstream::memfd_luo_folio_ser));
+    if (record != nullptr) {
+      upstream::memfd_luo_folio_ser r;
+      std::memcpy(&r, record, sizeof r);
+      if (e.code == errc::reserved_nonzero)
+        return say(kernel_outcome::accepts,
+                   "folio flag bits beyond DIRTY and UPTODATE: the kernel tests those two only (kho is stricter)");
+      if ((r.pfn_flags.get() & upstream::memfd_pfn_mask) == 0)
+        return say(kernel_outcome::accepts, "memfd_luo_retrieve skips a record with pfn 0 (kho is stricter)");
+    }
+  }
+  if (s == "setup_data" && e.code == errc::bad_count) {
+    upstream::setup_data_header h;
+    if (const void* p = mem.to_virt(e.loc.at, sizeof h)) {
+      std::memcpy(&h, p, sizeof h);
+      if (h.len.get() > sizeof(upstream::kho_data))
+        return say(kernel_outcome::accepts,
+                   "add_kho reads kho_data's 32 bytes and ignores the rest of a longer node (kho is stricter)");
+    }
+  }
+  kernel_on_refusal(v, e);
 }
 
 namespace detail_verdict {
