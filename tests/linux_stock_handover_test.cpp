@@ -422,6 +422,17 @@ TEST_F(Corrupted, SessionNameWithoutItsNul) {
   expect_verdicts(to_string(errc::bad_string), model::kernel_outcome::accepts);
 }
 
+TEST_F(Corrupted, FileTokenTwiceInASession) {
+  // A second file with token 42 (memfd-v2, no state: nothing to claim): the kernel
+  // does not check tokens again on the incoming side.
+  img.put64(pg(9) + 16 + 72, 2);   // file_set_ser.count
+  img.put64(pg(10) + 8, 2);        // the file block's count
+  img.put_str(pg(10) + 16 + 64, "memfd-v2");
+  img.put64(pg(10) + 16 + 64 + 56, 42);
+  expect_verdicts(to_string(errc::duplicate), model::kernel_outcome::accepts);
+  EXPECT_EQ(img.report()["error"]["structure"], "luo-v5-files");
+}
+
 TEST_F(Corrupted, SessionNameTwice) {
   // A second, empty session called "vm": the kernel's insert at first open is -EEXIST.
   img.put64(pg(9) + 8, 2);
