@@ -16,9 +16,11 @@
 //   hangs       never finishes a walk
 //   not_modelled  kho refused for a reason whose kernel verdict is not derived here
 //
-// Two sources: a refusal of kho's, mapped by its error and place (kernel_on_refusal),
-// and a scan of the root and LUO through kho's readers (kernel_scan). Findings are kept in
-// order, at most max_findings, and all are counted.
+// Three sources: a refusal of kho's, mapped by its error and place and, where the
+// kernel's reading depends on them, the refused bytes (kernel_on_refusal); a scan of
+// the root and LUO through kho's readers (kernel_scan); and the preserved blocks no
+// structure reaches (kernel_on_orphans). Findings are kept in order, at most
+// max_findings, and all are counted.
 #pragma once
 
 #include <kho/linux/kho_fdt.hpp>
