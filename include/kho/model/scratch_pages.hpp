@@ -84,8 +84,8 @@ class chunk_space {
     const u64 off = pa.value - base_;
     if (off < chunk_pool::chunk_bytes(0) || off >= ceiling_) return nullptr;
     const unsigned k = static_cast<unsigned>(std::bit_width(off >> first_chunk_shift)) - 1;
-    const u64 start = chunk_pool::chunk_bytes(k), bytes = chunk_pool::chunk_bytes(k);
-    if (len > start + bytes - off) return nullptr;
+    const u64 start = chunk_pool::chunk_bytes(k);  // chunk k starts at its own size: [start, 2 * start)
+    if (len > 2 * start - off) return nullptr;
     unsigned char* chunk = chunks_[k] != nullptr ? chunks_[k] : map(k);
     return chunk == nullptr ? nullptr : chunk + (off - start);
   }
