@@ -3,6 +3,7 @@
 //   kho dump   --memory FILE [--base PHYS] [--root PHYS | --fdt PHYS | --fdt-file F]
 //              [--page-size N] [--json] [--holes] [--max-ranges N]
 //   kho verify --memory FILE [--base PHYS] [--root PHYS | --fdt PHYS | --fdt-file F] [--page-size N]
+//              [--json]
 //   kho dump   --memory FILE [--base PHYS] --radix-root PHYS [--json]   (a bare radix tree)
 //   kho qualify [--memory FILE ...] [--writer-image EXE | --writer-manifest F]
 //               (--next-image EXE | --next-manifest F) [--json]
