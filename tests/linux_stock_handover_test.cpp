@@ -486,7 +486,8 @@ TEST_F(Corrupted, ABrokenMapSinksEverything) {
       upstream::check_kho_fdt_each(*view, scratch.pages(), [&](const upstream::kho_subtree&, const error&) { ++reported; });
   EXPECT_FALSE(fatal);
   EXPECT_EQ(reported, 0u);
-  for (const auto& t : img.report()["subtrees"]) EXPECT_FALSE(t.contains("stands")) << t.dump();
+  const nlohmann::json j = img.report();  // held: a range-for over a temporary's member dangles
+  for (const auto& t : j["subtrees"]) EXPECT_FALSE(t.contains("stands")) << t.dump();
 }
 
 TEST(KernelVerdict, SetupDataLongerThanKhoData) {
