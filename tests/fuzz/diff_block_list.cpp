@@ -2,12 +2,14 @@
 // on the block list and on a std::vector with the same rule; iteration must agree.
 #include <kho/block_list.hpp>
 
+#include "fuzz_pages.hpp"
+
 #include <cstdint>
 #include <vector>
 
 namespace {
 
-alignas(4096) unsigned char arena[16 << 20];
+kho::fuzz::pages<16 << 20> arena;
 
 struct record {
   kho::u64 key, payload;
@@ -17,7 +19,7 @@ struct record {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace kho;
-  flat_memory mem(phys_addr{u64{1} << 40}, sizeof arena, arena);
+  flat_memory mem(phys_addr{u64{1} << 40}, arena.size, arena);
   bump_page_source<flat_memory> pages(mem, mem.base(), mem.end());
   block_list<record, bump_page_source<flat_memory>> list(pages);
   std::vector<record> oracle;

@@ -2,6 +2,8 @@
 // applied to the writer and to a std::set oracle; any divergence traps.
 #include <kho/preserve_bitmap.hpp>
 
+#include "fuzz_pages.hpp"
+
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -11,13 +13,13 @@
 
 namespace {
 
-alignas(4096) unsigned char arena[16 << 20];
+kho::fuzz::pages<16 << 20> arena;
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace kho;
-  flat_memory mem(phys_addr{u64{1} << 40}, sizeof arena, arena);
+  flat_memory mem(phys_addr{u64{1} << 40}, arena.size, arena);
   bump_page_source<flat_memory> pages(mem, mem.base(), mem.end());
   auto tree = preserve_bitmap<decltype(pages)>::create(pages, (size & 1) != 0);
   if (!tree) return 0;

@@ -4,6 +4,8 @@
 // ascending iteration must agree.
 #include <kho/xarray.hpp>
 
+#include "fuzz_pages.hpp"
+
 #include <cstdint>
 #include <iterator>
 #include <map>
@@ -11,7 +13,7 @@
 
 namespace {
 
-alignas(4096) unsigned char arena[64 << 20];
+kho::fuzz::pages<64 << 20> arena;
 
 struct model_entry {
   unsigned order;
@@ -24,7 +26,7 @@ struct model_entry {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace kho;
-  flat_memory mem(phys_addr{u64{1} << 40}, sizeof arena, arena);
+  flat_memory mem(phys_addr{u64{1} << 40}, arena.size, arena);
   bump_page_source<flat_memory> pages(mem, mem.base(), mem.end());
   auto x = make_xarray<u64, 12>(pages);
   if (!x) return 0;

@@ -5,13 +5,14 @@
 #include <kho/hole_finder.hpp>
 #include <kho/preserve_bitmap.hpp>
 
+#include "fuzz_pages.hpp"
 #include "fuzz_input.hpp"
 
 #include <vector>
 
 namespace {
 
-alignas(4096) unsigned char scratch_memory[8 << 20];  // the visited set of node pages
+kho::fuzz::pages<8 << 20> scratch_memory;  // the visited set of node pages
 
 template <class View>
 void must_be_free(const View& view, kho::phys_range hole, kho::phys_range window) {
@@ -26,7 +27,7 @@ void must_be_free(const View& view, kho::phys_range hole, kho::phys_range window
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   kho::fuzz::image img(data, size);
   std::vector<kho::u64> nodes(img.size() / 4096 + 1);
-  kho::flat_memory scratch_mem(kho::phys_addr{kho::u64{1} << 46}, sizeof scratch_memory, scratch_memory);
+  kho::flat_memory scratch_mem(kho::phys_addr{kho::u64{1} << 46}, scratch_memory.size, scratch_memory);
   kho::bump_page_source<kho::flat_memory> scratch(scratch_mem, scratch_mem.base(), scratch_mem.end());
   auto view = kho::attach_preserve_bitmap(img.memory(), img.root(), scratch, nodes);
   if (!view) return 0;

@@ -6,6 +6,7 @@
 // memory (refusing is fine; crashing, looping or reading outside is not).
 #include <kho/linux/kho_fdt_check.hpp>
 
+#include "fuzz_pages.hpp"
 #include "fuzz_input.hpp"
 
 #include <cstring>
@@ -17,8 +18,8 @@ using namespace kho;
 using namespace kho::upstream;
 
 constexpr u64 memory_bytes = u64{1} << 20;
-alignas(4096) unsigned char memory[memory_bytes];
-alignas(4096) unsigned char scratch_memory[4 << 20];
+kho::fuzz::pages<memory_bytes> memory;
+kho::fuzz::pages<4 << 20> scratch_memory;
 
 template <class View>
 void walk(const View& v) {
@@ -48,7 +49,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!v) return 0;
   armed = true;  // every blob it names lies in memory
   walk(*v);
-  flat_memory smem(phys_addr{u64{1} << 46}, sizeof scratch_memory, scratch_memory);
+  flat_memory smem(phys_addr{u64{1} << 46}, scratch_memory.size, scratch_memory);
   bump_page_source<flat_memory> scratch(smem, smem.base(), smem.end());
   armed = false;  // the map and the blobs' own links are the check's to refuse
   const kho::status whole = check_kho_fdt(*v, scratch);

@@ -6,6 +6,7 @@
 #include <kho/linux/x86_boot.hpp>
 #include <kho/preserve_bitmap.hpp>
 
+#include "fuzz_pages.hpp"
 #include "fuzz_input.hpp"
 
 #include <cstring>
@@ -15,7 +16,7 @@ namespace {
 using kho::phys_addr;
 using kho::u64;
 
-alignas(4096) unsigned char bitmap_memory[1 << 20];
+kho::fuzz::pages<1 << 20> bitmap_memory;
 
 using source = kho::bump_page_source<kho::flat_memory>;
 
@@ -33,7 +34,7 @@ constexpr preserved_block preserved[] = {
 
 // Built once: the map is input-independent, and every run only reads it.
 const kho::preserve_bitmap<source>& fixed_map() {
-  static kho::flat_memory mem(phys_addr{u64{1} << 46}, sizeof bitmap_memory, bitmap_memory);
+  static kho::flat_memory mem(phys_addr{u64{1} << 46}, bitmap_memory.size, bitmap_memory);
   static source pages(mem, mem.base(), mem.end());
   static auto map = [] {
     auto m = kho::preserve_bitmap<source>::create(pages, false);

@@ -4,6 +4,7 @@
 #include <kho/linux/luo_v5.hpp>
 #include <kho/page_owners.hpp>
 
+#include "fuzz_pages.hpp"
 #include "fuzz_input.hpp"
 
 #include <string>
@@ -11,14 +12,14 @@
 
 namespace {
 
-alignas(4096) unsigned char scratch_memory[32 << 20];
+kho::fuzz::pages<32 << 20> scratch_memory;
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace kho::upstream;
   kho::fuzz::image img(data, size);
-  kho::flat_memory scratch_mem(kho::phys_addr{kho::u64{1} << 46}, sizeof scratch_memory, scratch_memory);
+  kho::flat_memory scratch_mem(kho::phys_addr{kho::u64{1} << 46}, scratch_memory.size, scratch_memory);
   kho::bump_page_source<kho::flat_memory> scratch(scratch_mem, scratch_mem.base(), scratch_mem.end());
   auto view = attach_luo_v5<12>(img.memory(), img.root(), scratch);
   if (!view) return 0;

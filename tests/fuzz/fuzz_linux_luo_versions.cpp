@@ -6,6 +6,7 @@
 #include <kho/linux/luo_versions.hpp>
 #include <kho/page_owners.hpp>
 
+#include "fuzz_pages.hpp"
 #include "fuzz_input.hpp"
 
 #include <cstring>
@@ -13,7 +14,7 @@
 namespace {
 
 using kho::u64;
-alignas(4096) unsigned char scratch_memory[32 << 20];
+kho::fuzz::pages<32 << 20> scratch_memory;
 volatile u64 sink;  // the records are read, not optimised away
 
 template <class View>
@@ -45,7 +46,7 @@ void walk_v5(kho::fuzz::image& img, View& view) {
 void check(const uint8_t* data, size_t size, u64 blob_size) {
   using namespace kho::upstream;
   kho::fuzz::image img(data, size);
-  kho::flat_memory scratch_mem(kho::phys_addr{u64{1} << 46}, sizeof scratch_memory, scratch_memory);
+  kho::flat_memory scratch_mem(kho::phys_addr{u64{1} << 46}, scratch_memory.size, scratch_memory);
   kho::bump_page_source<kho::flat_memory> scratch(scratch_mem, scratch_mem.base(), scratch_mem.end());
   auto version = detect_luo_version(img.memory(), img.root(), blob_size);
   if (!version) return;

@@ -6,11 +6,12 @@
 #include <kho/linux/memfd.hpp>
 #include <kho/page_owners.hpp>
 
+#include "fuzz_pages.hpp"
 #include "fuzz_input.hpp"
 
 namespace {
 
-alignas(4096) unsigned char scratch_memory[16 << 20];
+kho::fuzz::pages<16 << 20> scratch_memory;
 
 template <class Image>
 void check(Image& img, kho::upstream::memfd_version v) {
@@ -24,7 +25,7 @@ void check(Image& img, kho::upstream::memfd_version v) {
     ++n;
   });
   if (n != view->nr_folios()) __builtin_trap();
-  kho::flat_memory scratch_mem(kho::phys_addr{kho::u64{1} << 46}, sizeof scratch_memory, scratch_memory);
+  kho::flat_memory scratch_mem(kho::phys_addr{kho::u64{1} << 46}, scratch_memory.size, scratch_memory);
   kho::bump_page_source<kho::flat_memory> scratch(scratch_mem, scratch_mem.base(), scratch_mem.end());
   kho::page_owners<decltype(scratch)> owners(scratch);
   (void)view->claim_pages(owners);

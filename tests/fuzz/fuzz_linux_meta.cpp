@@ -8,6 +8,7 @@
 #include <kho/linux/memblock.hpp>
 #include <kho/page_owners.hpp>
 
+#include "fuzz_pages.hpp"
 #include "fuzz_input.hpp"
 
 #include <cstring>
@@ -17,10 +18,10 @@ namespace {
 using kho::phys_addr;
 using kho::u64;
 
-alignas(4096) unsigned char scratch_memory[1 << 20];
+kho::fuzz::pages<1 << 20> scratch_memory;
 
 void claim(const auto& view) {
-  kho::flat_memory scratch_mem(phys_addr{u64{1} << 46}, sizeof scratch_memory, scratch_memory);
+  kho::flat_memory scratch_mem(phys_addr{u64{1} << 46}, scratch_memory.size, scratch_memory);
   kho::bump_page_source<kho::flat_memory> scratch(scratch_mem, scratch_mem.base(), scratch_mem.end());
   kho::page_owners<decltype(scratch)> owners(scratch);
   if (!view.claim_pages(owners)) __builtin_trap();  // one page, claimed once

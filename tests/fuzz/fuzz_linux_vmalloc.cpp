@@ -4,13 +4,14 @@
 #include <kho/linux/kho_vmalloc.hpp>
 #include <kho/page_owners.hpp>
 
+#include "fuzz_pages.hpp"
 #include "fuzz_input.hpp"
 
 #include <cstring>
 
 namespace {
 
-alignas(4096) unsigned char scratch_memory[16 << 20];
+kho::fuzz::pages<16 << 20> scratch_memory;
 
 }  // namespace
 
@@ -33,7 +34,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     pages += view->unit_pages();
   });
   if (pages != view->total_pages()) __builtin_trap();
-  kho::flat_memory scratch_mem(kho::phys_addr{kho::u64{1} << 46}, sizeof scratch_memory, scratch_memory);
+  kho::flat_memory scratch_mem(kho::phys_addr{kho::u64{1} << 46}, scratch_memory.size, scratch_memory);
   kho::bump_page_source<kho::flat_memory> scratch(scratch_mem, scratch_mem.base(), scratch_mem.end());
   kho::page_owners<decltype(scratch)> owners(scratch);
   (void)view->claim_pages(owners);

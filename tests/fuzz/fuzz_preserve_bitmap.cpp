@@ -3,21 +3,22 @@
 #include <kho/preserve_bitmap.hpp>
 #include <kho/restore.hpp>
 
+#include "fuzz_pages.hpp"
 #include "fuzz_input.hpp"
 
 #include <vector>
 
 namespace {
 
-alignas(4096) unsigned char boot_memory[8 << 20];
-alignas(4096) unsigned char scratch_memory[8 << 20];  // the visited set of node pages
+kho::fuzz::pages<8 << 20> boot_memory;
+kho::fuzz::pages<8 << 20> scratch_memory;  // the visited set of node pages
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   kho::fuzz::image img(data, size);
   std::vector<kho::u64> nodes(img.size() / 4096 + 1);
-  kho::flat_memory scratch_mem(kho::phys_addr{kho::u64{1} << 46}, sizeof scratch_memory, scratch_memory);
+  kho::flat_memory scratch_mem(kho::phys_addr{kho::u64{1} << 46}, scratch_memory.size, scratch_memory);
   kho::bump_page_source<kho::flat_memory> scratch(scratch_mem, scratch_mem.base(), scratch_mem.end());
   auto view = kho::attach_preserve_bitmap(img.memory(), img.root(), scratch, nodes);
   if (!view) return 0;
@@ -33,7 +34,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)view->deep_checksum();
   (void)view->is_preserved(kho::phys_addr{0x1000});
   if (blocks < (1u << 12)) {  // naive restore is quadratic: keep inputs fast
-    kho::flat_memory boot(kho::phys_addr{kho::u64{1} << 44}, sizeof boot_memory, boot_memory);
+    kho::flat_memory boot(kho::phys_addr{kho::u64{1} << 44}, boot_memory.size, boot_memory);
     kho::bump_page_source<kho::flat_memory> pages(boot, boot.base(), boot.end());
     auto naive = kho::memblock_model<decltype(pages)>::create(pages);
     auto linear = kho::memblock_model<decltype(pages)>::create(pages);

@@ -1,17 +1,18 @@
 // Fuzz target: the sparse KHO xarray reader and every read-side query.
 #include <kho/xarray.hpp>
 
+#include "fuzz_pages.hpp"
 #include "fuzz_input.hpp"
 
 namespace {
 
-alignas(4096) unsigned char scratch_memory[16 << 20];  // the visited set: 32 bytes a page
+kho::fuzz::pages<16 << 20> scratch_memory;  // the visited set: 32 bytes a page
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   kho::fuzz::image img(data, size);
-  kho::flat_memory scratch_mem(kho::phys_addr{kho::u64{1} << 46}, sizeof scratch_memory, scratch_memory);
+  kho::flat_memory scratch_mem(kho::phys_addr{kho::u64{1} << 46}, scratch_memory.size, scratch_memory);
   kho::bump_page_source<kho::flat_memory> scratch(scratch_mem, scratch_mem.base(), scratch_mem.end());
   auto view = kho::attach_xarray<kho::u64, 12>(img.memory(), img.root(), scratch);
   if (!view) return 0;

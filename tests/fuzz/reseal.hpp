@@ -13,6 +13,7 @@
 #include <kho/memory.hpp>
 
 #include "fuzz_input.hpp"
+#include "fuzz_pages.hpp"
 
 #include <cstdint>
 #include <cstring>
@@ -36,7 +37,7 @@ class machine {
   unsigned char* bytes(phys_addr pa) { return buf_ + (pa.value - base); }
 
  private:
-  alignas(4096) static inline unsigned char buf_[Bytes];
+  static inline pages<Bytes> buf_;
   static inline bool armed_ = false;
 };
 

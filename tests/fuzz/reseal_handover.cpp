@@ -10,6 +10,7 @@
 #include <kho/handover_check.hpp>
 #include <kho/preserving_page_source.hpp>
 
+#include "fuzz_pages.hpp"
 #include "../xarray_reseal.hpp"
 #include "forge_luo.hpp"
 #include "reseal.hpp"
@@ -25,7 +26,7 @@ using source = bump_page_source<flat_memory>;
 using map_type = preserve_bitmap<source>;
 using tracked_source = preserving_page_source<source, map_type>;
 
-alignas(4096) unsigned char scratch_memory[8 << 20];
+kho::fuzz::pages<8 << 20> scratch_memory;
 
 constexpr const char* memfd_entry = "memfd:fuzz";
 constexpr const char* map_entry = "preserved-memory-map";
@@ -80,7 +81,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       !root->set_deep_checksum(map_entry, map->deep_checksum()) || !root->seal())
     return 0;
 
-  flat_memory smem(phys_addr{u64{1} << 46}, sizeof scratch_memory, scratch_memory);
+  flat_memory smem(phys_addr{u64{1} << 46}, scratch_memory.size, scratch_memory);
   source scratch(smem, smem.base(), smem.end());
   if (!attach_handover(mem, root->root(), scratch)) __builtin_trap();  // the writers' output
   if (scratch.pages_in_use() != 0) __builtin_trap();

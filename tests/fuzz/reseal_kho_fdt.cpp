@@ -15,6 +15,7 @@
 #include <kho/preserving_page_source.hpp>
 #include <kho/xarray.hpp>
 
+#include "fuzz_pages.hpp"
 #include "../xarray_reseal.hpp"
 #include "reseal.hpp"
 
@@ -32,9 +33,9 @@ using source = bump_page_source<flat_memory>;
 using map_type = preserve_bitmap<source>;
 using tracked_source = preserving_page_source<source, map_type>;
 
-alignas(4096) unsigned char live[memory_bytes];   // the handover an input edits
-alignas(4096) unsigned char moved[memory_bytes];  // the same bytes at another address
-alignas(4096) unsigned char scratch_memory[8 << 20];
+kho::fuzz::pages<memory_bytes> live;   // the handover an input edits
+kho::fuzz::pages<memory_bytes> moved;  // the same bytes at another address
+kho::fuzz::pages<8 << 20> scratch_memory;
 
 // The intact handover, built on the first input.
 struct handover {
@@ -47,7 +48,7 @@ constexpr u64 base = fuzz::image_base;
 
 handover build() {
   handover h;
-  std::memset(live, 0, sizeof live);
+  std::memset(live, 0, live.size);
   const flat_memory mem(phys_addr{base}, memory_bytes, live);
   source pages(mem, mem.base(), mem.end());
   auto map = map_type::create(pages);
@@ -84,8 +85,8 @@ handover build() {
   h.memblock = mb->phys;
   h.xarray = xa->root();
   for (phys_addr pa = mem.base(); pa < pages.high_water(); pa = pa + page) h.pages.push_back(pa);
-  h.bytes.assign(live, live + (pages.high_water() - mem.base()));
-  flat_memory smem(phys_addr{u64{1} << 46}, sizeof scratch_memory, scratch_memory);
+  h.bytes.assign(live.data, live.data + (pages.high_water() - mem.base()));
+  flat_memory smem(phys_addr{u64{1} << 46}, scratch_memory.size, scratch_memory);
   source scratch(smem, smem.base(), smem.end());
   if (!attach_kho_handover<12>(mem, h.fdt, scratch)) __builtin_trap();  // the writers' output
   return h;
@@ -244,7 +245,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::memcpy(live, h.bytes.data(), h.bytes.size());  // past it, `live` stays zero
   fuzz::cursor in(data, size);
   const flat_memory mem(phys_addr{base}, memory_bytes, live);
-  flat_memory smem(phys_addr{u64{1} << 46}, sizeof scratch_memory, scratch_memory);
+  flat_memory smem(phys_addr{u64{1} << 46}, scratch_memory.size, scratch_memory);
   source scratch(smem, smem.base(), smem.end());
 
   live_pages pages;

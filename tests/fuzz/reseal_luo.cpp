@@ -7,6 +7,7 @@
 #include <kho/luo.hpp>
 #include <kho/page_owners.hpp>
 
+#include "fuzz_pages.hpp"
 #include "forge_luo.hpp"
 #include "reseal.hpp"
 
@@ -19,7 +20,7 @@ using namespace kho;
 using machine = fuzz::machine<u64{2} << 20>;  // 512 pages
 using source = bump_page_source<flat_memory>;
 
-alignas(4096) unsigned char scratch_memory[8 << 20];
+kho::fuzz::pages<8 << 20> scratch_memory;
 
 }  // namespace
 
@@ -58,7 +59,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto root = handover_writer<source>::create(pages, 1);
   if (!root || !root->add(luo_entry_name, luo_compatible, sealed->root, sealed->size) || !root->seal()) return 0;
 
-  flat_memory smem(phys_addr{u64{1} << 46}, sizeof scratch_memory, scratch_memory);
+  flat_memory smem(phys_addr{u64{1} << 46}, scratch_memory.size, scratch_memory);
   source scratch(smem, smem.base(), smem.end());
   // Its pages (root and blocks), from a validation of the intact state.
   std::vector<phys_addr> own;

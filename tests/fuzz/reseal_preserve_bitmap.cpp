@@ -8,6 +8,7 @@
 #include <kho/preserve_bitmap.hpp>
 #include <kho/restore.hpp>
 
+#include "fuzz_pages.hpp"
 #include "reseal.hpp"
 
 #include <vector>
@@ -18,8 +19,8 @@ using namespace kho;
 using machine = fuzz::machine<u64{1} << 20>;  // 256 pages: tree, handover root and slack
 using source = bump_page_source<flat_memory>;
 
-alignas(4096) unsigned char scratch_memory[4 << 20];
-alignas(4096) unsigned char boot_memory[4 << 20];
+kho::fuzz::pages<4 << 20> scratch_memory;
+kho::fuzz::pages<4 << 20> boot_memory;
 
 // What a forger computes: XXH64 of every node page in pre-order, as
 // radix_walker::deep_checksum does, but bounded, since a damaged tree may be a cycle or
@@ -54,7 +55,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!root || !root->add("preserved-memory-map", radix_compatible, tree->root(), 4096)) return 0;
 
   // Its pages, from a validation of the intact tree.
-  flat_memory smem(phys_addr{u64{1} << 46}, sizeof scratch_memory, scratch_memory);
+  flat_memory smem(phys_addr{u64{1} << 46}, scratch_memory.size, scratch_memory);
   source scratch(smem, smem.base(), smem.end());
   std::vector<u64> nodes(256);
   std::vector<phys_addr> node_pages;
@@ -91,7 +92,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   u64 count = 0;
   view->for_each_block([&](phys_addr, order) { return ++count < (1u << 12); });
   if (count < (1u << 12)) {  // naive restore is quadratic: keep inputs fast
-    flat_memory boot(phys_addr{u64{1} << 45}, sizeof boot_memory, boot_memory);
+    flat_memory boot(phys_addr{u64{1} << 45}, boot_memory.size, boot_memory);
     source boot_pages(boot, boot.base(), boot.end());
     auto naive = memblock_model<source>::create(boot_pages);
     auto linear = memblock_model<source>::create(boot_pages);

@@ -17,6 +17,7 @@
 #include <kho/page_owners.hpp>
 #include <kho/xarray.hpp>
 
+#include "fuzz_pages.hpp"
 #include "../xarray_reseal.hpp"
 #include "fuzz_input.hpp"
 
@@ -29,8 +30,8 @@ namespace {
 using namespace kho;
 using geo = detail::xa_geometry<u64, 12>;
 
-alignas(4096) unsigned char arena[8 << 20];
-alignas(4096) unsigned char scratch_memory[4 << 20];
+kho::fuzz::pages<8 << 20> arena;
+kho::fuzz::pages<4 << 20> scratch_memory;
 constexpr u64 arena_base = u64{1} << 40;
 
 u64 used = 0;  // bytes of the arena the previous input dirtied
@@ -87,8 +88,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1 + 4 * n) return 0;
   std::memset(arena, 0, used);  // runs do not see each other's bytes
   bool armed = false;
-  const fuzz::guarded_memory mem{flat_memory(phys_addr{arena_base}, sizeof arena, arena), &armed};
-  bump_page_source<fuzz::guarded_memory> pages(mem, phys_addr{arena_base}, phys_addr{arena_base + sizeof arena});
+  const fuzz::guarded_memory mem{flat_memory(phys_addr{arena_base}, arena.size, arena), &armed};
+  bump_page_source<fuzz::guarded_memory> pages(mem, phys_addr{arena_base}, phys_addr{arena_base + arena.size});
   using writer = xarray<u64, 12, bump_page_source<fuzz::guarded_memory>>;
   auto x = writer::create(pages);
   if (!x) return 0;
@@ -101,7 +102,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (size_t at = 1 + 4 * n; at + 8 <= size; at += 8) mutate(targets, data + at);
   test::reseal_xarray<u64>(mem.inner, x->root(), u64{1} << 16);
 
-  flat_memory scratch_mem(phys_addr{u64{1} << 46}, sizeof scratch_memory, scratch_memory);
+  flat_memory scratch_mem(phys_addr{u64{1} << 46}, scratch_memory.size, scratch_memory);
   bump_page_source<flat_memory> scratch(scratch_mem, scratch_mem.base(), scratch_mem.end());
   auto view = attach_xarray<u64, 12>(mem, x->root(), scratch);
   if (!view) {
@@ -143,8 +144,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   // Adopted, the map takes a store without changing any other entry.
-  bump_page_source<fuzz::guarded_memory> fresh(mem, pages.high_water(), phys_addr{arena_base + sizeof arena});
-  used = sizeof arena;  // the writer may allocate anywhere above
+  bump_page_source<fuzz::guarded_memory> fresh(mem, pages.high_water(), phys_addr{arena_base + arena.size});
+  used = arena.size;  // the writer may allocate anywhere above
   auto w = writer::adopt(*view, fresh);
   if (!w) __builtin_trap();
   const u64 probe = seen.empty() ? 12345 : seen[seen.size() / 2].index;
