@@ -177,6 +177,20 @@ covered_spans run_old_image(model::physical_memory& pm, const std::string& crash
   return covered;
 }
 
+/// One structure broken after the handover was written: the first byte of subtree
+/// `name`'s data flipped (its version, magic or compatible). The next image boots on
+/// what stands. Dies if the root has no such subtree.
+void break_subtree(model::physical_memory& pm, const std::string& name) {
+  const flat_memory mem = pm.memory();
+  auto boot = upstream::find_kho_data(mem, pm.base());
+  if (!boot) die("--break-subtree: no kho_data in what the old image wrote");
+  auto root = upstream::kho_fdt_view<flat_memory>::attach(mem, phys_addr{boot->data.fdt_addr.get()},
+                                                          boot->data.fdt_size.get());
+  auto t = root ? root->find(name.c_str()) : result<upstream::kho_subtree>{errc::not_found};
+  if (!t) die("--break-subtree: the root has no subtree " + name);
+  *static_cast<unsigned char*>(mem.to_virt(t->phys, 1)) ^= 0x80;
+}
+
 /// A torn write: one byte of the sealed handover never reached memory and still holds
 /// whatever the page held before (a random old value). Returns "PHYS:CHANGED" for the
 /// next image to report.
@@ -267,9 +281,12 @@ nlohmann::json restore_preserved(const flat_memory& mem, const nlohmann::json& r
 }
 
 /// The next kernel for a Linux handover: setup_data at the memory's base names
-/// kho_data; the root FDT and everything it names are checked as a whole; scratch
-/// must hold no preserved page; then restore, and the services reclaim their state
-/// with new pages from scratch (the largest range, past the scratch array).
+/// kho_data; the root FDT and the preserved-memory map are checked, then each subtree
+/// on its own (attach_kho_handover_each); scratch must hold no preserved page; then
+/// restore, and the services whose subtree stands reclaim their state with new pages
+/// from scratch (the largest range, past the scratch array). A fallen subtree is
+/// reported (status: its error) and its service gets nothing: this kernel boots on
+/// without it, as a kernel built on kho would (docs/format.md, "One structure fails").
 void run_next_linux(model::physical_memory& pm, nlohmann::json& out, bool inspect_only) {
   using namespace upstream;
   const flat_memory mem = pm.memory();
@@ -292,18 +309,24 @@ void run_next_linux(model::physical_memory& pm, nlohmann::json& out, bool inspec
                      {"scratch", model::hex(d.scratch_addr.get())},
                      {"scratch_entries", kho_scratch_count(d)}};
   model::scratch_pages scratch(mem);
-  auto root = attach_kho_handover(mem, phys_addr{d.fdt_addr.get()}, scratch.pages(), d.fdt_size.get());
-  if (!root) return refuse(root.err());
+  auto handover = attach_kho_handover_each(mem, phys_addr{d.fdt_addr.get()}, scratch.pages(), d.fdt_size.get());
+  if (!handover) return refuse(handover.err());
+  const auto* root = &handover->root();
   out["root"] = model::hex(root->address().value);
   out["kho_sealed"] = root->kho_sealed();
   if (root->kho_sealed()) out["generation"] = root->generation();
   nlohmann::json subtrees = nlohmann::json::array();
   root->for_each([&](const kho_subtree& t) {
+    const auto format = subtree_format(t);
     subtrees.push_back({{"name", t.name},
-                        {"format", *subtree_format(t)},
+                        {"format", format ? *format : ""},
                         {"phys", model::hex(t.phys.value)},
-                        {"size", t.size}});
+                        {"size", t.size},
+                        {"stands", handover->stands(t)}});
   });
+  for (auto f = handover->begin_fallen(); f != handover->end_fallen(); ++f)
+    for (auto& j : subtrees)
+      if (j["name"] == f->name) j["error"] = model::describe_error(f->why);
   out["subtrees"] = std::move(subtrees);
   {
     std::vector<u64> node_list(mem.size() / page_geometry<>::size);
@@ -313,10 +336,18 @@ void run_next_linux(model::physical_memory& pm, nlohmann::json& out, bool inspec
     if (status s = check_scratch_unpreserved(mem, d, *map); !s) return refuse(s.err());
   }
   out["status"] = "ok";
+  if (handover->fallen_count() != 0) {  // the first to fall names the status; the kernel boots on
+    out["status"] = to_string(handover->begin_fallen()->why.code);
+    out["error"] = model::describe_error(handover->begin_fallen()->why);
+    out["boots_on_what_stands"] = true;
+  }
   // Reserve first: nothing may be allocated before the preserved memory is fenced off.
   out["restore"] = restore_map(mem, root->memory_map(), root->address());
-  if (!out["restore"].value("naive_equals_linear", false)) out["status"] = "restore failed";
-  if (inspect_only || out["status"] != "ok") return;
+  if (!out["restore"].value("naive_equals_linear", false)) {
+    out["status"] = "restore failed";
+    return;
+  }
+  if (inspect_only) return;
 
   // Allocations come from the largest scratch range, past the array if it lies there.
   const auto* ranges = static_cast<const unsigned char*>(mem.to_virt(phys_addr{d.scratch_addr.get()}, d.scratch_size.get()));
@@ -331,7 +362,10 @@ void run_next_linux(model::physical_memory& pm, nlohmann::json& out, bool inspec
   out["scratch"] = {{"summary", fmt::format("{} KiB of scratch at {:#x} from kho_data", fresh_range.size() >> 10,
                                             fresh_range.start.value)}};
   bump_page_source<flat_memory> fresh(mem, fresh_range.start, fresh_range.end);
-  if (auto luo = root->find(luo_v5_subtree)) {
+  auto luo = handover->find(luo_v5_subtree);
+  if (!luo && luo.code() != errc::not_found)
+    out["luo"] = {{"ok", false}, {"lost", "every session: the LUO subtree fell"}, {"retrieved", nlohmann::json::array()}};
+  if (luo) {
     auto v = attach_luo_v5(mem, luo->phys, scratch.pages(), luo->size);
     nlohmann::json files = nlohmann::json::array();
     if (v) {
@@ -352,8 +386,8 @@ void run_next_linux(model::physical_memory& pm, nlohmann::json& out, bool inspec
     }
     out["luo"] = {{"ok", bool(v)}, {"retrieved", std::move(files)}};
   }
-  if (auto kho_luo = root->find("kho-LUO")) out["kho_luo"] = model::reclaim_demo_luo(mem, kho_luo->phys);
-  if (auto kho_memfd = root->find("kho-memfd-demo")) out["memfd"] = model::reclaim_demo_memfd(fresh, kho_memfd->phys);
+  if (auto kho_luo = handover->find("kho-LUO")) out["kho_luo"] = model::reclaim_demo_luo(mem, kho_luo->phys);
+  if (auto kho_memfd = handover->find("kho-memfd-demo")) out["memfd"] = model::reclaim_demo_memfd(fresh, kho_memfd->phys);
 }
 
 void print_restore_and_scratch(const nlohmann::json& out) {
@@ -371,10 +405,14 @@ void print_linux(const nlohmann::json& out) {
               out["kho_sealed"].get<bool>() ? "sealed by kho" : "as a stock kernel writes it (no kho seal)",
               out["subtrees"].size());
   for (const auto& t : out["subtrees"])
-    std::printf("  %-16s %-18s at %s, %llu bytes\n", t["name"].get<std::string>().c_str(),
+    std::printf("  %-16s %-18s at %s, %llu bytes%s%s\n", t["name"].get<std::string>().c_str(),
                 t["format"].get<std::string>().empty() ? "blob" : t["format"].get<std::string>().c_str(),
-                t["phys"].get<std::string>().c_str(), static_cast<unsigned long long>(t["size"].get<u64>()));
+                t["phys"].get<std::string>().c_str(), static_cast<unsigned long long>(t["size"].get<u64>()),
+                t.value("stands", true) ? "" : ": FELL, left out: ",
+                t.value("stands", true) ? "" : t["error"].dump().c_str());
   print_restore_and_scratch(out);
+  if (out.contains("luo") && out["luo"].contains("lost"))
+    std::printf("LUO: nothing retrieved, lost %s\n", out["luo"]["lost"].get<std::string>().c_str());
   if (out.contains("luo"))
     for (const auto& f : out["luo"]["retrieved"])
       std::printf("LUO: retrieved %s/%llu (%s)%s%s\n", f["session"].get<std::string>().c_str(),
@@ -427,12 +465,15 @@ int run_next_image(int fd, u64 base, bool json, const std::string& stale_report,
                   out["reader_base"].get<std::string>().c_str(), out["writer_base"].get<std::string>().c_str());
     else
       std::printf("next image: memory mapped at %s\n", out["reader_base"].get<std::string>().c_str());
+    const bool partly = out.value("boots_on_what_stands", false);
     if (!ok) {
-      std::printf("handover REFUSED: %s\n", out["status"].get<std::string>().c_str());
+      std::printf("handover %s: %s\n", partly ? "PARTLY REFUSED (booting on what stands)" : "REFUSED",
+                  out["status"].get<std::string>().c_str());
       if (out.contains("error")) std::printf("  %s\n", out["error"].dump().c_str());
-    } else if (out.value("format", "") == "kho-v4") {
+    }
+    if (partly || (ok && out.value("format", "") == "kho-v4")) {
       print_linux(out);
-    } else {
+    } else if (ok) {
       std::printf("handover root %s validated, generation %llu, %zu entries\n",
                   out["root"].get<std::string>().c_str(),
                   static_cast<unsigned long long>(out["generation"].get<u64>()),
@@ -762,6 +803,10 @@ int main(int argc, char** argv) {
                "file stays a sealed handover (reclaiming adopts and changes structures)");
   app.add_option("--stale-byte", stale_seed,
                  "after sealing, leave one covered byte stale, chosen by this seed (a torn write)");
+  std::string broken_subtree;
+  app.add_option("--break-subtree", broken_subtree,
+                 "linux: after writing, flip the first byte of this subtree's data; the next image "
+                 "boots on the subtrees that stand");
   app.add_option("--next-image-fd", next_fd, "internal: run as the next image on this fd")
       ->group("");
   app.add_option("--stale-report", stale_report, "internal: which byte went stale")->group("");
@@ -792,8 +837,9 @@ int main(int argc, char** argv) {
       // The hop log travels on the command line (about 1.4 KB a hop; one argument may
       // hold 128 KiB): 26 images, A to Z.
       if (chain.length < 2 || chain.length > 26) die("--chain takes 2 to 26 images (A to Z)");
-      if (format != "linux" || stock || inspect_only)
-        die("--chain writes Linux handovers sealed by kho: no --format kho-root-v1, --stock, --inspect-only");
+      if (format != "linux" || stock || inspect_only || !broken_subtree.empty())
+        die("--chain writes Linux handovers sealed by kho: no --format kho-root-v1, --stock, --inspect-only, "
+            "--break-subtree");
       if (stale_seed && !crash_at.empty()) die("--stale-byte and --crash-at are two experiments: one at a time");
       if (chain.crash_image < 1 || chain.crash_image >= chain.length) die("--crash-hop must name an image that writes");
       if (!crash_at.empty() && std::find(model::linux_demo_steps.begin(), model::linux_demo_steps.end(), crash_at) ==
@@ -816,6 +862,8 @@ int main(int argc, char** argv) {
     if (!crash_at.empty() && std::find(format_steps.begin(), format_steps.end(), crash_at) == format_steps.end())
       die("--crash-at " + crash_at + " is not a step of --format " + format);
     if ((stock || linux_opts.kho_formats) && format != "linux") die("--stock and --kho-formats need --format linux");
+    if (!broken_subtree.empty() && (format != "linux" || !crash_at.empty() || stale_seed))
+      die("--break-subtree needs --format linux, without --crash-at or --stale-byte");
     if (stock && (!crash_at.empty() || stale_seed))
       die("--stock writes no seal: a crash or a stale byte cannot be told from a valid handover");
     linux_opts.kho_properties = !stock;
@@ -831,6 +879,7 @@ int main(int argc, char** argv) {
     if (crash_at.empty()) {
       const covered_spans covered = run_old(pm);
       if (stale_seed) stale_report = leave_stale_byte(pm, covered, *stale_seed);
+      if (!broken_subtree.empty()) break_subtree(pm, broken_subtree);
     } else {
       pid_t child = ::fork();
       if (child < 0) model::throw_errno("fork");

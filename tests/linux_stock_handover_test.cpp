@@ -433,6 +433,17 @@ TEST_F(Corrupted, FileTokenTwiceInASession) {
   EXPECT_EQ(img.report()["error"]["structure"], "luo-v5-files");
 }
 
+// The session block moved to a page the map does not preserve (page 28, outside
+// scratch): kho_block_set_restore reads blocks without asking whether they were
+// preserved, so the kernel reads a page it freed at boot.
+TEST_F(Corrupted, SessionBlockOnAPageNotPreserved) {
+  std::memcpy(img.at(pg(28)), img.at(pg(9)), P);
+  img.put64(pg(8) + 16, pg(28));  // sessions_pa
+  expect_verdicts(to_string(errc::not_preserved), model::kernel_outcome::loses_data);
+  EXPECT_EQ(img.report()["error"]["structure"], "luo-v5");
+  EXPECT_EQ(img.report()["error"]["at"], hex(pg(28)));
+}
+
 TEST_F(Corrupted, SessionNameTwice) {
   // A second, empty session called "vm": the kernel's insert at first open is -EEXIST.
   img.put64(pg(9) + 8, 2);
@@ -465,6 +476,63 @@ TEST_F(Corrupted, OneStructureFallsTheOthersStand) {
     }
   }
   EXPECT_NE(model::format_kho_fdt_report(j).find("falls on its own"), std::string::npos);
+}
+
+// What a next kernel built on kho gets: the subtrees that stand, and for a fallen one
+// the error it fell with; the caller decides (here it boots on without kexec-metadata).
+TEST_F(Corrupted, AttachEachSaysWhatStands) {
+  img.put32(pg(18), 2);  // kexec-metadata version 2
+  const flat_memory mem = img.pm->memory();
+  model::scratch_pages<> scratch(mem);
+  ASSERT_EQ(upstream::attach_kho_handover(mem, phys_addr{pg(1)}, scratch.pages()).code(), errc::bad_version);
+  auto h = upstream::attach_kho_handover_each(mem, phys_addr{pg(1)}, scratch.pages());
+  ASSERT_TRUE(h.has_value()) << to_string(h.code());
+  EXPECT_EQ(h->fallen_count(), 1u);
+  EXPECT_EQ(h->find("kexec-metadata").code(), errc::bad_version);
+  EXPECT_EQ(h->find("kexec-metadata").err().loc.at, phys_addr{pg(18)});
+  ASSERT_TRUE(h->find("LUO").has_value());
+  EXPECT_EQ(h->find("LUO")->phys, phys_addr{pg(8)});
+  EXPECT_TRUE(h->find("memblock").has_value());
+  EXPECT_EQ(h->find("hugetlb").code(), errc::not_found);
+  EXPECT_EQ(std::string(h->begin_fallen()->name), "kexec-metadata");
+}
+
+// A root of many subtrees that all fail: up to max_failed_subtrees the others stand
+// (here none is left), one more and the handover is refused whole, so the per-structure
+// check runs a bounded number of passes.
+TEST_F(Corrupted, AttachEachRefusesPastItsFailureBudget) {
+  const flat_memory mem = img.pm->memory();
+  model::scratch_pages<> scratch(mem);
+  for (unsigned bad : {upstream::max_failed_subtrees, upstream::max_failed_subtrees + 1}) {
+    void* root = img.at(pg(1));
+    std::memset(root, 0, P);
+    ASSERT_EQ(fdt_create(root, P), 0);
+    ASSERT_EQ(fdt_finish_reservemap(root), 0);
+    ASSERT_EQ(fdt_begin_node(root, ""), 0);
+    ASSERT_EQ(fdt_property_string(root, "compatible", "kho-v4"), 0);
+    unsigned char le[8];
+    for (int i = 0; i < 8; ++i) le[i] = static_cast<unsigned char>(pg(2) >> (8 * i));
+    ASSERT_EQ(fdt_property(root, "preserved-memory-map", le, 8), 0);
+    for (unsigned i = 0; i < bad; ++i) {
+      const std::string name = "blob" + std::to_string(i);
+      ASSERT_EQ(fdt_begin_node(root, name.c_str()), 0);
+      for (int b = 0; b < 8; ++b) le[b] = static_cast<unsigned char>((pg(28) + 64 * i) >> (8 * b));  // not preserved
+      ASSERT_EQ(fdt_property(root, "preserved-data", le, 8), 0);
+      for (int b = 0; b < 8; ++b) le[b] = static_cast<unsigned char>(u64{64} >> (8 * b));
+      ASSERT_EQ(fdt_property(root, "blob-size", le, 8), 0);
+      ASSERT_EQ(fdt_end_node(root), 0);
+    }
+    ASSERT_EQ(fdt_end_node(root), 0);
+    ASSERT_EQ(fdt_finish(root), 0);
+    auto h = upstream::attach_kho_handover_each(mem, phys_addr{pg(1)}, scratch.pages());
+    if (bad == upstream::max_failed_subtrees) {
+      ASSERT_TRUE(h.has_value()) << to_string(h.code());
+      EXPECT_EQ(h->fallen_count(), bad);
+      EXPECT_EQ(h->find("blob3").code(), errc::not_preserved);
+    } else {
+      EXPECT_EQ(h.code(), errc::budget_exceeded);
+    }
+  }
 }
 
 TEST_F(OrderOneFolio, AMisalignedFolioSinksLuoAlone) {

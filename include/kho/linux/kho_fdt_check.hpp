@@ -343,6 +343,9 @@ status check_pass(const kho_fdt_view<M, PageShift>& root, Scratch& scratch, cons
 
 }  // namespace impl
 
+/// Failed subtrees a per-structure check reports before it refuses the handover whole.
+inline constexpr unsigned max_failed_subtrees = 8;
+
 /// The check structure by structure, for a next kernel that keeps what stands: the
 /// root FDT and the preserved-memory map are the handover (an error there is returned,
 /// and nothing stands); each subtree then stands or falls alone. A subtree that fails
@@ -351,8 +354,10 @@ status check_pass(const kho_fdt_view<M, PageShift>& root, Scratch& scratch, cons
 /// called once per subtree: first each failed one as it is found (e its error), then
 /// every one that stands, in the root's order (e.code ok).
 /// Complexity: O((failed subtrees + 1) * subtrees * bytes reachable): each pass checks
-/// the preserved state after every subtree, to know whose claim failed it. A kho-v1
-/// root (a chunk chain, no radix) is checked whole: all stand or the error returns.
+/// the preserved state after every subtree, to know whose claim failed it; more than
+/// max_failed_subtrees failures refuse the handover whole (budget_exceeded), so at most
+/// max_failed_subtrees + 1 passes run. A kho-v1 root (a chunk chain, no radix) is
+/// checked whole: all stand or the error returns.
 template <unsigned PageShift, Memory M, PageSource Scratch, class Report>
 status check_kho_fdt_each(const kho_fdt_view<M, PageShift>& root, Scratch& scratch, Report&& report,
                           const handover_check_options& options = {}) {
@@ -363,13 +368,14 @@ status check_kho_fdt_each(const kho_fdt_view<M, PageShift>& root, Scratch& scrat
   }
   if (root.count() > subtree_set::max_subtrees) return make_error(errc::budget_exceeded, root.structure, root.address());
   subtree_set failed;
-  for (;;) {
+  for (unsigned failures = 0;; ++failures) {
     unsigned at = 0;
     kho_subtree t{};
     bool fatal = false;
     const status s = impl::check_pass(root, scratch, options, failed, at, t, fatal);
     if (s) break;
     if (fatal) return s;
+    if (failures == max_failed_subtrees) return make_error(errc::budget_exceeded, root.structure, root.address());
     failed.add(at);
     report(t, s.err());
   }
@@ -378,6 +384,77 @@ status check_kho_fdt_each(const kho_fdt_view<M, PageShift>& root, Scratch& scrat
     if (!failed.has(i++)) report(t, error{});
   });
   return {};
+}
+
+/// A handover checked structure by structure: the root, and the subtrees that fell with
+/// the error each fell with. A next kernel asks find() for what it needs and decides: it
+/// may boot on without kexec-metadata, while a fallen LUO means every session is lost.
+template <Memory M, unsigned PageShift = 12>
+class kho_handover {
+ public:
+  static constexpr unsigned max_fallen = max_failed_subtrees;
+  struct fallen_subtree {
+    const char* name;  // the subtree's node name, in the FDT
+    error why;
+  };
+
+  explicit kho_handover(const kho_fdt_view<M, PageShift>& root) : root_(root) {}
+
+  const kho_fdt_view<M, PageShift>& root() const { return root_; }
+  /// Subtree `name` (found as kho_fdt_view::find finds it) if it stands; the error it
+  /// fell with if it fell; not_found if the root has no such subtree.
+  result<kho_subtree> find(const char* name) const {
+    auto t = root_.find(name);
+    if (!t) return t;
+    if (const fallen_subtree* f = fallen_as(*t)) return f->why;
+    return t;
+  }
+  bool stands(const kho_subtree& t) const { return fallen_as(t) == nullptr; }
+  unsigned fallen_count() const { return fallen_count_; }
+  const fallen_subtree* begin_fallen() const { return fallen_; }
+  const fallen_subtree* end_fallen() const { return fallen_ + fallen_count_; }
+
+  /// Records `t` as fallen; false once max_fallen are recorded.
+  bool add_fallen(const kho_subtree& t, const error& why) {
+    if (fallen_count_ == max_fallen) return false;
+    fallen_[fallen_count_++] = {t.name, why};
+    return true;
+  }
+
+ private:
+  // Subtrees of one root are told apart by their node's name, which points into the FDT.
+  const fallen_subtree* fallen_as(const kho_subtree& t) const {
+    for (const fallen_subtree& f : *this)
+      if (f.name == t.name) return &f;
+    return nullptr;
+  }
+  const fallen_subtree* begin() const { return begin_fallen(); }
+  const fallen_subtree* end() const { return end_fallen(); }
+
+  kho_fdt_view<M, PageShift> root_;
+  fallen_subtree fallen_[max_fallen]{};
+  unsigned fallen_count_ = 0;
+};
+
+/// Attaches the KHO root FDT at `pa` (`size` bytes) and checks it structure by structure
+/// (check_kho_fdt_each): an error of the root or of the preserved-memory map is returned,
+/// and nothing stands; otherwise the result says which subtrees stand. Errors: those of
+/// kho_fdt_view::attach and check_kho_fdt_each (budget_exceeded when more than
+/// max_failed_subtrees subtrees fall).
+template <unsigned PageShift = 12, Memory M, PageSource Scratch>
+result<kho_handover<M, PageShift>> attach_kho_handover_each(const M& mem, phys_addr pa, Scratch& scratch,
+                                                            u64 size = page_geometry<PageShift>::size,
+                                                            const handover_check_options& options = {}) {
+  auto view = kho_fdt_view<M, PageShift>::attach(mem, pa, size);
+  if (!view) return view.err();
+  kho_handover<M, PageShift> handover(*view);
+  KHO_TRY(check_kho_fdt_each(
+      *view, scratch,
+      [&](const kho_subtree& t, const error& e) {
+        if (e.code != errc::ok) handover.add_fallen(t, e);
+      },
+      options));
+  return handover;
 }
 
 /// Attaches the KHO root FDT at `pa` (`size` bytes: kho_data.fdt_size) and checks the

@@ -146,6 +146,12 @@ inline void kernel_on_refusal(kernel_verdict& v, const error& e) {
     case errc::not_preserved:
       if (s == "memfd" && e.loc.depth == 1)
         return say(kernel_outcome::refuses, "kho_restore_folio finds no preserved block there: -EIO, the file is lost");
+      if (s == "luo-v5")
+        return say(kernel_outcome::loses_data,
+                   "LUO reads its pages (luo_ser, and session and file blocks through kho_block_set_restore) "
+                   "without asking whether they were preserved: the page was not reserved, so the buddy "
+                   "allocator may have reused it before LUO reads it, and freeing it after the read frees a page "
+                   "the allocator already owns");
       break;
     case errc::reserved_nonzero:
       if (s == "kho_vmalloc")
