@@ -180,64 +180,82 @@ class radix_walker {
 
   /// Ascending runs of consecutive set bits of one order inside a key window: the unit
   /// of the merged walk. A full bitmap word is one run, not 64 steps.
+  /// 24 bytes, because a merge keeps one per order (52 at 4 KiB pages) on the stack and a
+  /// kernel frame has 2 KiB: the run's length rides in the bits above the largest key,
+  /// the order is the key's top bit, and the walker and the window's end are passed to
+  /// next() rather than kept.
   class order_cursor {
    public:
     order_cursor() = default;
-    order_cursor(const radix_walker* w, order o, phys_addr from, phys_addr to) : w_(w), order_(o) {
-      const unsigned shift = PageShift + o.value;
-      const u64 first = from.value >> shift;
-      const u64 last = (to.value >> shift) + ((to.value & ((u64{1} << shift) - 1)) != 0);
-      const u64 bit = geo::order_bit(o);
-      end_ = std::min(bit + last, geo::key_limit);
-      const u64 start = bit + first;
-      if (start >= end_ || !w_->next_leaf(start, end_, leaf_)) return;
-      word_ = start > leaf_.base ? (start - leaf_.base) >> 6 : 0;
-      bits_ = load_le(leaf_.words + word_);
-      if (start > leaf_.base) bits_ &= ~u64{0} << ((start - leaf_.base) & 63);
-      live_ = advance();
+    order_cursor(const radix_walker* w, order o, phys_addr from, phys_addr to) {
+      const u64 start = geo::order_bit(o) + (from.value >> (PageShift + o.value));
+      const u64 end = window_end(o, to);
+      leaf_ref leaf;
+      if (start >= end || !w->next_leaf(start, end, leaf)) return;
+      const u64 word = start > leaf.base ? (start - leaf.base) >> 6 : 0;
+      words_ = leaf.words + word;
+      bits_ = load_le(words_);
+      if (start > leaf.base) bits_ &= ~u64{0} << ((start - leaf.base) & 63);
+      find(w, leaf.base + (word << 6), end);
     }
 
-    bool live() const { return live_; }
+    bool live() const { return words_ != nullptr; }
     /// The first block of the current run.
-    phys_addr head() const { return head_; }
-    order block_order() const { return order_; }
+    phys_addr head() const {
+      return phys_addr{(key() ^ geo::order_bit(block_order())) << (PageShift + block_order().value)};
+    }
+    order block_order() const {
+      return order{static_cast<unsigned>(64 - PageShift - (63 - __builtin_clzll(key())))};
+    }
     /// Blocks in the current run (1 to 64).
-    u64 run_blocks() const { return run_; }
+    u64 run_blocks() const { return (head_ >> run_shift) + 1; }
     /// Bytes of the current run; 0 if it reaches the top of the address space.
-    u64 run_bytes() const { return run_ << (PageShift + order_.value); }
-    void next() { live_ = advance(); }
+    u64 run_bytes() const { return run_blocks() << (PageShift + block_order().value); }
+    /// The next run; `to` is the window's end the cursor was made with.
+    void next(const radix_walker* w, phys_addr to) { find(w, key() & ~u64{63}, window_end(block_order(), to)); }
 
    private:
-    bool advance() {
+    static constexpr unsigned run_shift = 58;
+    static_assert(geo::key_bits <= run_shift, "keys leave room for the run's length");
+
+    u64 key() const { return head_ & ((u64{1} << run_shift) - 1); }
+    // First key past the window that ends at `to`, for order `o`.
+    static u64 window_end(order o, phys_addr to) {
+      const unsigned shift = PageShift + o.value;
+      const u64 last = (to.value >> shift) + ((to.value & ((u64{1} << shift) - 1)) != 0);
+      return std::min(geo::order_bit(o) + last, geo::key_limit);
+    }
+    // The next run before `end` from the current word, whose first key is `word_key`;
+    // the cursor is done (words_ null) when there is none.
+    void find(const radix_walker* w, u64 word_key, u64 end) {
       for (;;) {
         if (bits_ != 0) {
           const unsigned low = static_cast<unsigned>(__builtin_ctzll(bits_));
           const u64 ones = ~(bits_ >> low);  // zero where the run continues
           const unsigned len = ones == 0 ? 64 - low : static_cast<unsigned>(__builtin_ctzll(ones));
           bits_ = len + low >= 64 ? 0 : bits_ & (~u64{0} << (low + len));
-          const u64 key = leaf_.base + (word_ << 6) + low;
-          if (key >= end_) return false;
-          run_ = std::min<u64>(len, end_ - key);
-          head_ = phys_addr{(key ^ geo::order_bit(order_)) << (PageShift + order_.value)};
-          return true;
+          const u64 key = word_key + low;
+          if (key >= end) break;
+          head_ = key | (std::min<u64>(len, end - key) - 1) << run_shift;
+          return;
         }
-        while (++word_ < geo::leaf_words) {
-          if ((bits_ = load_le(leaf_.words + word_)) != 0) break;
+        word_key += 64;
+        if ((word_key & ((u64{1} << geo::leaf_bits) - 1)) != 0) {
+          bits_ = load_le(++words_);
+          continue;
         }
-        if (word_ < geo::leaf_words) continue;
-        const u64 next = leaf_.base + (u64{1} << geo::leaf_bits);
-        if (next >= end_ || !w_->next_leaf(next, end_, leaf_)) return false;
-        word_ = 0;
-        bits_ = load_le(leaf_.words);
+        leaf_ref leaf;  // the leaf is done: the next one present
+        if (word_key >= end || !w->next_leaf(word_key, end, leaf)) break;
+        word_key = leaf.base;
+        words_ = leaf.words;
+        bits_ = load_le(words_);
       }
+      words_ = nullptr;
     }
 
-    const radix_walker* w_ = nullptr;
-    order order_{};
-    leaf_ref leaf_{};
-    u64 end_ = 0, word_ = 0, bits_ = 0, run_ = 0;
-    phys_addr head_{};
-    bool live_ = false;
+    const u64* words_ = nullptr;  // the current word; null once the window is done
+    u64 bits_ = 0;                // its bits not yet passed
+    u64 head_ = 0;                // key of the run's first block | (blocks - 1) << run_shift
   };
 
   /// Calls f(start, size) for every preserved range overlapping [from, to), clipped to
@@ -278,11 +296,11 @@ class radix_walker {
         if (cursors[i].head() < cursors[min].head()) min = i;
       order_cursor& c = cursors[min];
       if (!emit(std::max(c.head().value, from.value), clip_end(c))) return;
-      c.next();
+      c.next(this, to);
       if (!c.live()) c = cursors[--live];
     }
     if (live == 1) {
-      for (order_cursor& c = cursors[0]; c.live(); c.next())
+      for (order_cursor& c = cursors[0]; c.live(); c.next(this, to))
         if (!emit(std::max(c.head().value, from.value), clip_end(c))) return;
     }
     if (pending) call(f, start, end);
@@ -295,7 +313,7 @@ class radix_walker {
     for (unsigned o = orders; o-- > 0;) {
       if (!((orders_present >> o) & 1)) continue;
       const u64 bytes = page_geometry<PageShift>::block_bytes(order{o});
-      for (order_cursor c(this, order{o}, phys_addr{0}, phys_addr{~u64{0}}); c.live(); c.next())
+      for (order_cursor c(this, order{o}, phys_addr{0}, phys_addr{~u64{0}}); c.live(); c.next(this, phys_addr{~u64{0}}))
         for (u64 i = 0; i < c.run_blocks(); ++i)
           if (!call_block(f, c.head() + i * bytes, order{o})) return;
     }

@@ -32,6 +32,8 @@
 
 #include "kho_kexec.h"
 
+#include <new>
+
 namespace {
 
 using namespace kho;
@@ -134,6 +136,23 @@ struct stopwatch {
   }
 };
 
+/// Room for one object outside the stack: kho's map writer is 1.5 KiB and a kernel
+/// frame has 2 KiB, so the stages keep their big objects here, as the kernel keeps its
+/// KHO state in static structures.
+template <class T>
+class static_slot {
+ public:
+  T& emplace(T&& v) { return *new (bytes_) T(static_cast<T&&>(v)); }
+  /// Constructs the object `make()` returns in place, never on this frame.
+  template <class F>
+  T& emplace_from(F&& make) {
+    return *new (bytes_) T(make());
+  }
+
+ private:
+  alignas(T) unsigned char bytes_[sizeof(T)];
+};
+
 int fail(line& out, const char* step, const error& e) {
   out.str("status", to_string(e.code)).str("step", step).str("structure", e.loc.structure).hex("at", e.loc.at.value);
   if (e.other.structure[0] != '\0') out.str("other", e.other.structure).hex("other_at", e.other.at.value);
@@ -196,21 +215,25 @@ int stage1(const kho_kexec_args& a) {
   const region r(a);
   stopwatch clock;
   source raw(r.mem, r.pages_lo, r.scratch_lo);
-  auto map = map_type::create(raw);
-  if (!map) return fail(out, "map", map.err());
+  static static_slot<result<map_type>> map_slot;  // 1.5 KiB: its pending-record lists
+  auto& created = map_slot.emplace_from([&]() __attribute__((noinline)) { return map_type::create(raw); });
+  if (!created) return fail(out, "map", created.err());
+  map_type* map = &*created;
   tracked_source pages(raw, *map);
   auto root = handover_writer<tracked_source>::create(pages);
   if (!root) return fail(out, "root", root.err());
 
-  auto xa = make_xarray<u64>(pages);
-  if (!xa) return fail(out, "xarray", xa.err());
+  static static_slot<result<xarray<u64, geo::shift, tracked_source>>> xa_slot;
+  auto& made = xa_slot.emplace_from([&]() __attribute__((noinline)) { return make_xarray<u64>(pages); });
+  if (!made) return fail(out, "xarray", made.err());
+  auto* xa = &*made;
   auto luo = upstream::luo_v5_writer<tracked_source>::create(pages, 1);
   if (!luo) return fail(out, "luo", luo.err());
   for (const char* session : {"vm-alpha", "database"})
     if (status s = luo->create_session(session); !s) return fail(out, "session", s.err());
   u64 folios = 0;
   for (const file_plan& f : files) {
-    auto ser = write_file(pages, r.mem, f, f.token == 3 ? &*xa : nullptr);
+    auto ser = write_file(pages, r.mem, f, f.token == 3 ? xa : nullptr);
     if (!ser) return fail(out, "memfd", ser.err());
     if (status s = luo->preserve_file(f.session, upstream::memfd_v2_compatible, ser->value, f.token); !s)
       return fail(out, "file", s.err());
@@ -320,6 +343,91 @@ status read_files(const View& luo, const flat_memory& mem, u64& folios, u64& byt
   return file == sizeof files / sizeof files[0] ? status{} : status{errc::bad_count};
 }
 
+using map_view = preserve_bitmap_view<flat_memory>;
+
+/// What the next kernel's steps share; each step is a frame of its own.
+struct next_kernel {
+  const region& r;
+  source& scratch;
+  const handover_view<flat_memory>& root;
+  const map_view& map;
+  u64 folios = 0, folio_bytes = 0, memblock_regions = 0, buddy_free_pages = 0, xarray_entries = 0,
+      xarray_checked = 0;
+};
+
+// LUO's sessions, files and FLB, every folio byte, and the blob.
+[[gnu::noinline]] status read_services(next_kernel& k) {
+  auto entry = k.root.find("LUO");
+  if (!entry) return entry.err();
+  auto luo = upstream::attach_luo_v5(k.r.mem, phys_addr{(*entry)->phys.get()}, k.scratch, (*entry)->size.get());
+  if (!luo) return luo.err();
+  for (const char* session : {"vm-alpha", "database"})
+    if (auto got = luo->retrieve_session(session); !got) return got.err();
+  if (!luo->find_flb("iommufd-v1")) return make_error(errc::not_found, "luo-v5-flbs");
+  status s = read_files(*luo, k.r.mem, k.folios, k.folio_bytes);
+  luo->release();
+  KHO_TRY(s);
+  auto blob = k.root.find("blob");
+  const char state[] = "state that crossed a real kexec";
+  if (!blob) return blob.err();
+  const void* bytes = k.r.mem.to_virt(phys_addr{(*blob)->phys.get()}, sizeof state);
+  if (bytes == nullptr || __builtin_memcmp(bytes, state, sizeof state) != 0)
+    return make_error(errc::bad_checksum, "blob", phys_addr{(*blob)->phys.get()});
+  return {};
+}
+
+// Every preserved block into the memblock model, at the bound.
+[[gnu::noinline]] status restore(next_kernel& k) {
+  auto memblock = memblock_model<source>::create(k.scratch);
+  if (!memblock) return memblock.err();
+  KHO_TRY(restore_at_bound(k.map, *memblock));
+  k.memblock_regions = memblock->size();
+  return {};
+}
+
+// The holes between preserved blocks over the old kernel's pages, one early
+// allocation from them, and the buddy hand-over word by word: every page of the range
+// is then free, preserved or that allocation, once.
+[[gnu::noinline]] status hand_over(next_kernel& k) {
+  const phys_range ram[] = {{k.r.pages_lo, k.r.scratch_lo}};
+  const phys_range reserved[] = {{k.r.base, k.r.pages_lo}};
+  phys_range storage[4];
+  auto holes = make_holes_memblock(k.map, ram, reserved, storage);
+  if (!holes) return holes.err();
+  auto early = holes->alloc(geo::size, geo::size);  // memblock_alloc before the hand-over
+  if (!early) return early.err();
+  using zone = bitmap_buddy<10>;
+  auto z = zone::create(pfn{k.r.pages_lo.value >> geo::shift}, pfn{k.r.scratch_lo.value >> geo::shift}, zone_words);
+  if (!z) return z.err();
+  zone zones[] = {*z};
+  KHO_TRY(holes->free_all_words(std::span<zone>(zones)));
+  const u64 range_pages = (k.r.scratch_lo - k.r.pages_lo) >> geo::shift;
+  k.buddy_free_pages = zones[0].free_pages();
+  if (k.buddy_free_pages + preserved_pages(k.map) + 1 != range_pages) return make_error(errc::bad_count, "buddy");
+  return {};
+}
+
+// The memfd's folio map: validated, every folio found, adopted, grown with fresh pages
+// from scratch.
+[[gnu::noinline]] status grow_xarray(next_kernel& k) {
+  auto entry = k.root.find("memfd-folios");
+  if (!entry) return entry.err();
+  auto view = attach_xarray<u64>(k.r.mem, phys_addr{(*entry)->phys.get()}, k.scratch);
+  if (!view) return view.err();
+  for (const folio_plan& f : vm_folios) {
+    auto got = view->load(f.index + (u64{1} << f.order) - 1);  // a multi-order entry answers for all its indices
+    if (!got) return got.err();
+    ++k.xarray_checked;
+  }
+  auto xa = xarray<u64, geo::shift, source>::adopt(*view, k.scratch);
+  if (!xa) return xa.err();
+  const u64 before = xa->count();
+  for (u64 i = 0; i < added_by_stage2; ++i) KHO_TRY(xa->store((u64{1} << 32) + 977 * i, i + 1));
+  k.xarray_entries = xa->count();
+  if (k.xarray_entries != before + added_by_stage2) return make_error(errc::bad_count, "xarray");
+  return {};
+}
+
 int stage2(const kho_kexec_args& a) {
   line out(a.out, a.out_size);
   out.num("stage", 2);
@@ -334,78 +442,31 @@ int stage2(const kho_kexec_args& a) {
   if (!root) return fail(out, "attach", root.err());
   auto map_entry = root->find_compatible(radix_compatible);
   if (!map_entry) return fail(out, "map", map_entry.err());
-  auto map = attach_preserve_bitmap(r.mem, phys_addr{(*map_entry)->phys.get()}, scratch, node_list);
-  if (!map) return fail(out, "map", map.err());
-  if (((*map_entry)->flags.get() & entry_deep_checksum) == 0 || map->deep_checksum() != (*map_entry)->deep_checksum.get())
+  auto attached = attach_preserve_bitmap(r.mem, phys_addr{(*map_entry)->phys.get()}, scratch, node_list);
+  if (!attached) return fail(out, "map", attached.err());
+  static static_slot<map_view> map_slot;
+  const map_view& map = map_slot.emplace(static_cast<map_view&&>(*attached));
+  if (((*map_entry)->flags.get() & entry_deep_checksum) == 0 || map.deep_checksum() != (*map_entry)->deep_checksum.get())
     return fail(out, "map", make_error(errc::bad_checksum, "radix", phys_addr{(*map_entry)->phys.get()}));
-  if (status s = check_ownership(*root, *map, scratch); !s) return fail(out, "ownership", s.err());
-  if (preserved_pages(*map) != boot.preserved_pages.get()) return fail(out, "map", errc::bad_count);
+  if (status s = check_ownership(*root, map, scratch); !s) return fail(out, "ownership", s.err());
+  if (preserved_pages(map) != boot.preserved_pages.get()) return fail(out, "map", errc::bad_count);
   const u64 check_us = clock.lap();
 
-  auto luo_entry = root->find("LUO");
-  if (!luo_entry) return fail(out, "luo", luo_entry.err());
-  auto luo = upstream::attach_luo_v5(r.mem, phys_addr{(*luo_entry)->phys.get()}, scratch, (*luo_entry)->size.get());
-  if (!luo) return fail(out, "luo", luo.err());
-  for (const char* session : {"vm-alpha", "database"})
-    if (auto got = luo->retrieve_session(session); !got) return fail(out, "session", got.err());
-  if (!luo->find_flb("iommufd-v1")) return fail(out, "flb", errc::not_found);
-  u64 folios = 0, bytes = 0;
-  if (status s = read_files(*luo, r.mem, folios, bytes); !s) return fail(out, "files", s.err());
-  luo->release();
-  auto blob = root->find("blob");
-  const char state[] = "state that crossed a real kexec";
-  if (!blob || __builtin_memcmp(r.mem.to_virt(phys_addr{(*blob)->phys.get()}, sizeof state), state, sizeof state) != 0)
-    return fail(out, "blob", errc::bad_checksum);
+  next_kernel k{r, scratch, *root, map};
+  if (status s = read_services(k); !s) return fail(out, "read", s.err());
   const u64 read_us = clock.lap();
-
-  // Restore: every preserved block into the memblock model, at the bound.
-  auto memblock = memblock_model<source>::create(scratch);
-  if (!memblock) return fail(out, "restore", memblock.err());
-  if (status s = restore_at_bound(*map, *memblock); !s) return fail(out, "restore", s.err());
+  if (status s = restore(k); !s) return fail(out, "restore", s.err());
   const u64 restore_us = clock.lap();
-
-  // The holes between preserved blocks over the old kernel's pages, and the buddy
-  // hand-over word by word: every page of the range is free or preserved, once.
-  const phys_range ram[] = {{r.pages_lo, r.scratch_lo}};
-  const phys_range reserved[] = {{r.base, r.pages_lo}};
-  phys_range storage[4];
-  auto holes = make_holes_memblock(*map, ram, reserved, storage);
-  if (!holes) return fail(out, "holes", holes.err());
-  auto early = holes->alloc(geo::size, geo::size);  // memblock_alloc before the hand-over
-  if (!early) return fail(out, "holes", early.err());
-  using zone = bitmap_buddy<10>;
-  auto z = zone::create(pfn{r.pages_lo.value >> geo::shift}, pfn{r.scratch_lo.value >> geo::shift}, zone_words);
-  if (!z) return fail(out, "buddy", z.err());
-  zone zones[] = {*z};
-  if (status s = holes->free_all_words(std::span<zone>(zones)); !s) return fail(out, "buddy", s.err());
-  const u64 range_pages = (r.scratch_lo - r.pages_lo) >> geo::shift;
-  if (zones[0].free_pages() + preserved_pages(*map) + 1 != range_pages) return fail(out, "buddy", errc::bad_count);
+  if (status s = hand_over(k); !s) return fail(out, "buddy", s.err());
   const u64 buddy_us = clock.lap();
-
-  // The memfd's folio map: validated, adopted, grown with fresh pages from scratch.
-  auto xa_entry = root->find("memfd-folios");
-  if (!xa_entry) return fail(out, "xarray", xa_entry.err());
-  auto xv = attach_xarray<u64>(r.mem, phys_addr{(*xa_entry)->phys.get()}, scratch);
-  if (!xv) return fail(out, "xarray", xv.err());
-  u64 entries = 0;
-  for (const folio_plan& f : vm_folios) {
-    auto got = xv->load(f.index + (u64{1} << f.order) - 1);  // a multi-order entry answers for all its indices
-    if (!got) return fail(out, "xarray", got.err());
-    ++entries;
-  }
-  auto xa = xarray<u64, geo::shift, source>::adopt(*xv, scratch);
-  if (!xa) return fail(out, "xarray", xa.err());
-  const u64 before = xa->count();
-  for (u64 i = 0; i < added_by_stage2; ++i)
-    if (status s = xa->store((u64{1} << 32) + 977 * i, i + 1); !s) return fail(out, "xarray", s.err());
-  if (xa->count() != before + added_by_stage2) return fail(out, "xarray", errc::bad_count);
+  if (status s = grow_xarray(k); !s) return fail(out, "xarray", s.err());
   const u64 xarray_us = clock.lap();
 
   out.str("status", "ok").hex("root", root_pa.value).num("entries", root->size());
-  out.num("preserved_pages", preserved_pages(*map)).num("map_nodes", map->nodes().size());
-  out.num("folios", folios).num("folio_bytes_checked", bytes);
-  out.num("memblock_regions", memblock->size()).num("buddy_free_pages", zones[0].free_pages());
-  out.num("xarray_entries", xa->count()).num("xarray_entries_checked", entries);
+  out.num("preserved_pages", preserved_pages(map)).num("map_nodes", map.nodes().size());
+  out.num("folios", k.folios).num("folio_bytes_checked", k.folio_bytes);
+  out.num("memblock_regions", k.memblock_regions).num("buddy_free_pages", k.buddy_free_pages);
+  out.num("xarray_entries", k.xarray_entries).num("xarray_entries_checked", k.xarray_checked);
   out.num("check_us", check_us).num("read_us", read_us).num("restore_us", restore_us);
   out.num("buddy_us", buddy_us).num("xarray_us", xarray_us);
   out.finish();

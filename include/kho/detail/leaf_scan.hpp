@@ -78,7 +78,7 @@ class side_stream {
   static constexpr u64 page = u64{1} << PageShift;
 
   side_stream(const Walker& w, u64 orders, u64 from, u64 to, std::span<const u64> nodes, Extra extra)
-      : node_(nodes.data()), node_end_(nodes.data() + nodes.size()), extra_(extra), from_(from), to_(to) {
+      : walker_(&w), node_(nodes.data()), node_end_(nodes.data() + nodes.size()), extra_(extra), from_(from), to_(to) {
     for (unsigned o = 0; o < Walker::orders; ++o)
       if ((orders >> o) & 1) {
         cursors_[live_] = cursor(&w, order{o}, phys_addr{from}, phys_addr{to});
@@ -111,7 +111,7 @@ class side_stream {
       const u64 raw_end = c.head().value + c.run_bytes();
       start_ = std::max(head, from_);
       end_ = (raw_end == 0 || raw_end > to_) ? to_ : raw_end;
-      c.next();
+      c.next(walker_, phys_addr{to_});
       if (!c.live()) c = cursors_[--live_];
     } else {
       start_ = none;
@@ -119,8 +119,9 @@ class side_stream {
   }
 
  private:
-  cursor cursors_[Walker::orders];
+  cursor cursors_[Walker::orders - 1];  // every order but the dominant one
   unsigned live_ = 0;
+  const Walker* walker_;
   const u64* node_;
   const u64* node_end_;
   Extra extra_;

@@ -40,6 +40,7 @@
 #include <kho/linux/memfd.hpp>
 
 #include <cstring>
+#include <new>
 #include <optional>
 
 namespace kho::upstream {
@@ -242,21 +243,32 @@ struct chunk_map {
   bool is_preserved(phys_addr pa) const { return index->is_preserved(pa); }
 };
 
+// The chain's blocks indexed in a radix tree of scratch pages. The index's writer
+// (1.5 KiB, most of it its pending-record lists) lives in a scratch page too, not on
+// the stack: a kernel frame has 2 KiB.
 template <unsigned PageShift, Memory M, PageSource Scratch, class Owners, class Visit>
 status check_with_chunks(const kho_fdt_view<M, PageShift>& root, Scratch& scratch, Owners& owners,
                          const handover_check_options& options, Visit&& visit) {
+  using index_type = preserve_bitmap<Scratch, PageShift>;
+  static_assert(sizeof(result<index_type>) <= page_geometry<PageShift>::size);
   auto chain = attach_kho_mem_chunks<PageShift>(root.memory(), root.memory_map(), scratch);
   if (!chain) return chain.err();
-  auto index = preserve_bitmap<Scratch, PageShift>::create(scratch, false);
-  if (!index) return make_error(errc::out_of_memory, chain->structure, root.memory_map());
-  status s;
-  chain->for_each_block([&](phys_addr pa, order o) {
-    if (s) s = index->preserve(pa, o);
-  });
-  if (!s) s = make_error(s.code(), chain->structure, root.memory_map());
-  else s = check_with_map(root, scratch, owners, chunk_map<PageShift, M, Scratch>{&*chain, &*index}, options, visit);
-  index->clear();
-  scratch.free(index->root(), order{0});
+  auto slot = scratch.alloc(order{0});
+  if (!slot) return make_error(errc::out_of_memory, chain->structure, root.memory_map());
+  void* room = scratch.memory().to_virt(*slot, sizeof(result<index_type>));
+  auto& index = *new (room) result<index_type>(index_type::create(scratch, false));
+  status s = index ? status{} : status{make_error(errc::out_of_memory, chain->structure, root.memory_map())};
+  if (s) {
+    chain->for_each_block([&](phys_addr pa, order o) {
+      if (s) s = index->preserve(pa, o);
+    });
+    if (!s) s = make_error(s.code(), chain->structure, root.memory_map());
+    else s = check_with_map(root, scratch, owners, chunk_map<PageShift, M, Scratch>{&*chain, &*index}, options, visit);
+    index->clear();
+    scratch.free(index->root(), order{0});
+  }
+  index.~result<index_type>();
+  scratch.free(*slot, order{0});
   return s;
 }
 
@@ -312,8 +324,11 @@ namespace impl {
 // the preserved check of all claimed so far, so the first failure belongs to the
 // subtree just claimed. Fills `failed` (its position) and returns its error; fatal
 // errors (root, map) come back with `failed` unset.
+// Not inlined, as the kernel's noinline_for_stack: its owners and map view would join
+// the caller's subtree set and kho_handover in one frame past the kernel's 2 KiB.
 template <unsigned PageShift, Memory M, PageSource Scratch>
-status check_pass(const kho_fdt_view<M, PageShift>& root, Scratch& scratch, const handover_check_options& options,
+[[gnu::noinline]] status check_pass(const kho_fdt_view<M, PageShift>& root, Scratch& scratch,
+                                    const handover_check_options& options,
                   const subtree_set& skip, unsigned& failed, kho_subtree& failed_subtree, bool& fatal) {
   fatal = true;
   page_owners<Scratch, PageShift> owners(scratch);

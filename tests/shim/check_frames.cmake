@@ -1,0 +1,38 @@
+cmake_minimum_required(VERSION 3.25)
+# Fails when a function of kho's headers needs a stack frame over the kernel's limit
+# (CONFIG_FRAME_WARN: 2048 bytes; kernel stacks are 16 KiB). The shim objects are
+# compiled with -fstack-usage: each has a .su file beside it, one line per function,
+# "file:line:column:function<TAB>bytes<TAB>kind". The shim's own exercise functions
+# hold whole containers and are not held to it; the kernel module (tests/kernel/) is,
+# with -Wframe-larger-than=2048 as an error.
+set(limit 2048)
+string(REPLACE ";" " " objects "${OBJECTS}")
+separate_arguments(objects UNIX_COMMAND "${objects}")
+set(over "")
+set(deepest 0)
+foreach(object IN LISTS objects)
+  string(REGEX REPLACE "\\.o$" ".su" su "${object}")
+  if(NOT EXISTS "${su}")
+    message(FATAL_ERROR "no stack usage file ${su} (compiled without -fstack-usage?)")
+  endif()
+  file(STRINGS "${su}" lines)
+  foreach(line IN LISTS lines)
+    if(NOT line MATCHES "/include/kho/")
+      continue()
+    endif()
+    string(REGEX MATCH "\t([0-9]+)\t" m "${line}")
+    set(bytes ${CMAKE_MATCH_1})
+    if(bytes GREATER deepest)
+      set(deepest ${bytes})
+    endif()
+    if(bytes GREATER limit)
+      string(REGEX REPLACE "\t.*" "" where "${line}")
+      list(APPEND over "${bytes} bytes: ${where}")
+    endif()
+  endforeach()
+endforeach()
+if(over)
+  list(JOIN over "\n  " text)
+  message(FATAL_ERROR "frames over ${limit} bytes in kho's headers:\n  ${text}")
+endif()
+message(STATUS "deepest frame of a kho function: ${deepest} bytes (limit ${limit})")
