@@ -5,8 +5,9 @@
 # one machine cannot hide a missing line. `--tests` adds what the test command needs
 # beyond a build, for its sanitized pass: clang and its ASan/UBSan runtimes (a Debian
 # `clang` without recommends has none), lld to link, and llvm-14 for llvm-symbolizer, so
-# a sanitizer's report names functions and lines. Scripts that need more (gnuplot for
-# the charts, python3 for the mutants) pass it in KHO_EXTRA_PACKAGES.
+# a sanitizer's report names functions and lines. `--kernel` adds what
+# tools/run-kernel-test.sh needs. Scripts that need more (gnuplot for the charts,
+# python3 for the mutants) pass it in KHO_EXTRA_PACKAGES.
 set -euo pipefail
 packages=(cmake ninja-build g++ make binutils
           libboost-dev libxxhash-dev libfdt-dev
@@ -14,11 +15,16 @@ packages=(cmake ninja-build g++ make binutils
           libcli11-dev nlohmann-json3-dev libfmt-dev
           ${KHO_EXTRA_PACKAGES:-})
 test_packages=(clang libclang-rt-14-dev lld-14 llvm-14)
-case "${1:-}" in
-  --tests) packages+=("${test_packages[@]}") ;;
-  "") ;;
-  *) echo "usage: $0 [--tests]" >&2; exit 2 ;;
-esac
+# tools/run-kernel-test.sh: QEMU, the kernel's headers for kbuild, kexec-tools and a
+# static busybox for the initramfs (the kernel image comes from its package, unpacked).
+kernel_packages=(qemu-system-x86 linux-headers-amd64 kexec-tools busybox-static cpio)
+for arg in "$@"; do
+  case "$arg" in
+    --tests) packages+=("${test_packages[@]}") ;;
+    --kernel) packages+=("${kernel_packages[@]}") ;;
+    *) echo "usage: $0 [--tests] [--kernel]" >&2; exit 2 ;;
+  esac
+done
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -32,8 +32,7 @@ expected=("ok" "ok" "torn handover" "torn handover" "torn handover" "checksum mi
 
 t0=$SECONDS
 lap() { printf '%-34s %4d s\n' "$1" $((SECONDS - t0)); t0=$SECONDS; }
-KHO_EXTRA_PACKAGES="qemu-system-x86 linux-headers-amd64 kexec-tools busybox-static cpio ${KHO_EXTRA_PACKAGES:-}" \
-  "$top/tools/install-deps.sh"
+"$top/tools/install-deps.sh" --kernel
 headers=$(ls -d /usr/src/linux-headers-*-amd64 | sort -V | tail -1)
 kver=${headers#/usr/src/linux-headers-}
 rm -rf "$work" && mkdir -p "$work/module" "$work/root/bin"
