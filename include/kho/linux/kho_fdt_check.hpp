@@ -328,8 +328,8 @@ namespace impl {
 // the caller's subtree set and kho_handover in one frame past the kernel's 2 KiB.
 template <unsigned PageShift, Memory M, PageSource Scratch>
 [[gnu::noinline]] status check_pass(const kho_fdt_view<M, PageShift>& root, Scratch& scratch,
-                                    const handover_check_options& options,
-                  const subtree_set& skip, unsigned& failed, kho_subtree& failed_subtree, bool& fatal) {
+                                    const handover_check_options& options, const subtree_set& skip,
+                                    unsigned& failed, kho_subtree& failed_subtree, bool& fatal) {
   fatal = true;
   page_owners<Scratch, PageShift> owners(scratch);
   KHO_TRY(root.claim_pages(owners));
