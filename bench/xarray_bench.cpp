@@ -10,8 +10,7 @@
 //              random pages inside them
 //
 //   bench/xarray_bench --benchmark_min_time=0.2
-#include <kho/model/physical_memory.hpp>
-#include <kho/xarray.hpp>
+#include "xarray_arena.hpp"
 
 #include <benchmark/benchmark.h>
 
@@ -24,9 +23,7 @@
 
 namespace {
 
-using namespace kho;
-using source = bump_page_source<flat_memory>;
-using xa = xarray<u64, 12, source>;
+using namespace kho_bench;
 
 enum pattern : int { dense, sparse, clustered, huge };
 constexpr u64 dense_n = u64{16} << 20;
@@ -73,7 +70,6 @@ const workload& load_of(int p) {
   return *cache[p];
 }
 
-u64 value_of(u64 index) { return (index << 12) | 3; }
 
 // Physical memory for the xarray: a sparse memfd.
 struct built_xarray {
@@ -294,23 +290,6 @@ void BM_AttachValidate_Xarray(benchmark::State& st) {
 // page source every iteration (destroy() returns its pages), so pages are warm, as in a
 // kernel's page allocator; setup outside the timed part runs with the timer paused.
 
-/// A page source that outlives the maps built on it.
-struct arena {
-  std::unique_ptr<model::physical_memory> pm;
-  std::unique_ptr<source> pages;
-  arena() {
-    const u64 size = u64{1} << 31;
-    pm = std::make_unique<model::physical_memory>(model::physical_memory::create(u64{4} << 30, size));
-    pages = std::make_unique<source>(pm->memory(), pm->base(), pm->base() + size);
-  }
-  xa fresh() { return std::move(*xa::create(*pages)); }
-  xa sequential(u64 n) {
-    xa x = fresh();
-    for (u64 i = 0; i < n; ++i)
-      if (!x.store(i, value_of(i))) std::abort();
-    return x;
-  }
-};
 
 void BM_StoreSeq_Xarray(benchmark::State& st) {
   const u64 n = static_cast<u64>(st.range(0));

@@ -23,6 +23,7 @@
 #include <kho/result.hpp>
 
 #include <concepts>
+#include <cstdint>
 #include <cstring>
 #include <type_traits>
 
@@ -71,6 +72,10 @@ class flat_memory {
   u64 size() const { return size_; }
   phys_addr end() const { return base_ + size_; }
   void* virt() const { return virt_; }
+  /// Where physical address 0 would be mapped: while it is unchanged, every pointer
+  /// to_virt returned still points at the same bytes (a cheap check for readers that
+  /// keep pointers between calls, such as an xarray cursor).
+  std::uintptr_t translation() const { return reinterpret_cast<std::uintptr_t>(virt_) - base_.value; }
 
  private:
   phys_addr base_{};

@@ -109,20 +109,41 @@ constexpr error make_error(errc code, const char* structure = "", phys_addr at =
   return error{code, where{structure, at, depth}};
 }
 
-/// A value or an error. T need not be default-constructible.
+/// What err() answers for a result that holds a value.
+inline constexpr error no_error{};
+
+/// A value or an error. T need not be default-constructible. The two share storage, so
+/// returning a value writes only the value and the flag (a scan returning an entry per
+/// call pays for nothing else).
 template <class T>
 class [[nodiscard]] result {
  public:
-  constexpr result(const T& v) : ok_(true) { ::new (&value_) T(v); }
-  constexpr result(T&& v) : ok_(true) { ::new (&value_) T(std::move(v)); }
+  constexpr result(const T& v) : value_(v), ok_(true) {}
+  constexpr result(T&& v) : value_(std::move(v)), ok_(true) {}
   constexpr result(error e) : err_(e), ok_(false) {}
   constexpr result(errc c) : err_{c, {}}, ok_(false) {}
 
-  result(const result& o) : err_(o.err_), ok_(o.ok_) {
-    if (ok_) ::new (&value_) T(o.value_);
+  // Trivially copyable when T is, so a result returned per call (a cursor's next())
+  // stays in registers instead of being copied through memory.
+  result(const result&) requires std::is_trivially_copy_constructible_v<T> = default;
+  result(result&&) requires std::is_trivially_move_constructible_v<T> = default;
+  result& operator=(const result&) requires std::is_trivially_copy_assignable_v<T> = default;
+  result& operator=(result&&) requires std::is_trivially_move_assignable_v<T> = default;
+  ~result() requires std::is_trivially_destructible_v<T> = default;
+
+  result(const result& o) : ok_(o.ok_) {
+    if (ok_) {
+      ::new (&value_) T(o.value_);
+    } else {
+      ::new (&err_) error(o.err_);
+    }
   }
-  result(result&& o) noexcept : err_(o.err_), ok_(o.ok_) {
-    if (ok_) ::new (&value_) T(std::move(o.value_));
+  result(result&& o) noexcept : ok_(o.ok_) {
+    if (ok_) {
+      ::new (&value_) T(std::move(o.value_));
+    } else {
+      ::new (&err_) error(o.err_);
+    }
   }
   result& operator=(const result& o) {
     if (this != &o) {
@@ -154,13 +175,13 @@ class [[nodiscard]] result {
   const T& operator*() const& { return value_; }
 
   constexpr errc code() const { return ok_ ? errc::ok : err_.code; }
-  constexpr const error& err() const { return err_; }
+  constexpr const error& err() const { return ok_ ? no_error : err_; }
 
  private:
   union {
     T value_;
+    error err_;
   };
-  error err_{};
   bool ok_;
 };
 

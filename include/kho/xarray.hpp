@@ -432,13 +432,38 @@ class xa_cursor {
   /// the first after it, then the first that begins after the last one returned.
   /// Complexity: O(1) amortised per entry over a whole scan (O(H + leaf) after a change).
   /// Errors: not_found (the scan is over).
-  result<entry> next() {
+  [[gnu::always_inline]] result<entry> next() {
+    if (slot_ < geo::leaf_slots && fresh()) [[likely]] {
+      entry e;
+      if (scan_fast(e)) return e;
+    }
+    return next_slow();
+  }
+
+  /// The index the scan continues from.
+  u64 position() const { return fast_leaf_ && slot_ > 0 ? leaf_base_ + slot_ : pos_; }
+
+ private:
+  struct level {
+    const unsigned char* br;
+    unsigned h;
+    u64 base;
+    u64 j;  // the next slot to look at
+  };
+
+  /// Everything but the next hit in a dense leaf without multi-order entries: leaving a
+  /// leaf, the path to the next one, compact leaves, and re-descending after a change.
+  [[gnu::noinline]] result<entry> next_slow() {
     if (done_) return errc::not_found;
-    if (gen_ != generation() || anchor_ != anchor()) seek();
+    sync_position();
+    if (done_) return errc::not_found;
+    if (!fresh()) seek();
     for (;;) {
       if (leaf_ != nullptr) {
         entry e;
-        if (leaf_compact_ ? scan_compact(e) : scan_dense(e)) {
+        if (fast_leaf_) {
+          if (scan_fast(e)) return e;
+        } else if (leaf_compact_ ? scan_compact(e) : scan_dense(e)) {
           first_ = false;
           if (e.last() == ~u64{0}) {
             done_ = true;
@@ -448,6 +473,7 @@ class xa_cursor {
           return e;
         }
         leaf_ = nullptr;
+        leave_fast();
         if (leaf_last_ == ~u64{0}) break;
         pos_ = leaf_last_ + 1;
         first_ = false;
@@ -458,16 +484,68 @@ class xa_cursor {
     return errc::not_found;
   }
 
-  /// The index the scan continues from.
-  u64 position() const { return pos_; }
+  void leave_fast() {
+    fast_leaf_ = false;
+    slot_ = geo::leaf_slots;  // next() goes the slow way
+  }
 
- private:
-  struct level {
-    const unsigned char* br;
-    unsigned h;
-    u64 base;
-    u64 j;  // the next slot to look at
-  };
+  /// Brings pos_ up to date after hits of scan_fast, which advances slot_ only.
+  void sync_position() {
+    if (!fast_leaf_ || slot_ == 0) return;
+    if (leaf_base_ + (slot_ - 1) == ~u64{0}) {
+      done_ = true;  // the last index there is was returned
+      leave_fast();
+    } else {
+      pos_ = leaf_base_ + slot_;
+    }
+  }
+
+  [[gnu::always_inline]] bool fresh() const { return gen_ == generation() && anchor_ == anchor(); }
+
+  /// The next hit at or after slot_ of a dense leaf whose slots are all order-0
+  /// entries (no tail bits): the loop xas_for_each's fast path is, over a page of
+  /// values instead of 64 slots, with no entry to decode.
+  [[gnu::always_inline]] bool scan_fast(entry& e) {
+    u64 i = slot_;
+    if (mark_ < 0) {
+      for (; i < geo::leaf_slots; ++i) {
+        const Value v = read::d_value(leaf_, i);
+        if (is_zero_value(v)) continue;
+        slot_ = i + 1;  // pos_ is leaf_base_ + slot_ while fast_leaf_ (sync_position)
+        e = entry{leaf_base_ + i, order{0}, marks_at(i), v};
+        return true;
+      }
+      return false;
+    } else {
+      i = next_marked_slot(i);
+      if (i >= geo::leaf_slots) return false;
+    }
+    slot_ = i + 1;  // pos_ is leaf_base_ + slot_ while fast_leaf_ (sync_position)
+    e = entry{leaf_base_ + i, order{0}, marks_at(i), read::d_value(leaf_, i)};
+    return true;
+  }
+
+  /// The first slot at or after i whose bit of the scanned mark is set, or leaf_slots.
+  u64 next_marked_slot(u64 i) const {
+    if (sec_ == nullptr || i >= geo::leaf_slots) return geo::leaf_slots;
+    const unsigned char* bits = read::side_bitmap(sec_, static_cast<unsigned>(mark_));
+    u64 w = i / 64;
+    u64 word = get64(bits + 8 * w) & (~u64{0} << (i % 64));
+    while (word == 0) {
+      if (++w == geo::leaf_slots / 64) return geo::leaf_slots;
+      word = get64(bits + 8 * w);
+    }
+    return w * 64 + static_cast<u64>(std::countr_zero(word));
+  }
+
+  u8 marks_at(u64 s) const {
+    if (sec_ == nullptr) return 0;
+    const u64 at = 8 * (s / 64), b = s % 64;
+    static_assert(xa_mark_count == 3);
+    return static_cast<u8>(((get64(sec_ + at) >> b) & 1) |
+                           (((get64(sec_ + geo::side_bitmap_bytes + at) >> b) & 1) << 1) |
+                           (((get64(sec_ + 2 * geo::side_bitmap_bytes + at) >> b) & 1) << 2));
+  }
 
   u64 generation() const {
     if constexpr (requires(const Derived& x) { x.generation(); }) {
@@ -476,7 +554,15 @@ class xa_cursor {
       return 0;  // a view never changes
     }
   }
-  const void* anchor() const { return d_->memory().to_virt(d_->root(), 1); }
+  /// What changes when the memory is mapped anew: the translation where the Memory
+  /// offers one (a few loads), else where the root block now lies.
+  std::uintptr_t anchor() const {
+    if constexpr (requires { d_->memory().translation(); }) {
+      return d_->memory().translation();
+    } else {
+      return reinterpret_cast<std::uintptr_t>(d_->memory().to_virt(d_->root(), 1));
+    }
+  }
 
   /// Rebuilds the path to pos_ (descending whatever the summaries say).
   void seek() {
@@ -484,6 +570,7 @@ class xa_cursor {
     anchor_ = anchor();
     depth_ = 0;
     leaf_ = nullptr;
+    leave_fast();
     u64 ref = d_->root_ref();
     unsigned h = d_->root_height();
     if (ref == 0 || (geo::cover(h) < 64 && (pos_ >> geo::cover(h)) != 0)) {
@@ -533,6 +620,11 @@ class xa_cursor {
       rec_ = start_record();
     } else {
       sec_ = read::side_section(d_->memory(), L.br, js);
+      fast_leaf_ = sec_ == nullptr || !any_bits(read::side_bitmap(sec_, read::tail), geo::side_bitmap_bytes);
+      if (fast_leaf_) {
+        slot_ = pos_ > leaf_base_ ? pos_ - leaf_base_ : 0;
+        first_ = false;  // no entry of this leaf starts before pos_
+      }
     }
   }
 
@@ -600,15 +692,9 @@ class xa_cursor {
     }
     if (mark_ >= 0) {
       // only heads carry marks: the first set bit at or after i is the next hit
-      if (sec_ == nullptr) return false;
-      const unsigned char* bits = read::side_bitmap(sec_, static_cast<unsigned>(mark_));
-      u64 w = i / 64;
-      u64 word = get64(bits + 8 * w) & (~u64{0} << (i % 64));
-      while (word == 0) {
-        if (++w == geo::leaf_slots / 64) return false;
-        word = get64(bits + 8 * w);
-      }
-      e = head_entry(w * 64 + static_cast<u64>(std::countr_zero(word)));
+      i = next_marked_slot(i);
+      if (i >= geo::leaf_slots) return false;
+      e = head_entry(i);
       return true;
     }
     const unsigned char* tails = sec_ == nullptr ? nullptr : read::side_bitmap(sec_, read::tail);
@@ -628,12 +714,7 @@ class xa_cursor {
     const unsigned char* tails = read::side_bitmap(sec_, read::tail);
     u64 n = 1;
     while (s + n < geo::leaf_slots && detail::test_bit(tails, s + n)) ++n;
-    const u64 at = 8 * (s / 64), b = s % 64;
-    static_assert(xa_mark_count == 3);
-    const u8 marks = static_cast<u8>(((get64(sec_ + at) >> b) & 1) |
-                                     (((get64(sec_ + geo::side_bitmap_bytes + at) >> b) & 1) << 1) |
-                                     (((get64(sec_ + 2 * geo::side_bitmap_bytes + at) >> b) & 1) << 2));
-    return entry{leaf_base_ + s, order{static_cast<unsigned>(std::countr_zero(n))}, marks, v};
+    return entry{leaf_base_ + s, order{static_cast<unsigned>(std::countr_zero(n))}, marks_at(s), v};
   }
 
   const Derived* d_;
@@ -642,7 +723,7 @@ class xa_cursor {
   bool done_;
   bool first_ = true;
   u64 gen_ = ~u64{0};
-  const void* anchor_ = nullptr;
+  std::uintptr_t anchor_ = 0;
   level stack_[geo::max_height + 1];
   unsigned depth_ = 0;
   const unsigned char* leaf_ = nullptr;
@@ -650,6 +731,8 @@ class xa_cursor {
   u64 leaf_base_ = 0, leaf_last_ = 0;
   u64 rec_ = 0;                          // compact: the next record
   const unsigned char* sec_ = nullptr;   // dense: the side section, or nullptr
+  bool fast_leaf_ = false;               // dense without tails: scan_fast from slot_
+  u64 slot_ = geo::leaf_slots;           // fast_leaf_: the next slot to look at; else leaf_slots
 };
 
 /// The const queries, written once for the writer and the view. Derived provides
