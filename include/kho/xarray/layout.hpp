@@ -1,4 +1,5 @@
-// kho/detail/xarray_layout.hpp: the wire layout and page geometry of the KHO xarray.
+// kho/xarray/layout.hpp: the wire layout and page geometry of the KHO xarray: the root
+// block, the node header, where every byte of a node is, and the entry type.
 //
 // See kho/xarray.hpp for the picture and the invariants; this file only says where
 // every byte is. Nodes are addressed through "refs": a node's physical address with
@@ -188,4 +189,55 @@ inline u64 xa_mix(u64 x) {
 }
 
 }  // namespace detail
+
+// ---- the root block --------------------------------------------------------------------
+
+inline constexpr u64 xarray_magic = 0x31525241584f484bULL;  // "KHOXARR1" little-endian
+inline constexpr const char* xarray_compatible = "kho-xarray-v1";
+inline constexpr u16 xarray_version_major = 1;
+inline constexpr u16 xarray_version_minor = 0;
+
+/// What a handover entry points at: the whole state of one xarray.
+struct xarray_root {
+  detail::le64 magic;
+  char compatible[16];           // "kho-xarray-v1", NUL-padded
+  detail::le16 version_major;
+  detail::le16 version_minor;
+  detail::le16 page_shift;
+  detail::le16 value_size;
+  detail::le32 height;           // the root node covers [0, 2^cover(height))
+  detail::le32 marks;            // bit m: some entry carries mark m
+  detail::le64 root;             // ref of the root node (0: empty)
+  detail::le64 count;            // entries (a multi-order entry counts once)
+  detail::le64 nodes;            // node pages, the root block excluded
+  detail::le64 address_sum;      // sum of node addresses, mod 2^64
+  detail::le64 address_mix;      // sum of xa_mix(node address), mod 2^64
+  detail::le64 checksum;         // XXH64 of these 128 bytes, this field counted as zero
+  detail::le64 reserved[5];
+};
+static_assert(sizeof(xarray_root) == 128);
+static_assert(offsetof(xarray_root, compatible) == 8);
+static_assert(offsetof(xarray_root, version_major) == 24);
+static_assert(offsetof(xarray_root, page_shift) == 28);
+static_assert(offsetof(xarray_root, value_size) == 30);
+static_assert(offsetof(xarray_root, height) == 32);
+static_assert(offsetof(xarray_root, root) == 40);
+static_assert(offsetof(xarray_root, count) == 48);
+static_assert(offsetof(xarray_root, nodes) == 56);
+static_assert(offsetof(xarray_root, address_sum) == 64);
+static_assert(offsetof(xarray_root, checksum) == 80);
+static_assert(std::has_unique_object_representations_v<xarray_root>);
+
+/// One entry: `value` at every index of [index, index + 2^span).
+template <class Value>
+struct xarray_entry {
+  u64 index = 0;
+  order span{};
+  u8 marks = 0;  // bit m: mark m
+  Value value{};
+
+  u64 last() const { return index + ((u64{1} << span.value) - 1); }
+  bool marked(xa_mark m) const { return (marks >> static_cast<unsigned>(m)) & 1; }
+};
+
 }  // namespace kho
