@@ -124,9 +124,9 @@ CLI::App* add_verify(CLI::App& app, verify_options& v) {
 CLI::App* add_qualify(CLI::App& app, qualify_options& q) {
   auto* cmd = app.add_subcommand("qualify", "before kexec: will the next image read every structure? exit 0 yes, 2 no");
   add_image_options(cmd, q.image, false);
-  auto* writer_image =
-      cmd->add_option("--writer-image", q.writer_image, "the running (old) image's executable: negotiate what it would write")
-          ->check(CLI::ExistingFile);
+  auto* writer_image = cmd->add_option("--writer-image", q.writer_image,
+                                       "the running (old) image's executable: negotiate what it would write")
+                           ->check(CLI::ExistingFile);
   cmd->add_option("--writer-manifest", q.writer_manifest, "the old image's manifest bytes")
       ->check(CLI::ExistingFile)
       ->excludes(writer_image);

@@ -106,7 +106,9 @@ nlohmann::json report_linux(const model::handover_image& image, const model::loc
 }
 
 nlohmann::json report_kho_root(const model::handover_image& image, phys_addr root) {
-  return at_page_shift(image, [&]<unsigned Shift>(page_shift<Shift>) { return model::inspect<Shift>(image.memory(), root); });
+  return at_page_shift(image, [&]<unsigned Shift>(page_shift<Shift>) {
+    return model::inspect<Shift>(image.memory(), root);
+  });
 }
 
 nlohmann::json report_radix(const model::handover_image& image, phys_addr root, u64 max_ranges) {

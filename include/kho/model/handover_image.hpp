@@ -44,6 +44,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -148,8 +149,9 @@ class handover_image {
   /// over from an older handover. Nothing to check without a boot page (--root).
   std::optional<handover_refusal> check_generation(const located_kho_root& where, u64 root_generation) const {
     if (!where.boot) return std::nullopt;
-    if (auto p = check_boot_generation(*where.boot, *flat_, root_generation)) return handover_refusal{p->err, p->detail};
-    return std::nullopt;
+    auto p = check_boot_generation(*where.boot, *flat_, root_generation);
+    if (!p) return std::nullopt;
+    return handover_refusal{p->err, p->detail};
   }
 
  private:
@@ -207,10 +209,15 @@ class handover_image {
             make_error(errc::bad_magic, "boot page", base),
             fmt::format("neither a boot page nor a setup_data list naming kho_data at {:#x}; pass --fdt or --root",
                         base.value)};
-      return handover_refusal{k.err(), "the setup_data list at the image's base", kernel_verdict_on(k.err(), memory())};
+      return linux_refusal(k.err(), "the setup_data list at the image's base");
     }
-    if (status s = check_kho_boot(*k); !s) return handover_refusal{s.err(), "kho_data", kernel_verdict_on(s.err(), memory())};
+    if (status s = check_kho_boot(*k); !s) return linux_refusal(s.err(), "kho_data");
     return located_linux_fdt{phys_addr{k->data.fdt_addr.get()}, k->data.fdt_size.get(), {}, *k};
+  }
+
+  /// A refusal on the way to a Linux root, with a stock kernel's verdict on it.
+  handover_refusal linux_refusal(const error& e, std::string detail) const {
+    return handover_refusal{e, std::move(detail), kernel_verdict_on(e, memory())};
   }
 
   status check_kho_boot(const upstream::located_kho_data& k) const {
