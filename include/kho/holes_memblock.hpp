@@ -32,9 +32,9 @@
 
 #include <kho/bitmap_buddy.hpp>
 #include <kho/buddy_model.hpp>
-#include <kho/detail/leaf_scan.hpp>
 #include <kho/hole_finder.hpp>
 #include <kho/phys.hpp>
+#include <kho/preserve_bitmap/leaf_scan.hpp>
 #include <kho/result.hpp>
 
 #include <algorithm>
@@ -142,8 +142,8 @@ class holes_memblock {
   status free_all(Buddy& buddy) const {
     auto give = [&](u64 s, u64 e) { buddy.free_range(pfn{s >> geometry::shift}, pfn{e >> geometry::shift}); };
     if constexpr (is_view) {
-      // A validated view: one scan of its leaves (detail/leaf_scan.hpp), every busy range
-      // in ascending order; the holes are the gaps between them.
+      // A validated view: one scan of its leaves (preserve_bitmap/leaf_scan.hpp), every
+      // busy range in ascending order; the holes are the gaps between them.
       const phys_range w = finder_.ram_window();
       u64 cursor = w.start.value;
       const u64 hi = w.end.value;

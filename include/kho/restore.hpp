@@ -38,11 +38,11 @@
 // Every strategy leaves identical region arrays; the tests hold them to it.
 #pragma once
 
-#include <kho/detail/leaf_scan.hpp>
 #include <kho/detail/page_array.hpp>
 #include <kho/memory.hpp>
 #include <kho/phys.hpp>
 #include <kho/preserve_bitmap.hpp>
+#include <kho/preserve_bitmap/leaf_scan.hpp>
 #include <kho/result.hpp>
 
 #include <algorithm>

@@ -1,4 +1,7 @@
-// kho/detail/leaf_scan.hpp: every busy range of a validated radix view, ascending, fast.
+// kho/preserve_bitmap/leaf_scan.hpp: every busy range of a validated radix view,
+// ascending, fast. Beside preserve_bitmap.hpp rather than in detail/: it reads that
+// header's view, so it sits above the radix tree, and detail/ holds only what the
+// containers are built from.
 //
 // The merged walk of preserve_bitmap.hpp takes one cursor per order and pays a k-way
 // minimum and a callback per run. Restores and boot-time hole sweeps read every run of
