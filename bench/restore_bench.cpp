@@ -7,20 +7,19 @@
 //                        cheaper than the kernel, kept to show by how much
 //   RestoreLinear        the merged walk appended region by region, array doubling
 //   RestoreAtBound       the array sized once, one leaf scan storing regions
-//   RestoreTwoThreads    RestoreAtBound split in two address windows on two threads
 // and the bound: reading every leaf word of the tree once.
 //
 // Boot memory (where memblock's arrays live) is touched once before timing, so page
-// faults are not measured: the next kernel's direct map has none. RestoreAtBound and
-// RestoreTwoThreads report wall-clock time (UseRealTime); so does everything they are
-// compared with in the README.
+// faults are not measured: the next kernel's direct map has none. Every restore reports
+// wall-clock time (UseRealTime), as does everything it is compared with in the README.
+// No two-thread variant: restore is bound by memory writes, which a second thread did
+// not speed up on the machine these figures come from (bench/README.md).
 //
 // Patterns (bench_trees.hpp): scattered, runs, mixed. Space: 64 GiB, 1 TiB, 16 n pages
 // (scattered_1in16: constant density, for the linearity fit), or 16 TiB
 // for the 2^26-block scale family (256 GiB of 4 KiB pages; 0.5 GiB of tree, a 1 GiB
 // region array).
 #include <kho/memblock_kernel.hpp>
-#include <kho/model/parallel_restore.hpp>
 #include <kho/preserve_bitmap.hpp>
 #include <kho/restore.hpp>
 
@@ -79,7 +78,7 @@ void BM_LeafReadBound(benchmark::State& state) {
   state.SetComplexityN(state.range(0));
 }
 
-enum strategy { naive_kernel, naive_one_pass, linear, at_bound, two_threads };
+enum strategy { naive_kernel, naive_one_pass, linear, at_bound };
 
 template <class Memblock>
 status run_strategy(strategy s, const preserve_bitmap_view<flat_memory>& view, Memblock& m) {
@@ -89,8 +88,7 @@ status run_strategy(strategy s, const preserve_bitmap_view<flat_memory>& view, M
     switch (s) {
       case naive_one_pass: return restore_naive(view, m);
       case linear: return restore_linear(view, m);
-      case at_bound: return restore_at_bound(view, m);
-      default: return model::restore_parallel(view, m, 2);
+      default: return restore_at_bound(view, m);
     }
   }
 }
@@ -140,8 +138,6 @@ void preserve_args(benchmark::internal::Benchmark* b) {
       ->Complexity(benchmark::oN)->Unit(benchmark::kMillisecond)->UseRealTime();                              \
   BENCHMARK(BM_Restore<at_bound>)->Name("RestoreAtBound/" name)->KHO_ARGS(pat, space, 1 << 10, max_n)         \
       ->Complexity(benchmark::oN)->Unit(benchmark::kMillisecond)->UseRealTime();                              \
-  BENCHMARK(BM_Restore<two_threads>)->Name("RestoreTwoThreads/" name)->KHO_ARGS(pat, space, 1 << 10, max_n)   \
-      ->Complexity(benchmark::oN)->Unit(benchmark::kMillisecond)->UseRealTime();                              \
   BENCHMARK(BM_Restore<linear>)->Name("RestoreLinear/" name)->KHO_ARGS(pat, space, 1 << 10, max_n)            \
       ->Complexity(benchmark::oN)->Unit(benchmark::kMillisecond)->UseRealTime();                              \
   BENCHMARK(BM_Restore<naive_kernel>)->Name("RestoreNaive/" name)->KHO_ARGS(pat, space, 1 << 10, naive_max_n) \
@@ -167,7 +163,6 @@ void dense_scaled_args(benchmark::internal::Benchmark* b) {
       ->Complexity(benchmark::oN)->Unit(benchmark::kMillisecond)->UseRealTime()
 KHO_SCALED(BM_Walk, "Walk");
 KHO_SCALED(BM_Restore<at_bound>, "RestoreAtBound");
-KHO_SCALED(BM_Restore<two_threads>, "RestoreTwoThreads");
 KHO_SCALED(BM_Restore<linear>, "RestoreLinear");
 
 // Scale: 2^26 scattered 4 KiB pages (256 GiB) over 16 TiB; one size, no fit.
@@ -177,7 +172,6 @@ KHO_SCALED(BM_Restore<linear>, "RestoreLinear");
 KHO_SCALE(BM_Walk, "Walk");
 KHO_SCALE(BM_LeafReadBound, "LeafReadBound");
 KHO_SCALE(BM_Restore<at_bound>, "RestoreAtBound");
-KHO_SCALE(BM_Restore<two_threads>, "RestoreTwoThreads");
 KHO_SCALE(BM_Restore<linear>, "RestoreLinear");
 
 BENCHMARK(BM_Preserve)->ArgNames({"n", "pattern", "space_log2"})->Apply(preserve_args)

@@ -70,6 +70,11 @@ struct xa_read {
   /// c_find for a leaf covering the aligned 2^bits indices around idx. The record's value
   /// and order are fetched while the keys are searched: it is nearly always the guess's.
   static long c_find(const unsigned char* leaf, u64 idx, unsigned bits) {
+    // The guess needs the count, which sits in the header: fetch the key lines the
+    // guess lands in for a leaf half, three quarters and wholly full together with the
+    // header, so that on a cold leaf the search waits for memory once, not twice.
+    for (const u64 full : {geo::compact_capacity / 2, geo::compact_capacity * 3 / 4, geo::compact_capacity})
+      __builtin_prefetch(leaf + geo::keys_off + 8 * c_guess(idx, bits, full));
     const u64 n = c_count(leaf);
     if (n == 0) return -1;
     const u64 g = c_guess(idx, bits, n);
