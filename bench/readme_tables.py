@@ -140,15 +140,17 @@ def kernel_table(now, before):
 def restore_tables(r, scale):
     fam = "scattered_1TiB"
     print(r.header())
-    print("| N | naive (kernel) | naive one-pass | linear | **at bound** | walk alone | leaf-read bound | at bound / walk | linear / at bound |")
-    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+    print("| N | naive (kernel) | naive one-pass | linear | **at bound** | walk alone | leaf-read bound | at bound / walk | at bound / leaf read | linear / at bound | naive (kernel) / at bound |")
+    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for lg in range(10, 25, 2):
         n = 1 << lg
         pat = lambda s: rf"{s}/{fam}/n:{n}/pattern:0/space_log2:40/real_time"
         row([f"2^{lg}", r.cell(pat("RestoreNaive")), r.cell(pat("RestoreNaiveOnePass")), r.cell(pat("RestoreLinear")),
              r.cell(pat("RestoreAtBound"), bold=True), r.cell(pat("Walk")), r.cell(pat("LeafReadBound")),
              ratio(r.median(pat("RestoreAtBound")), r.median(pat("Walk"))),
-             ratio(r.median(pat("RestoreLinear")), r.median(pat("RestoreAtBound")))])
+             ratio(r.median(pat("RestoreAtBound")), r.median(pat("LeafReadBound"))),
+             ratio(r.median(pat("RestoreLinear")), r.median(pat("RestoreAtBound"))),
+             ratio(r.median(pat("RestoreNaive")), r.median(pat("RestoreAtBound")))])
     print()
     print("Constant density (`scattered_1in16`), ms:\n")
     print("| N | walk alone | **at bound** | linear | at bound / walk |")

@@ -110,7 +110,6 @@ def main():
                         series(runs, rf"RestoreNaiveOnePass/{fam}/.*")),
                        ("linear (merged walk, appended, doublings)", series(runs, rf"RestoreLinear/{fam}/.*")),
                        ("at the bound (array sized once, leaf scan)", series(runs, rf"RestoreAtBound/{fam}/.*")),
-                       ("at the bound, two threads", series(runs, rf"RestoreTwoThreads/{fam}/.*")),
                        ("merged walk alone", series(runs, rf"Walk/{fam}/.*")),
                        ("bound: read every leaf word once", series(runs, rf"LeafReadBound/{fam}/.*"))]):
             made.append("restore.svg")

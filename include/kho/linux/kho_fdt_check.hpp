@@ -166,8 +166,10 @@ status claim_luo_v5(const M& mem, const kho_subtree& t, Scratch& scratch, Owners
   return s;
 }
 
+// Not inlined (noinline_for_stack): each format's view would otherwise join the
+// frame of its caller, which already holds the page owners and the map's view.
 template <unsigned PageShift, Memory M, PageSource Scratch, class Owners, class Map>
-status claim_subtree(const M& mem, const kho_subtree& t, const char* format, Scratch& scratch, Owners& owners,
+[[gnu::noinline]] status claim_subtree(const M& mem, const kho_subtree& t, const char* format, Scratch& scratch, Owners& owners,
                      const Map& map) {
   if (detail::same_string(format, luo_v5_compatible)) return claim_luo_v5<PageShift>(mem, t, scratch, owners, map);
   if (detail::same_string(format, kexec_metadata_format)) {
@@ -243,6 +245,14 @@ struct chunk_map {
   bool is_preserved(phys_addr pa) const { return index->is_preserved(pa); }
 };
 
+// An empty index built in `room`. Not inlined (noinline_for_stack): create() builds
+// the writer in its own frame before moving it out, and that frame would otherwise be
+// check_with_chunks's.
+template <class Index, class Scratch>
+[[gnu::noinline]] result<Index>& emplace_index(void* room, Scratch& scratch) {
+  return *new (room) result<Index>(Index::create(scratch, false));
+}
+
 // The chain's blocks indexed in a radix tree of scratch pages. The index's writer
 // (1.5 KiB, most of it its pending-record lists) lives in a scratch page too, not on
 // the stack: a kernel frame has 2 KiB.
@@ -256,7 +266,7 @@ status check_with_chunks(const kho_fdt_view<M, PageShift>& root, Scratch& scratc
   auto slot = scratch.alloc(order{0});
   if (!slot) return make_error(errc::out_of_memory, chain->structure, root.memory_map());
   void* room = scratch.memory().to_virt(*slot, sizeof(result<index_type>));
-  auto& index = *new (room) result<index_type>(index_type::create(scratch, false));
+  auto& index = emplace_index<index_type>(room, scratch);
   status s = index ? status{} : status{make_error(errc::out_of_memory, chain->structure, root.memory_map())};
   if (s) {
     chain->for_each_block([&](phys_addr pa, order o) {
