@@ -1,7 +1,7 @@
 // bench/linux_xarray_model.hpp: the baseline of xarray_kernel_bench, the kernel's xarray
 // (lib/xarray.c, include/linux/xarray.h) reimplemented in userspace for the paths it is
 // compared on: xa_load, xa_set_mark, the advanced iterators xas_for_each and
-// xas_for_each_marked, and a store good enough to build the tree they walk.
+// xas_for_each_marked, and a store (xas_create's descent, without multi-order entries).
 //
 // What is kept from the kernel, because it decides the speed:
 //   * the node: 64 slots (XA_CHUNK_SHIFT 6), shift / offset / count / nr_values bytes,
@@ -64,8 +64,8 @@ class node_slab {
  public:
   xa_node* alloc() {
     if (left_ == 0) {
-      pages_.push_back(std::make_unique<page[]>(1));
-      next_ = reinterpret_cast<xa_node*>(pages_.back().get());
+      if (used_ == pages_.size()) pages_.push_back(std::make_unique<page[]>(1));
+      next_ = reinterpret_cast<xa_node*>(pages_[used_++].get());
       left_ = 4096 / sizeof(xa_node);
     }
     --left_;
@@ -73,12 +73,16 @@ class node_slab {
     *n = xa_node{};
     return n;
   }
+  /// Every node freed at once; the pages stay for the next nodes, warm, as a kmem_cache
+  /// keeps its slabs (a rebuilt map must not pay the process's page faults).
+  void rewind() { used_ = 0, left_ = 0; }
 
  private:
   struct alignas(4096) page {
     unsigned char bytes[4096];
   };
   std::vector<std::unique_ptr<page[]>> pages_;
+  std::size_t used_ = 0;
   xa_node* next_ = nullptr;
   unsigned left_ = 0;
 };
@@ -120,6 +124,13 @@ class xarray {
       return;
     }
     std::abort();  // unreachable for the shapes built here
+  }
+
+  /// xa_store of a value: the same walk under the xa_lock, as the public call takes it.
+  void locked_store(u64 index, u64 value) {
+    lock();
+    store(index, value);
+    unlock();
   }
 
   /// xa_load: descend by the index's chunks, retrying on a retry entry.
@@ -272,6 +283,14 @@ class xarray {
   }
 
   u64 nodes_bytes() const { return node_count_ * sizeof(xa_node); }
+
+  /// Empties the map; its nodes' memory is kept for the next stores (node_slab::rewind).
+  void clear() {
+    head_ = nullptr;
+    head_marks_ = 0;
+    node_count_ = 0;
+    slab_.rewind();
+  }
 
  private:
   static bool is_retry(const void* e) { return reinterpret_cast<std::uintptr_t>(e) == 256 + 2; }

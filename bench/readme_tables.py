@@ -18,21 +18,28 @@ UNIT = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
 
 
 class Runs:
-    def __init__(self, path):
-        with open(path) as f:
-            doc = json.load(f)
-        self.path = path
-        self.ctx = doc["context"]
+    """The repetitions of one or more JSON files (a family re-run for benchmarks added
+    after the main run, e.g. xarray_kernel_store.json beside xarray_kernel.json)."""
+
+    def __init__(self, paths):
+        self.runs = []
         self.reps, self.agg = {}, {}
-        for r in doc["benchmarks"]:
-            if r.get("run_type", "iteration") == "iteration":
-                self.reps.setdefault(r["run_name"], []).append(r)
-            else:
-                self.agg[r["name"]] = r
+        for path in paths:
+            with open(path) as f:
+                doc = json.load(f)
+            self.runs.append((path, doc["context"]))
+            for r in doc["benchmarks"]:
+                if r.get("run_type", "iteration") == "iteration":
+                    self.reps.setdefault(r["run_name"], []).append(r)
+                else:
+                    self.agg[r["name"]] = r
 
     def header(self):
-        load = ", ".join(f"{x:.2f}" for x in self.ctx.get("load_avg", []))
-        return f"_{os.path.basename(self.path)}: run of {self.ctx.get('date', '?')}, load average {load}_\n"
+        lines = []
+        for path, ctx in self.runs:
+            load = ", ".join(f"{x:.2f}" for x in ctx.get("load_avg", []))
+            lines.append(f"_{os.path.basename(path)}: run of {ctx.get('date', '?')}, load average {load}_")
+        return "\n".join(lines) + "\n"
 
     def find(self, pattern):
         names = [n for n in self.reps if re.fullmatch(pattern, n)]
@@ -93,9 +100,13 @@ def ratio(a, b):
     return "–" if a is None or b is None or b == 0 else f"{a / b:.2f}"
 
 
-def load(d, name):
+def load(d, name, *extra):
+    """docs/bench/NAME.json, merged with the EXTRA families' files that exist."""
     p = os.path.join(d, name + ".json")
-    return Runs(p) if os.path.exists(p) else None
+    if not os.path.exists(p):
+        return None
+    more = [os.path.join(d, e + ".json") for e in extra]
+    return Runs([p] + [m for m in more if os.path.exists(m)])
 
 
 def row(cells):
@@ -111,6 +122,7 @@ KERNEL_ROWS = [
     ("marked iteration, 1 in 8, random PFNs, per hit", r"BM_MarkedIterate_LinuxXasForEachMarked/pattern:1", r"BM_MarkedIterate_KhoMarkedCursor/pattern:1", 1.5),
     ("first marking of a fresh map, every 8th of 10^5: `xa_set_mark` vs `set_mark`", r"BM_SetMarkFresh_Linux/n:100000", r"BM_SetMarkFresh_Kho/n:100000", 1.5),
     ("first marking of a fresh map, every 8th of 16M", r"BM_SetMarkFresh_Linux/n:16777216", r"BM_SetMarkFresh_Kho/n:16777216", 1.5),
+    ("store into an empty map, 10^6 random PFNs in random order: `xa_store` vs `store`", r"BM_StoreFresh_LinuxXaStore/pattern:1", r"BM_StoreFresh_Kho/pattern:1", None),
     ("random load, 10^6 random PFNs below 2^28: `xa_load` vs `load`", r"BM_Load_LinuxXaLoad/pattern:1", r"BM_Load_Kho/pattern:1", 1.3),
 ]
 
@@ -125,9 +137,12 @@ def kernel_table(now, before):
         l, k = now.median(lin, True), now.median(kho, True)
         b = before.median(kho, True) if before else None
         lb = before.median(lin, True) if before else None
-        met = "–" if l is None or k is None else ("yes" if l / k >= target else "**no**")
+        if target is None:
+            met = "(a lead to keep)" if l and k and l / k > 1 else "–"
+        else:
+            met = "–" if l is None or k is None else ("yes" if l / k >= target else "**no**")
         row([label, now.cell(lin, True, "ns"), before.cell(kho, True, "ns") if before else "–",
-             now.cell(kho, True, "ns", bold=True), ratio(lb, b), f"**{ratio(l, k)}**", f">= {target}x", met])
+             now.cell(kho, True, "ns", bold=True), ratio(lb, b), f"**{ratio(l, k)}**", f">= {target}x" if target else "–", met])
     print()
     bpe = now.counter(r"BM_Load_Kho/pattern:1", "bytes_per_entry")
     lbpe = now.counter(r"BM_Load_LinuxXaLoad/pattern:1", "bytes_per_entry")
@@ -194,10 +209,12 @@ def boot_table(b):
 
 # ---- xarray -----------------------------------------------------------------------------------
 
-def xarray_writes_table(w):
+def xarray_writes_table(w, before):
     print(w.header())
-    print("| work | ns per entry (per hit for scans), median / min |")
-    print("|---|--:|")
+    if before:
+        print(before.header())
+    print("| work | before, ns per entry (per hit for scans) | **now**, median / min | now / before |")
+    print("|---|--:|--:|--:|")
     rows = [
         ("store, 10^6 sequential indices from empty", r"BM_StoreSeq_Xarray/n:1000000"),
         ("store, 16M sequential indices from empty", r"BM_StoreSeq_Xarray/n:16777216"),
@@ -214,39 +231,49 @@ def xarray_writes_table(w):
         ("the same records pushed into a std::vector, 16M", r"BM_BulkBuildBatch_Vector/n:16777216"),
     ]
     for label, pat in rows:
-        row([label, w.cell(pat, True, "ns")])
+        b = before.median(pat, True) if before else None
+        row([label, before.cell(pat, True, "ns") if before else "–", w.cell(pat, True, "ns", bold=True),
+             ratio(w.median(pat, True), b)])
     print()
 
 
 PATTERNS = ["dense", "sparse", "clustered", "huge"]
 
 
-def xarray_reads_table(x):
+def xarray_reads_table(x, before):
     print(x.header())
-    print("| operation | pattern | xarray, ns per entry | flat sorted (kernel memfd array) | std::map | unordered_map | flat / xarray | map / xarray |")
-    print("|---|---|--:|--:|--:|--:|--:|--:|")
+    if before:
+        print(before.header())
+    print("| operation | pattern | xarray before, ns per entry | **xarray now** | flat sorted (kernel memfd array) | std::map | unordered_map | now / before | flat / xarray | map / xarray |")
+    print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")
     for op, xa, flat, smap, umap in (("random load", "BM_Load_Xarray", "BM_Load_FlatSorted", "BM_Load_StdMap", "BM_Load_UnorderedMap"),
                                      ("ordered iteration (random-order build)", "BM_Iterate_Xarray", "BM_Iterate_FlatSorted", "BM_Iterate_StdMap", None)):
         for p, name in enumerate(PATTERNS):
             pat = lambda s: rf"{s}/pattern:{p}"
             xm = x.median(pat(xa), True)
-            row([op, name, x.cell(pat(xa), True, "ns", bold=True), x.cell(pat(flat), True, "ns"), x.cell(pat(smap), True, "ns"),
-                 x.cell(pat(umap), True, "ns") if umap else "–", ratio(x.median(pat(flat), True), xm),
+            bm = before.median(pat(xa), True) if before else None
+            row([op, name, before.cell(pat(xa), True, "ns") if before else "–", x.cell(pat(xa), True, "ns", bold=True),
+                 x.cell(pat(flat), True, "ns"), x.cell(pat(smap), True, "ns"),
+                 x.cell(pat(umap), True, "ns") if umap else "–", ratio(xm, bm), ratio(x.median(pat(flat), True), xm),
                  ratio(x.median(pat(smap), True), xm)])
     for p, name in enumerate(PATTERNS):
         pat = rf"BM_AttachValidate_Xarray/pattern:{p}"
-        row(["attach + validate, ns per entry", name, x.cell(pat, True, "ns", bold=True), "", "", "", "", ""])
+        bm = before.median(pat, True) if before else None
+        row(["attach + validate, ns per entry", name, before.cell(pat, True, "ns") if before else "–",
+             x.cell(pat, True, "ns", bold=True), "", "", "", ratio(x.median(pat, True), bm), "", ""])
     print()
-    print("| marked search, dense 16M, 1 in 4096 marked | ms per pass, median / min |")
-    print("|---|--:|")
+    print("| marked search, dense 16M, 1 in 4096 marked | before, ms per pass | **now**, median / min | now / before |")
+    print("|---|--:|--:|--:|")
     for label, pat in (("find_marked restart loop", "BM_FindMarked_Xarray"), ("marked_cursor", "BM_FindMarked_XarrayCursor"),
                        ("flat array: full scan of the flags", "BM_FindMarked_FlatScan")):
-        row([label, x.cell(pat)])
+        row([label, before.cell(pat) if before else "–", x.cell(pat, bold=True),
+             ratio(x.median(pat), before.median(pat) if before else None)])
     print()
     for p, name in enumerate(PATTERNS):
         bpe = x.counter(rf"BM_Load_Xarray/pattern:{p}", "bytes_per_entry")
+        old = before.counter(rf"BM_Load_Xarray/pattern:{p}", "bytes_per_entry") if before else None
         if bpe:
-            print(f"- bytes per entry, {name}: {bpe:.2f}")
+            print(f"- bytes per entry, {name}: {bpe:.2f}" + (f" (before: {old:.2f})" if old else ""))
     print()
 
 
@@ -300,11 +327,12 @@ def block_list_tables(b):
 def main():
     d = sys.argv[1] if len(sys.argv) > 1 else "docs/bench"
     sections = [
-        ("Issue 22: the kernel's xarray side by side", lambda: kernel_table(load(d, "xarray_kernel"), load(d, "xarray_kernel_before")), "xarray_kernel"),
+        ("Issue 22: the kernel's xarray side by side", lambda: kernel_table(load(d, "xarray_kernel", "xarray_kernel_store"),
+                                                                        load(d, "xarray_kernel_before", "xarray_kernel_store_before")), "xarray_kernel"),
         ("Restore", lambda: restore_tables(load(d, "restore"), load(d, "restore_scale")), "restore"),
         ("Boot", lambda: boot_table(load(d, "boot")), "boot"),
-        ("Xarray write paths", lambda: xarray_writes_table(load(d, "xarray_writes")), "xarray_writes"),
-        ("Xarray reads", lambda: xarray_reads_table(load(d, "xarray")), "xarray"),
+        ("Xarray write paths", lambda: xarray_writes_table(load(d, "xarray_writes"), load(d, "xarray_before")), "xarray_writes"),
+        ("Xarray reads", lambda: xarray_reads_table(load(d, "xarray"), load(d, "xarray_reads_before")), "xarray"),
         ("Hole finder", lambda: holes_table(load(d, "holes"), load(d, "holes_scale")), "holes"),
         ("Block list", lambda: block_list_tables(load(d, "block_list")), "block_list"),
     ]

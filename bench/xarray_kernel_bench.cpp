@@ -1,9 +1,10 @@
 // Xarray against the kernel's own xarray, side by side in one run (issue 22): ordered
 // iteration (cursor() vs xas_for_each), marked iteration (marked_cursor() vs
 // xas_for_each_marked), the first marking of a freshly built map (set_mark vs
-// xa_set_mark) and random loads (load vs xa_load). The kernel's side is
-// linux_xarray_model.hpp, a userspace reimplementation of those paths of lib/xarray.c
-// (what it keeps and leaves out is listed there). Two index sets:
+// xa_set_mark), stores into an empty map (store vs xa_store) and random loads (load vs
+// xa_load). The kernel's side is linux_xarray_model.hpp, a userspace reimplementation
+// of those paths of lib/xarray.c (what it keeps and leaves out is listed there). Two
+// index sets:
 //
 //   dense  a 64 GiB file of 4 KiB folios: indices 0 .. 16M-1
 //   pfns   10^6 distinct random PFNs below 2^28 (1 TiB of 4 KiB pages), stored in
@@ -196,6 +197,40 @@ void BM_SetMarkFresh_Kho(benchmark::State& st) {
   set_counters(st, n / 8);
 }
 
+// ---- stores into an empty map, in the workload's order --------------------------------------
+// Both sides build once untimed first: the timed builds reuse warm node memory, as a
+// kernel's slab or page allocator hands it out, instead of timing the process's page
+// faults.
+
+void BM_StoreFresh_LinuxXaStore(benchmark::State& st) {
+  const auto& w = load_of(static_cast<int>(st.range(0)));
+  auto x = std::make_unique<linux_model::xarray>();
+  for (u64 i : w.index) x->locked_store(i, value_of(i));  // the nodes' pages, faulted in
+  x->clear();
+  for (auto _ : st) {
+    for (u64 i : w.index) x->locked_store(i, value_of(i));
+    st.PauseTiming();
+    x->clear();
+    st.ResumeTiming();
+  }
+  set_counters(st, w.index.size());
+}
+
+void BM_StoreFresh_Kho(benchmark::State& st) {
+  const auto& w = load_of(static_cast<int>(st.range(0)));
+  arena a;
+  a.build(w.index).destroy();  // the nodes' pages, faulted in
+  for (auto _ : st) {
+    xa x = a.fresh();
+    for (u64 i : w.index)
+      if (!x.store(i, value_of(i))) std::abort();
+    st.PauseTiming();
+    x.destroy();
+    st.ResumeTiming();
+  }
+  set_counters(st, w.index.size());
+}
+
 // ---- random loads of present indices ---------------------------------------------------------
 
 void BM_Load_LinuxXaLoad(benchmark::State& st) {
@@ -235,5 +270,7 @@ BENCHMARK(BM_MarkedIterate_LinuxXasForEachMarked)->Apply(patterns);
 BENCHMARK(BM_MarkedIterate_KhoMarkedCursor)->Apply(patterns);
 BENCHMARK(BM_SetMarkFresh_Linux)->ArgName("n")->Arg(100000)->Arg(dense_n)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_SetMarkFresh_Kho)->ArgName("n")->Arg(100000)->Arg(dense_n)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_StoreFresh_LinuxXaStore)->ArgName("pattern")->Arg(pfns)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_StoreFresh_Kho)->ArgName("pattern")->Arg(pfns)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Load_LinuxXaLoad)->ArgName("pattern")->Arg(pfns)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Load_Kho)->ArgName("pattern")->Arg(pfns)->Unit(benchmark::kMillisecond);

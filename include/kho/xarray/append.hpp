@@ -9,7 +9,7 @@ namespace kho {
 /// Brings the counts up to date with the appends made since the tail hint was taken.
 /// Descends again (the mapping may have changed since): O(H).
 template <class Value, unsigned PageShift, PageSource Source>
-void xarray<Value, PageShift, Source>::flush_tail() {
+inline void xarray<Value, PageShift, Source>::flush_tail() {
   tail_hint& t = tail_;
   if (t.pending == 0) return;
   spot at;
@@ -27,7 +27,7 @@ void xarray<Value, PageShift, Source>::flush_tail() {
 /// bits; the counts follow at the next other change, at seal() or when the leaf is
 /// left (pending).
 template <class Value, unsigned PageShift, PageSource Source>
-auto xarray<Value, PageShift, Source>::append_run(const entry* e, const entry* end) -> const entry* {
+inline auto xarray<Value, PageShift, Source>::append_run(const entry* e, const entry* end) -> const entry* {
   tail_hint& t = tail_;
   if (e == end || !t.dense || t.gen != gen_ || t.anchor != &rb()) return e;
   unsigned char* const leaf = t.at.leaf;
@@ -46,7 +46,7 @@ auto xarray<Value, PageShift, Source>::append_run(const entry* e, const entry* e
 }
 
 template <class Value, unsigned PageShift, PageSource Source>
-auto xarray<Value, PageShift, Source>::append_slow(u64 index, order o, const Value& v) -> status {
+inline auto xarray<Value, PageShift, Source>::append_slow(u64 index, order o, const Value& v) -> status {
   if (o.value > 63) return errc::out_of_range;
   if ((index & geo::span_mask(o.value)) != 0) return errc::misaligned;
   if (detail::is_zero_value(v)) return errc::invalid_argument;
@@ -88,7 +88,7 @@ auto xarray<Value, PageShift, Source>::append_slow(u64 index, order o, const Val
 /// compact one (a dense leaf opened so is at worst one page per compact_capacity
 /// entries stored before it).
 template <class Value, unsigned PageShift, PageSource Source>
-auto xarray<Value, PageShift, Source>::follows_dense_run(u64 index) const -> bool {
+inline auto xarray<Value, PageShift, Source>::follows_dense_run(u64 index) const -> bool {
   if ((index & (geo::leaf_slots - 1)) != 0 || index == 0) return false;
   spot at;
   if (!locate(index - 1, at) || at.compact()) return false;
@@ -100,7 +100,7 @@ auto xarray<Value, PageShift, Source>::follows_dense_run(u64 index) const -> boo
 /// the path is free of leaves. False (nothing changed) where a leaf is in the way or a
 /// page is missing: every page is allocated before anything is linked.
 template <class Value, unsigned PageShift, PageSource Source>
-auto xarray<Value, PageShift, Source>::open_dense(u64 index, const Value& v) -> bool {
+inline auto xarray<Value, PageShift, Source>::open_dense(u64 index, const Value& v) -> bool {
   xarray_root& r = rb();
   unsigned h = r.height.get();
   if (h == 0 || (geo::cover(h) < 64 && (index >> geo::cover(h)) != 0)) return false;
@@ -153,7 +153,7 @@ auto xarray<Value, PageShift, Source>::open_dense(u64 index, const Value& v) -> 
 
 /// Points the tail hint at the leaf holding `last` (just written, the map's last index).
 template <class Value, unsigned PageShift, PageSource Source>
-auto xarray<Value, PageShift, Source>::take_tail(u64 last) -> status {
+inline auto xarray<Value, PageShift, Source>::take_tail(u64 last) -> status {
   tail_hint& t = tail_;
   t.gen = ~u64{0};
   if (!locate(last, t.at)) return {};
@@ -172,7 +172,7 @@ auto xarray<Value, PageShift, Source>::take_tail(u64 last) -> status {
 
 /// The last index of the last entry (the map is not empty). Complexity: O(H * fanout).
 template <class Value, unsigned PageShift, PageSource Source>
-auto xarray<Value, PageShift, Source>::last_index() const -> u64 {
+inline auto xarray<Value, PageShift, Source>::last_index() const -> u64 {
   const xarray_root& r = rb();
   u64 ref = r.root.get();
   unsigned h = r.height.get();

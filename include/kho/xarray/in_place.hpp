@@ -8,7 +8,7 @@ namespace kho {
 
 /// Walks to the leaf holding `index`; fills the path. Returns the leaf ref or 0.
 template <class Value, unsigned PageShift, PageSource Source>
-auto xarray<Value, PageShift, Source>::descend(u64 index, frame* path, unsigned& depth) const -> u64 {
+inline auto xarray<Value, PageShift, Source>::descend(u64 index, frame* path, unsigned& depth) const -> u64 {
   const xarray_root& r = rb();
   u64 ref = r.root.get();
   unsigned h = r.height.get();
@@ -26,7 +26,7 @@ auto xarray<Value, PageShift, Source>::descend(u64 index, frame* path, unsigned&
 }
 
 template <class Value, unsigned PageShift, PageSource Source>
-void xarray<Value, PageShift, Source>::write_value(const entry& e, const Value& v) {
+inline void xarray<Value, PageShift, Source>::write_value(const entry& e, const Value& v) {
   frame path[geo::max_height + 1];
   unsigned depth = 0;
   const u64 ref = descend(e.index, path, depth);
@@ -43,7 +43,7 @@ void xarray<Value, PageShift, Source>::write_value(const entry& e, const Value& 
 
 /// One descent; summaries change only on the path, and only while a bit flips.
 template <class Value, unsigned PageShift, PageSource Source>
-auto xarray<Value, PageShift, Source>::change_mark(u64 index, xa_mark m, bool on) -> status {
+inline auto xarray<Value, PageShift, Source>::change_mark(u64 index, xa_mark m, bool on) -> status {
   const unsigned mi = static_cast<unsigned>(m);
   if (mi >= xa_mark_count) return errc::invalid_argument;
   const u8 bit = static_cast<u8>(1u << mi);
@@ -96,7 +96,7 @@ auto xarray<Value, PageShift, Source>::change_mark(u64 index, xa_mark m, bool on
 /// whose slot's summary already carries the mark, so nothing above the leaf changes.
 /// False (nothing changed) where change_mark must decide.
 template <class Value, unsigned PageShift, PageSource Source>
-auto xarray<Value, PageShift, Source>::mark_plain(u64 index, xa_mark m) -> bool {
+inline auto xarray<Value, PageShift, Source>::mark_plain(u64 index, xa_mark m) -> bool {
   const unsigned mi = static_cast<unsigned>(m);
   const leaf_hint& h = hint_;
   const spot& at = h.at;
@@ -112,7 +112,7 @@ auto xarray<Value, PageShift, Source>::mark_plain(u64 index, xa_mark m) -> bool 
 
 /// Walks to the leaf whose range holds `index`. False if none does (no entry there).
 template <class Value, unsigned PageShift, PageSource Source>
-auto xarray<Value, PageShift, Source>::locate(u64 index, spot& at) const -> bool {
+inline auto xarray<Value, PageShift, Source>::locate(u64 index, spot& at) const -> bool {
   xarray_root& r = rb();
   u64 ref = r.root.get();
   unsigned h = r.height.get();
@@ -144,7 +144,7 @@ auto xarray<Value, PageShift, Source>::locate(u64 index, spot& at) const -> bool
 /// it was (a writer whose memory was remapped never writes through a stale pointer).
 /// Complexity: O(1) on a hit, else locate's O(H).
 template <class Value, unsigned PageShift, PageSource Source>
-auto xarray<Value, PageShift, Source>::reach(u64 index, spot*& at) -> bool {
+inline auto xarray<Value, PageShift, Source>::reach(u64 index, spot*& at) -> bool {
   leaf_hint& h = hint_;
   at = &h.at;
   xarray_root* r = &rb();
@@ -165,7 +165,7 @@ auto xarray<Value, PageShift, Source>::reach(u64 index, spot*& at) -> bool {
 
 /// Adds `delta` (mod 2^64) to the entry counts on the path of `at` and in the root block.
 template <class Value, unsigned PageShift, PageSource Source>
-void xarray<Value, PageShift, Source>::count_by(const spot& at, u64 delta) {
+inline void xarray<Value, PageShift, Source>::count_by(const spot& at, u64 delta) {
   for (unsigned k = 0; k < at.depth; ++k) {
     detail::xa_node_header& h = detail::header(at.path[k].br);
     h.entries.set(h.entries.get() + delta);
@@ -176,7 +176,7 @@ void xarray<Value, PageShift, Source>::count_by(const spot& at, u64 delta) {
 /// The leaf below `at` now carries `marks`: rewrites the summary bits upwards while
 /// a branch's own marks change, and the root block's marks at the top.
 template <class Value, unsigned PageShift, PageSource Source>
-void xarray<Value, PageShift, Source>::propagate(const spot& at, u8 marks) {
+inline void xarray<Value, PageShift, Source>::propagate(const spot& at, u8 marks) {
   for (unsigned k = at.depth; k-- > 0;) {
     unsigned char* br = at.path[k].br;
     const u64 j = at.path[k].j, ref = read::slot(br, j);
@@ -194,7 +194,7 @@ void xarray<Value, PageShift, Source>::propagate(const spot& at, u8 marks) {
 /// covers `index`, in one descent. False (nothing changed) where the general path must
 /// run: no leaf there, a full compact leaf, or a multi-order entry in the way.
 template <class Value, unsigned PageShift, PageSource Source>
-auto xarray<Value, PageShift, Source>::store_in_place(u64 index, const Value& v) -> bool {
+inline auto xarray<Value, PageShift, Source>::store_in_place(u64 index, const Value& v) -> bool {
   spot* found;
   if (!reach(index, found)) return false;
   const spot& at = *found;
@@ -239,7 +239,7 @@ auto xarray<Value, PageShift, Source>::store_in_place(u64 index, const Value& v)
 /// Erase from a compact leaf in place: 1 done, 0 nothing there, -1 the leaf would
 /// empty (the general path frees it).
 template <class Value, unsigned PageShift, PageSource Source>
-auto xarray<Value, PageShift, Source>::c_erase_in_place(spot& at, u64 index) -> int {
+inline auto xarray<Value, PageShift, Source>::c_erase_in_place(spot& at, u64 index) -> int {
   unsigned char* leaf = at.leaf;
   const long found = read::c_find(leaf, index);
   if (found < 0) return 0;
@@ -266,7 +266,7 @@ auto xarray<Value, PageShift, Source>::c_erase_in_place(spot& at, u64 index) -> 
 /// Erase of an order-0 entry from a dense leaf in place: 1, 0 or -1 as above (-1 also
 /// for a multi-order entry).
 template <class Value, unsigned PageShift, PageSource Source>
-auto xarray<Value, PageShift, Source>::d_erase_in_place(spot& at, u64 index) -> int {
+inline auto xarray<Value, PageShift, Source>::d_erase_in_place(spot& at, u64 index) -> int {
   const u64 i = index & (geo::leaf_slots - 1);
   if (!read::d_present(at.leaf, i)) return 0;
   const step& f = at.path[at.depth - 1];

@@ -8,7 +8,7 @@ namespace kho {
 
 /// Raises the height until the root covers index `last`. Errors: out_of_memory.
 template <class Value, unsigned PageShift, PageSource Source>
-auto xarray<Value, PageShift, Source>::grow_for(u64 last) -> status {
+inline auto xarray<Value, PageShift, Source>::grow_for(u64 last) -> status {
   touch();
   xarray_root& r = rb();
   const unsigned want = geo::height_for(last);
@@ -37,7 +37,7 @@ auto xarray<Value, PageShift, Source>::grow_for(u64 last) -> status {
 
 /// Lowers the height while the top branch holds one child at slot 0.
 template <class Value, unsigned PageShift, PageSource Source>
-void xarray<Value, PageShift, Source>::shrink() {
+inline void xarray<Value, PageShift, Source>::shrink() {
   touch();
   xarray_root& r = rb();
   for (;;) {
@@ -71,7 +71,7 @@ void xarray<Value, PageShift, Source>::shrink() {
 
 /// The largest aligned run (at least 2^need slots) of empty slots around j.
 template <class Value, unsigned PageShift, PageSource Source>
-auto xarray<Value, PageShift, Source>::free_run(const unsigned char* br,
+inline auto xarray<Value, PageShift, Source>::free_run(const unsigned char* br,
     unsigned h, u64 j, unsigned need) -> unsigned {
   unsigned run = need;
   while (run < geo::slot_log(h)) {
@@ -86,7 +86,7 @@ auto xarray<Value, PageShift, Source>::free_run(const unsigned char* br,
 
 /// Inserts a record where no entry overlaps it. Errors: out_of_memory.
 template <class Value, unsigned PageShift, PageSource Source>
-auto xarray<Value, PageShift, Source>::insert(u64 index, unsigned o, const Value& v) -> status {
+inline auto xarray<Value, PageShift, Source>::insert(u64 index, unsigned o, const Value& v) -> status {
   KHO_TRY(grow_for(index + geo::span_mask(o)));
   for (;;) {
     xarray_root& r = rb();
@@ -167,7 +167,7 @@ auto xarray<Value, PageShift, Source>::insert(u64 index, unsigned o, const Value
 
 /// A full compact root becomes the only child of a new branch. Errors: out_of_memory.
 template <class Value, unsigned PageShift, PageSource Source>
-auto xarray<Value, PageShift, Source>::split_root() -> status {
+inline auto xarray<Value, PageShift, Source>::split_root() -> status {
   xarray_root& r = rb();
   const u64 ref = r.root.get();
   const unsigned h = r.height.get(), level = h == 0 ? 1 : h;
@@ -189,7 +189,7 @@ auto xarray<Value, PageShift, Source>::split_root() -> status {
 /// into a branch one level down, or (level 1, one slot) turns it into a dense leaf.
 /// Errors: out_of_memory (nothing changed).
 template <class Value, unsigned PageShift, PageSource Source>
-auto xarray<Value, PageShift, Source>::split(unsigned char* br, unsigned h, u64 base, u64 j) -> status {
+inline auto xarray<Value, PageShift, Source>::split(unsigned char* br, unsigned h, u64 base, u64 j) -> status {
   touch();
   const unsigned sb = geo::slot_bits(h);
   const u64 ref = read::slot(br, j);

@@ -8,7 +8,7 @@
 namespace kho {
 
 template <class Value, unsigned PageShift, PageSource Source>
-auto xarray<Value, PageShift, Source>::new_node() -> result<u64> {
+inline auto xarray<Value, PageShift, Source>::new_node() -> result<u64> {
   touch();
   auto pa = alloc_zeroed(*src_, order{0}, geo::page);
   if (!pa) return pa.err();
@@ -17,7 +17,7 @@ auto xarray<Value, PageShift, Source>::new_node() -> result<u64> {
 }
 
 template <class Value, unsigned PageShift, PageSource Source>
-void xarray<Value, PageShift, Source>::free_node(u64 ref) {
+inline void xarray<Value, PageShift, Source>::free_node(u64 ref) {
   touch();
   const u64 pa = ref & ~geo::page_mask;
   account(pa, ~u64{0});
@@ -25,7 +25,7 @@ void xarray<Value, PageShift, Source>::free_node(u64 ref) {
 }
 
 template <class Value, unsigned PageShift, PageSource Source>
-void xarray<Value, PageShift, Source>::account(u64 pa, u64 sign) {  // sign: 1 or -1 (mod 2^64)
+inline void xarray<Value, PageShift, Source>::account(u64 pa, u64 sign) {  // sign: 1 or -1 (mod 2^64)
   xarray_root& r = rb();
   r.nodes.set(r.nodes.get() + sign);
   r.address_sum.set(r.address_sum.get() + sign * pa);
@@ -33,7 +33,7 @@ void xarray<Value, PageShift, Source>::account(u64 pa, u64 sign) {  // sign: 1 o
 }
 
 template <class Value, unsigned PageShift, PageSource Source>
-auto xarray<Value, PageShift, Source>::new_header_node(u32 magic, unsigned level,
+inline auto xarray<Value, PageShift, Source>::new_header_node(u32 magic, unsigned level,
     u64 base, unsigned shift, u64& pa) -> result<unsigned char*> {
   auto p = new_node();
   if (!p) return p.err();
@@ -48,7 +48,7 @@ auto xarray<Value, PageShift, Source>::new_header_node(u32 magic, unsigned level
 
 /// Writes `ref` into slots [js, js + n), keeping the branch's non-null slot count.
 template <class Value, unsigned PageShift, PageSource Source>
-void xarray<Value, PageShift, Source>::write_slots(unsigned char* br, u64 js, u64 n, u64 ref) {
+inline void xarray<Value, PageShift, Source>::write_slots(unsigned char* br, u64 js, u64 n, u64 ref) {
   u32 count = detail::header(br).count.get();
   for (u64 j = js; j < js + n; ++j) {
     count -= read::slot(br, j) != 0;
@@ -59,7 +59,7 @@ void xarray<Value, PageShift, Source>::write_slots(unsigned char* br, u64 js, u6
 }
 
 template <class Value, unsigned PageShift, PageSource Source>
-void xarray<Value, PageShift, Source>::set_summary(unsigned char* br, u64 js, u64 n, u8 marks) {
+inline void xarray<Value, PageShift, Source>::set_summary(unsigned char* br, u64 js, u64 n, u8 marks) {
   for (unsigned m = 0; m < xa_mark_count; ++m) {
     unsigned char* bits = br + geo::summary_off + m * geo::fanout / 8;
     const bool on = (marks >> m) & 1;
@@ -75,7 +75,7 @@ void xarray<Value, PageShift, Source>::set_summary(unsigned char* br, u64 js, u6
 }
 
 template <class Value, unsigned PageShift, PageSource Source>
-auto xarray<Value, PageShift, Source>::branch_marks(const unsigned char* br) -> u8 {
+inline auto xarray<Value, PageShift, Source>::branch_marks(const unsigned char* br) -> u8 {
   u8 marks = 0;
   for (unsigned m = 0; m < xa_mark_count; ++m)
     if (detail::any_bits(br + geo::summary_off + m * geo::fanout / 8, geo::fanout / 8))
@@ -85,7 +85,7 @@ auto xarray<Value, PageShift, Source>::branch_marks(const unsigned char* br) -> 
 
 /// The marks of whatever slot j of `br` holds.
 template <class Value, unsigned PageShift, PageSource Source>
-auto xarray<Value, PageShift, Source>::child_marks(const unsigned char* br, u64 j) const -> u8 {
+inline auto xarray<Value, PageShift, Source>::child_marks(const unsigned char* br, u64 j) const -> u8 {
   const u64 ref = read::slot(br, j);
   if (ref == 0) return 0;
   if (kind(ref) != detail::xa_dense) return detail::header(node(ref)).marks;
@@ -99,7 +99,7 @@ auto xarray<Value, PageShift, Source>::child_marks(const unsigned char* br, u64 
 
 /// Refreshes slot j's summary from its child and the branch's own marks.
 template <class Value, unsigned PageShift, PageSource Source>
-void xarray<Value, PageShift, Source>::refresh_slot(unsigned char* br, u64 j) {
+inline void xarray<Value, PageShift, Source>::refresh_slot(unsigned char* br, u64 j) {
   const u64 ref = read::slot(br, j);
   const u64 n = kind(ref) == detail::xa_compact ? u64{1} << read::run_of(ref) : 1;
   set_summary(br, j & ~(n - 1), n, child_marks(br, j));
@@ -108,7 +108,7 @@ void xarray<Value, PageShift, Source>::refresh_slot(unsigned char* br, u64 j) {
 
 /// After a change below path[0..depth): entry counts by `delta`, summaries bottom-up.
 template <class Value, unsigned PageShift, PageSource Source>
-void xarray<Value, PageShift, Source>::refresh_path(frame* path, unsigned depth, u64 delta) {
+inline void xarray<Value, PageShift, Source>::refresh_path(frame* path, unsigned depth, u64 delta) {
   for (unsigned k = depth; k-- > 0;) {
     detail::xa_node_header& h = detail::header(path[k].br);
     h.entries.set(h.entries.get() + delta);
@@ -120,7 +120,7 @@ void xarray<Value, PageShift, Source>::refresh_path(frame* path, unsigned depth,
 }
 
 template <class Value, unsigned PageShift, PageSource Source>
-void xarray<Value, PageShift, Source>::c_move(unsigned char* dst, u64 di,
+inline void xarray<Value, PageShift, Source>::c_move(unsigned char* dst, u64 di,
     const unsigned char* src, u64 si, u64 n) {
   std::memmove(dst + geo::keys_off + 8 * di, src + geo::keys_off + 8 * si, 8 * n);
   std::memmove(dst + geo::values_off + geo::value_size * di, src + geo::values_off + geo::value_size * si,
@@ -130,7 +130,7 @@ void xarray<Value, PageShift, Source>::c_move(unsigned char* dst, u64 di,
 }
 
 template <class Value, unsigned PageShift, PageSource Source>
-void xarray<Value, PageShift, Source>::c_zero(unsigned char* leaf, u64 i, u64 n) {
+inline void xarray<Value, PageShift, Source>::c_zero(unsigned char* leaf, u64 i, u64 n) {
   std::memset(leaf + geo::keys_off + 8 * i, 0, 8 * n);
   std::memset(leaf + geo::values_off + geo::value_size * i, 0, geo::value_size * n);
   std::memset(leaf + geo::orders_off + i, 0, n);
@@ -138,7 +138,7 @@ void xarray<Value, PageShift, Source>::c_zero(unsigned char* leaf, u64 i, u64 n)
 }
 
 template <class Value, unsigned PageShift, PageSource Source>
-void xarray<Value, PageShift, Source>::c_insert(unsigned char* leaf, u64 index, unsigned o, const Value& v) {
+inline void xarray<Value, PageShift, Source>::c_insert(unsigned char* leaf, u64 index, unsigned o, const Value& v) {
   const u64 n = read::c_count(leaf), p = c_lower(leaf, index);
   c_move(leaf, p + 1, leaf, p, n - p);
   detail::put64(leaf + geo::keys_off + 8 * p, index);
@@ -151,7 +151,7 @@ void xarray<Value, PageShift, Source>::c_insert(unsigned char* leaf, u64 index, 
 
 /// Removes the records inside [lo, hi]; returns how many.
 template <class Value, unsigned PageShift, PageSource Source>
-auto xarray<Value, PageShift, Source>::c_remove(unsigned char* leaf, u64 lo, u64 hi) -> u64 {
+inline auto xarray<Value, PageShift, Source>::c_remove(unsigned char* leaf, u64 lo, u64 hi) -> u64 {
   const u64 n = read::c_count(leaf);
   const u64 p0 = c_lower(leaf, lo), p1 = read::c_upper_bound(leaf, hi);
   if (p1 <= p0) return 0;
@@ -163,7 +163,7 @@ auto xarray<Value, PageShift, Source>::c_remove(unsigned char* leaf, u64 lo, u64
 
 /// The side section of slot j, allocating the side node if needed. Errors: out_of_memory.
 template <class Value, unsigned PageShift, PageSource Source>
-auto xarray<Value, PageShift, Source>::ensure_side(unsigned char* br, u64 j) -> result<unsigned char*> {
+inline auto xarray<Value, PageShift, Source>::ensure_side(unsigned char* br, u64 j) -> result<unsigned char*> {
   if (unsigned char* sec = read::side_section(memory(), br, j)) return sec;
   const u64 g = j / geo::side_group;
   const u64 base = detail::header(br).base.get() + ((g * geo::side_group) << geo::slot_bits(1));
@@ -177,7 +177,7 @@ auto xarray<Value, PageShift, Source>::ensure_side(unsigned char* br, u64 j) -> 
 
 /// Frees slot j's side node once none of its bits is set.
 template <class Value, unsigned PageShift, PageSource Source>
-void xarray<Value, PageShift, Source>::drop_side_if_empty(unsigned char* br, u64 j) {
+inline void xarray<Value, PageShift, Source>::drop_side_if_empty(unsigned char* br, u64 j) {
   const u64 ref = side_ref(br, j);
   if (ref == 0 || detail::any_bits(node(ref) + 64, geo::side_group * geo::side_leaf_bytes)) return;
   free_node(ref);
@@ -186,7 +186,7 @@ void xarray<Value, PageShift, Source>::drop_side_if_empty(unsigned char* br, u64
 
 /// Writes one entry of order o at slot i of a dense leaf (value repeated, tails marked).
 template <class Value, unsigned PageShift, PageSource Source>
-void xarray<Value, PageShift, Source>::d_write(unsigned char* leaf, unsigned char* sec,
+inline void xarray<Value, PageShift, Source>::d_write(unsigned char* leaf, unsigned char* sec,
     u64 i, unsigned o, const Value& v, u8 marks) {
   for (u64 k = 0; k < (u64{1} << o); ++k) {
     std::memcpy(leaf + geo::value_size * (i + k), &v, sizeof v);
@@ -198,7 +198,7 @@ void xarray<Value, PageShift, Source>::d_write(unsigned char* leaf, unsigned cha
 
 /// Removes the entries of slot j's dense leaf inside [lo, hi]; returns how many.
 template <class Value, unsigned PageShift, PageSource Source>
-auto xarray<Value, PageShift, Source>::d_remove(unsigned char* br, u64 j, u64 lbase, u64 lo, u64 hi) -> u64 {
+inline auto xarray<Value, PageShift, Source>::d_remove(unsigned char* br, u64 j, u64 lbase, u64 lo, u64 hi) -> u64 {
   unsigned char* leaf = node(read::slot(br, j));
   unsigned char* sec = read::side_section(memory(), br, j);
   const u64 i0 = lo > lbase ? lo - lbase : 0;

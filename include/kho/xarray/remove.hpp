@@ -6,7 +6,7 @@
 namespace kho {
 
 template <class Value, unsigned PageShift, PageSource Source>
-void xarray<Value, PageShift, Source>::free_subtree(u64 ref, unsigned h) {
+inline void xarray<Value, PageShift, Source>::free_subtree(u64 ref, unsigned h) {
   if (ref == 0) return;
   if (kind(ref) == detail::xa_branch) {
     unsigned char* br = node(ref);
@@ -24,7 +24,7 @@ void xarray<Value, PageShift, Source>::free_subtree(u64 ref, unsigned h) {
 
 /// Removes every entry inside [lo, hi] (callers widen the range to whole entries).
 template <class Value, unsigned PageShift, PageSource Source>
-void xarray<Value, PageShift, Source>::remove_range(u64 lo, u64 hi) {
+inline void xarray<Value, PageShift, Source>::remove_range(u64 lo, u64 hi) {
   touch();
   xarray_root& r = rb();
   const u64 ref = r.root.get();
@@ -46,7 +46,7 @@ void xarray<Value, PageShift, Source>::remove_range(u64 lo, u64 hi) {
 }
 
 template <class Value, unsigned PageShift, PageSource Source>
-auto xarray<Value, PageShift, Source>::b_remove(unsigned char* br, unsigned h,
+inline auto xarray<Value, PageShift, Source>::b_remove(unsigned char* br, unsigned h,
     u64 base, u64 lo, u64 hi) -> u64 {
   const unsigned sb = geo::slot_bits(h);
   const u64 usable_last = (u64{1} << geo::slot_log(h)) - 1;
