@@ -112,56 +112,85 @@ constexpr error make_error(errc code, const char* structure = "", phys_addr at =
 /// What err() answers for a result that holds a value.
 inline constexpr error no_error{};
 
-/// A value or an error. T need not be default-constructible. The two share storage, so
-/// returning a value writes only the value and the flag (a scan returning an entry per
-/// call pays for nothing else).
+namespace detail {
+
+/// result's storage: the value and the error share it. For a trivially copyable T the
+/// union is copied as bytes, so a result returned per call (a cursor's next()) stays in
+/// registers; otherwise copies, moves and the destructor construct or destroy whichever
+/// member is live. (A base chosen by the trait, not constrained special members: Clang
+/// before 16 does not implement conditionally trivial special members.)
+template <class T, bool = std::is_trivially_copyable_v<T>>
+struct result_storage {
+  constexpr result_storage(const T& v) : value_(v), ok_(true) {}
+  constexpr result_storage(T&& v) : value_(std::move(v)), ok_(true) {}
+  constexpr result_storage(error e) : err_(e), ok_(false) {}
+  union {
+    T value_;
+    error err_;
+  };
+  bool ok_;
+};
+
 template <class T>
-class [[nodiscard]] result {
- public:
-  constexpr result(const T& v) : value_(v), ok_(true) {}
-  constexpr result(T&& v) : value_(std::move(v)), ok_(true) {}
-  constexpr result(error e) : err_(e), ok_(false) {}
-  constexpr result(errc c) : err_{c, {}}, ok_(false) {}
-
-  // Trivially copyable when T is, so a result returned per call (a cursor's next())
-  // stays in registers instead of being copied through memory.
-  result(const result&) requires std::is_trivially_copy_constructible_v<T> = default;
-  result(result&&) requires std::is_trivially_move_constructible_v<T> = default;
-  result& operator=(const result&) requires std::is_trivially_copy_assignable_v<T> = default;
-  result& operator=(result&&) requires std::is_trivially_move_assignable_v<T> = default;
-  ~result() requires std::is_trivially_destructible_v<T> = default;
-
-  result(const result& o) : ok_(o.ok_) {
+struct result_storage<T, false> {
+  constexpr result_storage(const T& v) : value_(v), ok_(true) {}
+  constexpr result_storage(T&& v) : value_(std::move(v)), ok_(true) {}
+  constexpr result_storage(error e) : err_(e), ok_(false) {}
+  result_storage(const result_storage& o) : ok_(o.ok_) {
     if (ok_) {
       ::new (&value_) T(o.value_);
     } else {
       ::new (&err_) error(o.err_);
     }
   }
-  result(result&& o) noexcept : ok_(o.ok_) {
+  result_storage(result_storage&& o) noexcept : ok_(o.ok_) {
     if (ok_) {
       ::new (&value_) T(std::move(o.value_));
     } else {
       ::new (&err_) error(o.err_);
     }
   }
-  result& operator=(const result& o) {
+  result_storage& operator=(const result_storage& o) {
     if (this != &o) {
-      this->~result();
-      ::new (this) result(o);
+      this->~result_storage();
+      ::new (this) result_storage(o);
     }
     return *this;
   }
-  result& operator=(result&& o) noexcept {
+  result_storage& operator=(result_storage&& o) noexcept {
     if (this != &o) {
-      this->~result();
-      ::new (this) result(std::move(o));
+      this->~result_storage();
+      ::new (this) result_storage(std::move(o));
     }
     return *this;
   }
-  ~result() {
+  ~result_storage() {
     if (ok_) value_.~T();
   }
+  union {
+    T value_;
+    error err_;
+  };
+  bool ok_;
+};
+
+}  // namespace detail
+
+/// A value or an error. T need not be default-constructible. The two share storage, so
+/// returning a value writes only the value and the flag (a scan returning an entry per
+/// call pays for nothing else); trivially copyable when T is.
+template <class T>
+class [[nodiscard]] result : private detail::result_storage<T> {
+  using storage = detail::result_storage<T>;
+  using storage::value_;
+  using storage::err_;
+  using storage::ok_;
+
+ public:
+  constexpr result(const T& v) : storage(v) {}
+  constexpr result(T&& v) : storage(std::move(v)) {}
+  constexpr result(error e) : storage(e) {}
+  constexpr result(errc c) : storage(error{c, {}, {}}) {}
 
   constexpr bool has_value() const { return ok_; }
   constexpr explicit operator bool() const { return ok_; }
@@ -176,13 +205,6 @@ class [[nodiscard]] result {
 
   constexpr errc code() const { return ok_ ? errc::ok : err_.code; }
   constexpr const error& err() const { return ok_ ? no_error : err_; }
-
- private:
-  union {
-    T value_;
-    error err_;
-  };
-  bool ok_;
 };
 
 /// Success or an error, with no value.
