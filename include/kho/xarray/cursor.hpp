@@ -4,6 +4,7 @@
 #include <kho/xarray/read.hpp>
 
 #include <cstdint>
+#include <type_traits>
 
 namespace kho {
 
@@ -25,6 +26,8 @@ class xa_cursor {
 
  public:
   using entry = xarray_entry<Value>;
+  static_assert(!std::is_trivially_copyable_v<entry> || std::is_trivially_copyable_v<result<entry>>,
+                "next()'s result must come back in registers, not through memory");
 
   /// A scan from `start`; mark < 0 for every entry, else only those carrying mark
   /// `mark` (an invalid mark gives an empty scan).
