@@ -18,28 +18,21 @@ UNIT = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
 
 
 class Runs:
-    """The repetitions of one or more JSON files (a family re-run for benchmarks added
-    after the main run, e.g. xarray_kernel_store.json beside xarray_kernel.json)."""
-
-    def __init__(self, paths):
-        self.runs = []
+    def __init__(self, path):
+        with open(path) as f:
+            doc = json.load(f)
+        self.path = path
+        self.ctx = doc["context"]
         self.reps, self.agg = {}, {}
-        for path in paths:
-            with open(path) as f:
-                doc = json.load(f)
-            self.runs.append((path, doc["context"]))
-            for r in doc["benchmarks"]:
-                if r.get("run_type", "iteration") == "iteration":
-                    self.reps.setdefault(r["run_name"], []).append(r)
-                else:
-                    self.agg[r["name"]] = r
+        for r in doc["benchmarks"]:
+            if r.get("run_type", "iteration") == "iteration":
+                self.reps.setdefault(r["run_name"], []).append(r)
+            else:
+                self.agg[r["name"]] = r
 
     def header(self):
-        lines = []
-        for path, ctx in self.runs:
-            load = ", ".join(f"{x:.2f}" for x in ctx.get("load_avg", []))
-            lines.append(f"_{os.path.basename(path)}: run of {ctx.get('date', '?')}, load average {load}_")
-        return "\n".join(lines) + "\n"
+        load = ", ".join(f"{x:.2f}" for x in self.ctx.get("load_avg", []))
+        return f"_{os.path.basename(self.path)}: run of {self.ctx.get('date', '?')}, load average {load}_\n"
 
     def find(self, pattern):
         names = [n for n in self.reps if re.fullmatch(pattern, n)]
@@ -100,13 +93,9 @@ def ratio(a, b):
     return "–" if a is None or b is None or b == 0 else f"{a / b:.2f}"
 
 
-def load(d, name, *extra):
-    """docs/bench/NAME.json, merged with the EXTRA families' files that exist."""
+def load(d, name):
     p = os.path.join(d, name + ".json")
-    if not os.path.exists(p):
-        return None
-    more = [os.path.join(d, e + ".json") for e in extra]
-    return Runs([p] + [m for m in more if os.path.exists(m)])
+    return Runs(p) if os.path.exists(p) else None
 
 
 def row(cells):
@@ -327,8 +316,7 @@ def block_list_tables(b):
 def main():
     d = sys.argv[1] if len(sys.argv) > 1 else "docs/bench"
     sections = [
-        ("Issue 22: the kernel's xarray side by side", lambda: kernel_table(load(d, "xarray_kernel", "xarray_kernel_store"),
-                                                                        load(d, "xarray_kernel_before", "xarray_kernel_store_before")), "xarray_kernel"),
+        ("Issue 22: the kernel's xarray side by side", lambda: kernel_table(load(d, "xarray_kernel"), load(d, "xarray_kernel_before")), "xarray_kernel"),
         ("Restore", lambda: restore_tables(load(d, "restore"), load(d, "restore_scale")), "restore"),
         ("Boot", lambda: boot_table(load(d, "boot")), "boot"),
         ("Xarray write paths", lambda: xarray_writes_table(load(d, "xarray_writes"), load(d, "xarray_before")), "xarray_writes"),

@@ -166,10 +166,8 @@ status claim_luo_v5(const M& mem, const kho_subtree& t, Scratch& scratch, Owners
   return s;
 }
 
-// Not inlined (noinline_for_stack): each format's view would otherwise join the
-// frame of its caller, which already holds the page owners and the map's view.
 template <unsigned PageShift, Memory M, PageSource Scratch, class Owners, class Map>
-[[gnu::noinline]] status claim_subtree(const M& mem, const kho_subtree& t, const char* format, Scratch& scratch, Owners& owners,
+status claim_subtree(const M& mem, const kho_subtree& t, const char* format, Scratch& scratch, Owners& owners,
                      const Map& map) {
   if (detail::same_string(format, luo_v5_compatible)) return claim_luo_v5<PageShift>(mem, t, scratch, owners, map);
   if (detail::same_string(format, kexec_metadata_format)) {
