@@ -80,6 +80,12 @@ inline constexpr format_version format_versions[] = {
     {"memfd", 1, "memfd-v1"},
     {"memfd", 2, "memfd-v2"},
     {"memfd", 3, "memfd feature header", true},
+    // -- families of shared/LINUX-FORMATS-NEXT.md: hugetlb, guest_memfd, KVM, tmpfs --
+
+    // -- families of shared/LINUX-FORMATS-NEXT.md: devices (PCI, IOMMU, iommufd, vfio-pci) --
+
+    // -- families of shared/LINUX-FORMATS-NEXT.md: MSHV --
+
     {"kexec-metadata", 1, "kexec-metadata-v1"},      // no string on the wire: its u32 version
     {"memblock", 1, "memblock-v1"},
     {"kho-root", 1, "kho-root-v1"},

@@ -41,6 +41,12 @@ inline constexpr manifest_line reader_lines[] = {
     {"kho-radix", version_bit(1), version_bit(1)},
     {"kho-xarray", version_bit(static_cast<u8>(xarray_version_major)), version_bit(static_cast<u8>(xarray_version_major))},
     {"kho-luo", version_bit(static_cast<u8>(luo_version_major)), version_bit(static_cast<u8>(luo_version_major))},
+    // -- LINUX-FORMATS-NEXT.md: hugetlb, guest_memfd, KVM, tmpfs --
+
+    // -- LINUX-FORMATS-NEXT.md: devices (PCI, IOMMU, iommufd, vfio-pci) --
+
+    // -- LINUX-FORMATS-NEXT.md: MSHV --
+
 };
 
 // The names manifest.hpp gives these numbers are the formats' own.

@@ -34,6 +34,7 @@
 #include <kho/linux/kexec_metadata.hpp>
 #include <kho/linux/kho_fdt.hpp>
 #include <kho/linux/kho_mem_chunks.hpp>
+#include <kho/linux/luo_handlers.hpp>
 #include <kho/linux/luo_v5.hpp>
 #include <kho/linux/luo_versions.hpp>
 #include <kho/linux/memblock.hpp>
@@ -42,6 +43,7 @@
 #include <cstring>
 #include <new>
 #include <optional>
+#include <span>
 
 namespace kho::upstream {
 
@@ -93,52 +95,8 @@ struct orphan_blocks {
 
 namespace impl {
 
-// A memfd's folios are the file's data, not the structure's: each must be the head of
-// a preserved block (the kernel's kho_restore_folio finds its order and magic there,
-// else the retrieval fails with -EIO), and is claimed for its memfd, so a folio two
-// files name, or one that is also a structure's page, has two owners. One page per
-// folio: the block's other pages are the folio's own. The block's order is the
-// folio's: it spans file pages [index, index + 2^order), and the kernel adds it to
-// the page cache there, which needs the index aligned to the order (a misaligned
-// folio trips shmem_add_to_page_cache's VM_BUG_ON) and the span clear of the next
-// record's (-EEXIST fails memfd_luo_retrieve): misaligned and already_exists here.
-template <unsigned PageShift, Memory M, class Owners, class Map>
-status claim_folios(const memfd_view<M, PageShift>& m, Owners& owners, const Map& map) {
-  using view = memfd_view<M, PageShift>;
-  status s;
-  u64 clear_from = 0;  // the first file page past the previous folio
-  m.for_each_folio([&](const memfd_folio& f) {
-    if (!s) return;
-    const phys_addr head{f.frame.value << PageShift};
-    unsigned o = 0;
-    while (o < Map::orders && !(map.count(order{o}) != 0 && map.contains(head, order{o}))) ++o;
-    if (o == Map::orders) {
-      s = make_error(errc::not_preserved, view::structure, head, 1);
-    } else if (o >= 64 || (f.index & ((u64{1} << o) - 1)) != 0) {
-      s = make_error(errc::misaligned, view::structure, head, 1);
-    } else if (f.index < clear_from) {
-      s = make_error(errc::already_exists, view::structure, head, 1);
-    } else {
-      const u64 end = f.index + (u64{1} << o);
-      clear_from = end < f.index ? ~u64{0} : end;
-      s = owners.claim(head, 1, page_owner{view::structure, m.address()});
-    }
-  });
-  return s;
-}
-
-// One file's memfd state, folio array and folios, when its record names a memfd layout.
-template <unsigned PageShift, Memory M, class Owners, class Map>
-status claim_memfd_file(const M& mem, const luo_file_ser& f, Owners& owners, const Map& map) {
-  auto version = memfd_version_of(f);
-  if (!version || f.data.get() == 0) return {};
-  auto m = attach_memfd<PageShift>(mem, phys_addr{f.data.get()}, *version);
-  if (!m) return m.err();
-  KHO_TRY(m->claim_pages(owners));
-  return claim_folios(*m, owners, map);
-}
-
-// LUO's pages in whichever layout the bytes are, then each memfd file.
+// LUO's pages in whichever layout the bytes are, then what each FLB and file names
+// (luo_handlers.hpp).
 template <unsigned PageShift, Memory M, PageSource Scratch, class Owners, class Map>
 status claim_luo_v5(const M& mem, const kho_subtree& t, Scratch& scratch, Owners& owners, const Map& map) {
   auto version = detect_luo_version(mem, t.phys, t.size);
@@ -150,18 +108,26 @@ status claim_luo_v5(const M& mem, const kho_subtree& t, Scratch& scratch, Owners
     auto v = attach_luo_v1<PageShift>(mem, t.phys, scratch, t.size);
     if (!v) return v.err();
     s = v->claim_pages(owners);
-    for (u64 i = 0; i < v->session_count() && s; ++i)
-      for (u64 j = 0; j < v->sessions()[i].file_set_ser.count.get() && s; ++j)
-        s = claim_memfd_file<PageShift>(mem, v->files(v->sessions()[i])[j], owners, map);
+    for (u64 i = 0; i < v->session_count() && s; ++i) {
+      const luo_session_ser& session = v->sessions()[i];
+      const std::span<const luo_file_ser> files(v->files(session), session.file_set_ser.count.get());
+      for (const luo_file_ser& f : files)
+        if (s) s = claim_luo_file<PageShift>(mem, f, files, luo_flb_list{}, owners, map);
+    }
     v->release();
     return s;
   }
   auto v = attach_luo_v5<PageShift>(mem, t.phys, scratch, t.size, {}, *version);
   if (!v) return v.err();
   s = v->claim_pages(owners);
-  for (const luo_session_ser& session : v->sessions())
-    for (const luo_file_ser& f : v->files(session))
-      if (s) s = claim_memfd_file<PageShift>(mem, f, owners, map);
+  const luo_flb_list flbs{v->flbs(), v->flb_count()};
+  for (const luo_flb_ser& b : flbs)
+    if (s) s = claim_luo_flb<PageShift>(mem, b, flbs, owners, map);
+  for (const luo_session_ser& session : v->sessions()) {
+    const auto files = v->files(session);
+    for (const luo_file_ser& f : files)
+      if (s) s = claim_luo_file<PageShift>(mem, f, files, flbs, owners, map);
+  }
   v->release();
   return s;
 }

@@ -40,6 +40,7 @@
 #include <kho/linux/luo_versions.hpp>
 #include <kho/manifest.hpp>
 #include <kho/model/inspect_luo.hpp>
+#include <kho/model/inspect_luo_handlers.hpp>
 #include <kho/model/inspect_radix.hpp>
 #include <kho/model/inspect_xarray.hpp>
 #include <kho/model/kernel_verdict.hpp>
@@ -64,15 +65,6 @@ namespace kho::model {
 namespace linux_inspect {
 
 using namespace kho::upstream;
-
-/// A fixed-size name field up to its NUL (the readers proved there is one).
-inline std::string field_string(const char* field, u64 cap) {
-  return std::string(field, kho::detail::bounded_length(field, cap));
-}
-
-inline nlohmann::json refused(const char* what, const error& e) {
-  return {{"ok", false}, {"error", describe_error(e)}, {"summary", fmt::format("{}: {}", what, format_error(e))}};
-}
 
 /// What the root says of itself.
 template <Memory M, unsigned PageShift>
@@ -100,44 +92,6 @@ inline nlohmann::json subtree_json(const kho_subtree& t) {
   if (t.compatible != nullptr) j["kho_compatible"] = t.compatible;
   if (t.has_checksum) j["checksum"] = hex(t.checksum);
   if (t.has_deep_checksum) j["deep_checksum"] = hex(t.deep_checksum);
-  return j;
-}
-
-/// A memfd-v2/v1 file's state: pos, size, seals, nr_folios and its first
-/// `max_folios` folios.
-template <unsigned PageShift, Memory M>
-nlohmann::json memfd_json(const M& mem, phys_addr ser, memfd_version version, u64 max_folios) {
-  auto m = attach_memfd<PageShift>(mem, ser, version);
-  if (!m) return refused("memfd refused", m.err());
-  nlohmann::json folios = nlohmann::json::array();
-  m->for_each_folio([&](const memfd_folio& f) {
-    if (folios.size() < max_folios)
-      folios.push_back({{"pfn", hex(f.frame.value)}, {"index", f.index}, {"flags", f.flags}});
-  });
-  return {{"ok", true},
-          {"version", wire_name_of("memfd", static_cast<u8>(version))},
-          {"address", hex(ser.value)},
-          {"pos", m->pos()},
-          {"size", m->size()},
-          {"seals", m->seals()},
-          {"flags", m->flags()},
-          {"nr_folios", m->nr_folios()},
-          {"folios", folios},
-          {"folios_truncated", m->nr_folios() > folios.size()}};
-}
-
-/// One LUO file; a memfd's state is read when its data names one (as the check does).
-template <unsigned PageShift, Memory M>
-nlohmann::json luo_file_json(const M& mem, const luo_file_ser& f, u64 max_folios, bool& ok) {
-  nlohmann::json j{{"compatible", field_string(f.compatible, luo_v5_file_compatible_len)},
-                   {"token", f.token.get()},
-                   {"data", hex(f.data.get())}};
-  const auto version = memfd_version_of(f);
-  if (version) j["format"] = wire_name_of("memfd", static_cast<u8>(*version));
-  if (version && f.data.get() != 0) {
-    j["memfd"] = memfd_json<PageShift>(mem, phys_addr{f.data.get()}, *version, max_folios);
-    ok = ok && j["memfd"]["ok"].get<bool>();
-  }
   return j;
 }
 
@@ -172,9 +126,7 @@ nlohmann::json luo_v5_json(const M& mem, const kho_subtree& t, u64 max_folios) {
     for (const luo_session_ser& s : v->sessions()) add_session(s, v->files(s));
     for (u64 i = 0; i < v->flb_count(); ++i) {
       const luo_flb_ser& b = v->flbs()[i];
-      flbs.push_back({{"name", field_string(b.name, luo_v5_flb_name_len)},
-                      {"count", b.count.get()},
-                      {"data", hex(b.data.get())}});
+      flbs.push_back(luo_flb_json<PageShift>(mem, b, max_folios, ok));
     }
     number = v->liveupdate_num(), session_count = v->session_count(), file_count = v->file_count();
     blocks = v->block_count();
