@@ -307,7 +307,9 @@ void run_next_linux(model::physical_memory& pm, nlohmann::json& out, bool inspec
                      {"fdt", model::hex(d.fdt_addr.get())},
                      {"fdt_size", d.fdt_size.get()},
                      {"scratch", model::hex(d.scratch_addr.get())},
-                     {"scratch_entries", kho_scratch_count(d)}};
+                     {"scratch_entries", kho_scratch_count(d)},
+                     {"bootmem", model::hex(d.scratch_addr.get())},  // the kernel's newer name
+                     {"bootmem_entries", kho_scratch_count(d)}};
   model::scratch_pages scratch(mem);
   auto handover = attach_kho_handover_each(mem, phys_addr{d.fdt_addr.get()}, scratch.pages(), d.fdt_size.get());
   if (!handover) return refuse(handover.err());
@@ -359,7 +361,7 @@ void run_next_linux(model::physical_memory& pm, nlohmann::json& out, bool inspec
     if (r.start <= array && array < r.end) r.start = array + page_geometry<>::size;
     if (r.size() > fresh_range.size()) fresh_range = r;
   }
-  out["scratch"] = {{"summary", fmt::format("{} KiB of scratch at {:#x} from kho_data", fresh_range.size() >> 10,
+  out["scratch"] = {{"summary", fmt::format("{} KiB of KHO boot memory (scratch) at {:#x} from kho_data", fresh_range.size() >> 10,
                                             fresh_range.start.value)}};
   bump_page_source<flat_memory> fresh(mem, fresh_range.start, fresh_range.end);
   auto luo = handover->find(luo_v5_subtree);
@@ -396,7 +398,7 @@ void print_restore_and_scratch(const nlohmann::json& out) {
                 static_cast<unsigned long long>(out["restore"]["regions"].get<u64>()),
                 static_cast<unsigned long long>(out["restore"]["reserved_bytes"].get<u64>() >> 10),
                 out["restore"]["naive_equals_linear"].get<bool>() ? "agree" : "DISAGREE");
-  if (out.contains("scratch")) std::printf("scratch: %s\n", out["scratch"].value("summary", "").c_str());
+  if (out.contains("scratch")) std::printf("KHO boot memory (scratch): %s\n", out["scratch"].value("summary", "").c_str());
 }
 
 void print_linux(const nlohmann::json& out) {

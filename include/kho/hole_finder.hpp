@@ -46,7 +46,7 @@
 //   last_fit                      sweeps of disjoint chunks from the top, doubling in
 //                                 size: O(sweep of [answer, window end]) plus
 //                                 O(log(window / first chunk)) walk set-ups
-//   grow_scratch                  one sweep plus O(H log m) for H holes and m pieces
+//   grow_scratch (grow_bootmem)   one sweep plus O(H log m) for H holes and m pieces
 // Memory: none beyond the stack; nothing allocates and preserved memory is only read.
 #pragma once
 
@@ -104,6 +104,7 @@ struct scratch_plan {
   u64 pieces = 0;
   u64 bytes = 0;  // >= need; need rounded up to a page at most
 };
+using bootmem_plan = scratch_plan;  // the kernel's newer name (kho/linux/bootmem.hpp)
 
 /// Holes of a preserved-memory map (a preserve_bitmap_view, or a writer's
 /// preserve_bitmap) within the RAM ranges a caller names. Read-only, allocation-free.
@@ -312,6 +313,11 @@ class hole_finder {
   result<scratch_plan> grow_scratch(u64 need, std::span<phys_range> out) const {
     return grow_scratch(need, out, ram_window());
   }
+  /// The kernel's newer name for the same step: growing KHO boot memory (bootmem.hpp).
+  result<scratch_plan> grow_bootmem(u64 need, std::span<phys_range> out, phys_range window) const {
+    return grow_scratch(need, out, window);
+  }
+  result<scratch_plan> grow_bootmem(u64 need, std::span<phys_range> out) const { return grow_scratch(need, out); }
 
  private:
   hole_finder(const Map& map, std::span<const phys_range> ram, std::span<const phys_range> reserved,

@@ -43,6 +43,9 @@ void check_kho_data(nlohmann::json& j, const model::image_memory& mem, const ups
                    {"fdt_size", d.fdt_size.get()},
                    {"scratch", model::hex(d.scratch_addr.get())},
                    {"scratch_entries", upstream::kho_scratch_count(d)},
+                   // The kernel's newer name for the same array (kho/linux/bootmem.hpp).
+                   {"bootmem", model::hex(d.scratch_addr.get())},
+                   {"bootmem_entries", upstream::kho_scratch_count(d)},
                    {"kho_nodes", boot.kho_nodes}};
   if (j["status"] != "ok") return;
   model::scratch_pages<PageShift> scratch(mem);
