@@ -294,7 +294,7 @@ class luo_layout_view {
     if (s && ser_pa_ && ser_pa_ != root_) s = owners.claim(ser_pa_, 1, who);
     auto claim_set = [&](const auto& range, luo_storage kind, phys_addr head, bool sessions) {
       if (!s || !head) return;
-      if (kind == luo_storage::array) s = owners.claim(head, luo_storage_pages<PageShift>(kind, true && sessions), who);
+      if (kind == luo_storage::array) s = owners.claim(head, luo_storage_pages<PageShift>(kind, sessions), who);
       else range.for_each_block([&](phys_addr b, u64 pages) {
         if (s) s = owners.claim(b, pages, who);
       });
@@ -772,7 +772,8 @@ class luo_layout_writer {
       auto pa = alloc(0);  // kho_alloc_preserve(sizeof luo_ser): one page
       if (!pa) return pa.err();
       ser_ = *pa;
-      if (l_->form == luo_form::raw) std::memcpy(virt<char>(ser_), l_->compatible, std::strlen(l_->compatible));
+      if (l_->form == luo_form::raw)
+        std::memcpy(virt<char>(ser_, l_->compatible_len), l_->compatible, std::strlen(l_->compatible));
     }
     auto flb = alloc(0);
     if (!flb) return flb.err();
