@@ -140,7 +140,8 @@ std::vector<family_versions> matrix_families() {
   return {
       // kho-v1 and -v2 roots carry the FDT-era LUO (luo-v1) and memfd-v1.
       {"kho", {1, 2, 3, 4, 5}, [](u8 v) { return v < 3 ? linux_versions{v, 1, 1, false} : linux_versions{v, 5, 2, true}; }},
-      {"luo", {1, 5, 6, 7}, [](u8 v) { return linux_versions{4, v, 2, true}; }},
+      // 1..7, then luo_layouts.hpp's: 2, 3, 4 and 8..12 (LINUX-FORMATS-NEXT.md 1.1).
+      {"luo", {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, [](u8 v) { return linux_versions{4, v, 2, true}; }},
       {"memfd", {1, 2, 3}, [](u8 v) { return linux_versions{4, 5, v, v != 1}; }},
   };
 }

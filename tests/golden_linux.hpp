@@ -94,7 +94,7 @@ inline image build_linux(const linux_versions& v) {
   auto must = [](const status& s, const char* what) {
     if (!s) throw std::runtime_error(fmt::format("{}: {}", what, to_string(s.code())));
   };
-  if (v.root < 1 || v.root > 5 || (v.luo != 1 && (v.luo < 5 || v.luo > 7)) || v.memfd < 1 || v.memfd > 3)
+  if (v.root < 1 || v.root > 5 || v.luo < 1 || v.luo > 12 || v.memfd < 1 || v.memfd > 3)
     throw std::runtime_error(fmt::format("kho writes no {} / {} / {}", v.root, v.luo, v.memfd));
   // kho-v1 and -v2 name FDT blobs only: no kexec-metadata (a raw blob), LUO as luo-v1.
   const bool raw_blobs = v.root >= 3;

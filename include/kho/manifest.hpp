@@ -77,6 +77,14 @@ inline constexpr format_version format_versions[] = {
     {"luo", 5, "luo-v5"},
     {"luo", 6, "luo-v5;block-v1"},             // RFC: 16-byte compatible field
     {"luo", 7, "luo feature header", true},          // luo_feature_hdr replaces the string
+    // One string, two layouts (LINUX-FORMATS-NEXT.md 1.1): 1, 3 and 4 above are the
+    // first ones kho named (luo-v1 without luo-flb; luo-v3 / luo-v4 raw, whose luo_ser
+    // holds that string); the other form of each says its form in its name.
+    {"luo", 8, "luo-v1 (luo-flb)"},                  // FDT luo-v1 with the luo-flb node
+    {"luo", 9, "luo-v3 (FDT)"},                      // FDT + luo_ser, LUO-block sessions
+    {"luo", 10, "luo-v4 (FDT)"},                     // FDT + luo_ser, LUO-block sessions and files
+    {"luo", 11, "luo-v3-kho-block-v1"},              // raw, 24-byte compatible field
+    {"luo", 12, "luo-v4-kho-block-v1"},
     {"memfd", 1, "memfd-v1"},
     {"memfd", 2, "memfd-v2"},
     {"memfd", 3, "memfd feature header", true},

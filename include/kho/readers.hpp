@@ -25,7 +25,12 @@ namespace kho {
 inline constexpr u64 kho_root_versions = version_set({1, 2, 3, 4, 5});
 inline constexpr u64 luo_versions = version_set(
     {static_cast<u8>(upstream::luo_version::v1), static_cast<u8>(upstream::luo_version::v5),
-     static_cast<u8>(upstream::luo_version::v5_block_v1), static_cast<u8>(upstream::luo_version::feature)});
+     static_cast<u8>(upstream::luo_version::v5_block_v1), static_cast<u8>(upstream::luo_version::feature),
+     // luo_layouts.hpp: every layout between luo-v1 and luo-v5
+     static_cast<u8>(upstream::luo_version::v1_flb), static_cast<u8>(upstream::luo_version::v2),
+     static_cast<u8>(upstream::luo_version::v3_fdt), static_cast<u8>(upstream::luo_version::v4_fdt),
+     static_cast<u8>(upstream::luo_version::v3), static_cast<u8>(upstream::luo_version::v3_kho_block_v1),
+     static_cast<u8>(upstream::luo_version::v4), static_cast<u8>(upstream::luo_version::v4_kho_block_v1)});
 inline constexpr u64 memfd_versions = version_set({static_cast<u8>(upstream::memfd_version::v1),
                                                            static_cast<u8>(upstream::memfd_version::v2),
                                                            static_cast<u8>(upstream::memfd_version::feature)});

@@ -1,6 +1,6 @@
 // make_linux_seeds DIR: writes seed inputs for the fuzz targets of Linux's formats
 // (DIR/fuzz_linux_vmalloc/, DIR/fuzz_linux_luo_v5/, DIR/fuzz_linux_memfd/,
-// DIR/fuzz_linux_luo_versions/,
+// DIR/fuzz_linux_luo_versions/, DIR/fuzz_linux_luo_layouts/,
 // DIR/fuzz_linux_boot/, DIR/fuzz_linux_meta/), each a
 // fuzz input as fuzz_input.hpp reads it: the root's offset (8 bytes LE), then a memory
 // image starting at physical kho::fuzz::image_base; and for DIR/fuzz_kho_fdt/ the root
@@ -201,7 +201,8 @@ void meta_seeds(const std::filesystem::path& dir) {
 }
 
 // The other LUO layouts, as write_luo writes them, and feature-header memfds.
-void luo_version_seeds(const std::filesystem::path& dir, const std::filesystem::path& memfd_dir) {
+void luo_version_seeds(const std::filesystem::path& dir, const std::filesystem::path& memfd_dir,
+                       const std::filesystem::path& layouts_dir) {
   const luo_file_content files[] = {{"memfd", 0x1000, 1}, {"memfd-v2", 0x2000, 2}};
   const luo_session_content sessions[] = {{"vm", files, 2}, {"empty", nullptr, 0}};
   const luo_flb_content flbs[] = {{"liveupdate-test-flb-v1", 1, 1}};
@@ -211,6 +212,15 @@ void luo_version_seeds(const std::filesystem::path& dir, const std::filesystem::
     auto blob = write_luo(img.pages, v, luo_content{3, sessions, 2, flb ? flbs : nullptr, flb ? 1u : 0u});
     write_seed(dir, luo_version_name(v) == std::string("luo-v5;block-v1") ? "block-v1" : luo_version_name(v), img,
                blob->phys);
+  }
+  // The layouts of luo_layouts.hpp (LINUX-FORMATS-NEXT.md 1.2-1.7), one seed each.
+  for (const luo_layout& l : luo_layouts) {
+    image img(u64{2} << 20);
+    auto blob = write_luo(img.pages, l.version, luo_content{3, sessions, 2, flbs, 1});
+    std::string name = luo_version_name(l.version);
+    for (char& ch : name)
+      if (ch == ' ' || ch == '(' || ch == ')') ch = '_';
+    write_seed(layouts_dir, name, img, blob->phys);
   }
   image img(u64{1} << 20);
   std::vector<memfd_folio> folios;
@@ -234,6 +244,6 @@ int main(int argc, char** argv) {
   kho_fdt_seeds(dir / "fuzz_kho_fdt");
   boot_seeds(dir / "fuzz_linux_boot");
   meta_seeds(dir / "fuzz_linux_meta");
-  luo_version_seeds(dir / "fuzz_linux_luo_versions", dir / "fuzz_linux_memfd");
+  luo_version_seeds(dir / "fuzz_linux_luo_versions", dir / "fuzz_linux_memfd", dir / "fuzz_linux_luo_layouts");
   return 0;
 }

@@ -8,7 +8,8 @@
 //      one; its pages are claimed but exempt from (4), as upstream never records them
 //   3. each subtree, by the name the kernel gives it, else by kho,compatible:
 //        "LUO"            any LUO layout (detect_luo_version: luo-v1, luo-v5,
-//                         luo-v5;block-v1, feature header): sessions, files, FLBs;
+//                         luo-v5;block-v1, feature header, luo_layouts.hpp's
+//                         eight): sessions, files, FLBs;
 //                         each memfd-v2/v1/feature ("memfd") file's state,
 //                         folio array, and each folio's head page, which must start
 //                         a preserved block (not_preserved at the folio otherwise)
@@ -96,40 +97,38 @@ struct orphan_blocks {
 namespace impl {
 
 // LUO's pages in whichever layout the bytes are, then what each FLB and file names
-// (luo_handlers.hpp).
+// (luo_handlers.hpp), through the one walk every layout shares (walk_luo).
+template <unsigned PageShift, Memory M, class Owners, class Map>
+struct luo_claim_visitor {
+  const M& mem;
+  Owners& owners;
+  const Map& map;
+  luo_flb_list flbs_{};
+  template <class View>
+  status view(const View& v) {
+    return v.claim_pages(owners);
+  }
+  status flbs(const luo_flb_ser* items, u64 n) {
+    flbs_ = {items, n};
+    for (const luo_flb_ser& b : flbs_) KHO_TRY(claim_luo_flb<PageShift>(mem, b, flbs_, owners, map));
+    return {};
+  }
+  template <class Files>
+  status session(const luo_session_ser&, const Files& files) {
+    for (const luo_file_ser& f : files) KHO_TRY(claim_luo_file<PageShift>(mem, f, files, flbs_, owners, map));
+    return {};
+  }
+};
+
 template <unsigned PageShift, Memory M, PageSource Scratch, class Owners, class Map>
 status claim_luo_v5(const M& mem, const kho_subtree& t, Scratch& scratch, Owners& owners, const Map& map) {
   auto version = detect_luo_version(mem, t.phys, t.size);
   if (!version) return version.err();
   if (t.compatible != nullptr && !detail::same_string(t.compatible, luo_version_name(*version)))
     return make_error(errc::bad_compatible, luo_v5_view<M, Scratch, PageShift>::structure, t.phys, 0);
-  status s;
-  if (*version == luo_version::v1) {
-    auto v = attach_luo_v1<PageShift>(mem, t.phys, scratch, t.size);
-    if (!v) return v.err();
-    s = v->claim_pages(owners);
-    for (u64 i = 0; i < v->session_count() && s; ++i) {
-      const luo_session_ser& session = v->sessions()[i];
-      const std::span<const luo_file_ser> files(v->files(session), session.file_set_ser.count.get());
-      for (const luo_file_ser& f : files)
-        if (s) s = claim_luo_file<PageShift>(mem, f, files, luo_flb_list{}, owners, map);
-    }
-    v->release();
-    return s;
-  }
-  auto v = attach_luo_v5<PageShift>(mem, t.phys, scratch, t.size, {}, *version);
-  if (!v) return v.err();
-  s = v->claim_pages(owners);
-  const luo_flb_list flbs{v->flbs(), v->flb_count()};
-  for (const luo_flb_ser& b : flbs)
-    if (s) s = claim_luo_flb<PageShift>(mem, b, flbs, owners, map);
-  for (const luo_session_ser& session : v->sessions()) {
-    const auto files = v->files(session);
-    for (const luo_file_ser& f : files)
-      if (s) s = claim_luo_file<PageShift>(mem, f, files, flbs, owners, map);
-  }
-  v->release();
-  return s;
+  auto r = walk_luo<PageShift>(mem, t.phys, t.size, scratch, luo_claim_visitor<PageShift, M, Owners, Map>{mem, owners, map});
+  if (!r) return r.err();
+  return {};
 }
 
 template <unsigned PageShift, Memory M, PageSource Scratch, class Owners, class Map>

@@ -85,14 +85,45 @@ inline constexpr const char* luo_v5_block_v1_compatible = "luo-v5;block-v1";  //
 inline constexpr u64 luo_v5_block_v1_compatible_len = 16;                      // ALIGN(sizeof, 8)
 
 /// The LUO layouts kho reads and writes. v5, v5_block_v1 and feature differ only in
-/// what precedes luo_ser's three u64s; v1 is an FDT (kho/linux/luo_v1.hpp).
-enum class luo_version : u8 { v1 = 1, v5 = 5, v5_block_v1 = 6, feature = 7 };
+/// what precedes luo_ser's three u64s; v1 is an FDT (kho/linux/luo_v1.hpp); the
+/// others are kho/linux/luo_layouts.hpp. The value is the manifest's "luo" version:
+/// 1..7 keep the meaning images already carry (3 and 4 are the raw forms, whose
+/// luo_ser holds the string itself); 8..12 are the layouts whose string another
+/// layout also uses, named with their form.
+enum class luo_version : u8 {
+  v1 = 1,
+  v2 = 2,
+  v3 = 3,  // raw, 8-byte compatible "luo-v3"
+  v4 = 4,  // raw, 8-byte compatible "luo-v4"
+  v5 = 5,
+  v5_block_v1 = 6,
+  feature = 7,
+  v1_flb = 8,           // FDT "luo-v1" with the luo-flb node
+  v3_fdt = 9,           // FDT "luo-v3" (LUO-block sessions)
+  v4_fdt = 10,          // FDT "luo-v4" (LUO-block sessions and files)
+  v3_kho_block_v1 = 11,  // raw, 24-byte compatible
+  v4_kho_block_v1 = 12,  // raw, 24-byte compatible
+};
 
+/// kho's name of each layout (the manifest's wire name, and what a KHO root's
+/// kho,compatible of "LUO" may say). Where one string names two layouts, the FDT one
+/// says so.
 constexpr const char* luo_version_name(luo_version v) {
-  return v == luo_version::v1 ? "luo-v1"
-         : v == luo_version::v5 ? "luo-v5"
-         : v == luo_version::v5_block_v1 ? "luo-v5;block-v1"
-                                          : "luo feature header";  // as manifest.hpp names it
+  switch (v) {
+    case luo_version::v1: return "luo-v1";
+    case luo_version::v2: return "luo-v2";
+    case luo_version::v3: return "luo-v3";
+    case luo_version::v4: return "luo-v4";
+    case luo_version::v5: return "luo-v5";
+    case luo_version::v5_block_v1: return "luo-v5;block-v1";
+    case luo_version::v1_flb: return "luo-v1 (luo-flb)";
+    case luo_version::v3_fdt: return "luo-v3 (FDT)";
+    case luo_version::v4_fdt: return "luo-v4 (FDT)";
+    case luo_version::v3_kho_block_v1: return "luo-v3-kho-block-v1";
+    case luo_version::v4_kho_block_v1: return "luo-v4-kho-block-v1";
+    case luo_version::feature: break;
+  }
+  return "luo feature header";  // as manifest.hpp names it
 }
 
 struct luo_ser {

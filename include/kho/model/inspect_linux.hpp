@@ -96,44 +96,45 @@ inline nlohmann::json subtree_json(const kho_subtree& t) {
 }
 
 /// LUO in whichever layout its bytes are (luo-v1, luo-v5, luo-v5;block-v1, the
-/// feature header): "format" the layout, liveupdate_num, sessions with their files,
-/// FLBs (luo-v1 has none).
+/// feature header, luo_layouts.hpp's eight): "format" the layout, liveupdate_num,
+/// sessions with their files, FLBs (luo-v1 has none), through walk_luo.
 template <unsigned PageShift, Memory M>
-nlohmann::json luo_v5_json(const M& mem, const kho_subtree& t, u64 max_folios) {
-  scratch_pages<PageShift> scratch(mem);
-  auto version = detect_luo_version(mem, t.phys, t.size);
-  if (!version) return refused("LUO refused", version.err());
-  bool ok = true;
-  nlohmann::json sessions = nlohmann::json::array(), flbs = nlohmann::json::array();
-  auto add_session = [&](const luo_session_ser& s, const auto& files) {
+struct luo_json_visitor {
+  const M& mem;
+  u64 max_folios;
+  bool& ok;
+  nlohmann::json& sessions;
+  nlohmann::json& flb_out;
+  template <class View>
+  status view(const View&) {
+    return {};
+  }
+  status flbs(const luo_flb_ser* items, u64 n) {
+    for (u64 i = 0; i < n; ++i) flb_out.push_back(luo_flb_json<PageShift>(mem, items[i], max_folios, ok));
+    return {};
+  }
+  template <class Files>
+  status session(const luo_session_ser& s, const Files& files) {
     nlohmann::json out = nlohmann::json::array();
     for (const luo_file_ser& f : files) out.push_back(luo_file_json<PageShift>(mem, f, max_folios, ok));
     sessions.push_back({{"name", field_string(s.name, luo_v5_session_name_len)}, {"files", std::move(out)}});
-  };
-  u64 number = 0, session_count = 0, file_count = 0, blocks = 0;
-  if (*version == luo_version::v1) {
-    auto v = attach_luo_v1<PageShift>(mem, t.phys, scratch.pages(), t.size);
-    if (!v) return refused("LUO refused", v.err());
-    for (u64 i = 0; i < v->session_count(); ++i) {
-      const luo_session_ser& s = v->sessions()[i];
-      add_session(s, std::span<const luo_file_ser>(v->files(s), s.file_set_ser.count.get()));
-    }
-    number = v->liveupdate_num(), session_count = v->session_count(), file_count = v->file_count();
-    v->release();
-  } else {
-    auto v = attach_luo_v5<PageShift>(mem, t.phys, scratch.pages(), t.size, {}, *version);
-    if (!v) return refused("LUO refused", v.err());
-    for (const luo_session_ser& s : v->sessions()) add_session(s, v->files(s));
-    for (u64 i = 0; i < v->flb_count(); ++i) {
-      const luo_flb_ser& b = v->flbs()[i];
-      flbs.push_back(luo_flb_json<PageShift>(mem, b, max_folios, ok));
-    }
-    number = v->liveupdate_num(), session_count = v->session_count(), file_count = v->file_count();
-    blocks = v->block_count();
-    v->release();
+    return {};
   }
+};
+
+template <unsigned PageShift, Memory M>
+nlohmann::json luo_v5_json(const M& mem, const kho_subtree& t, u64 max_folios) {
+  scratch_pages<PageShift> scratch(mem);
+  bool ok = true;
+  nlohmann::json sessions = nlohmann::json::array(), flbs = nlohmann::json::array();
+  auto info = walk_luo<PageShift>(mem, t.phys, t.size, scratch.pages(),
+                                  luo_json_visitor<PageShift, M>{mem, max_folios, ok, sessions, flbs});
+  if (!info) return refused("LUO refused", info.err());
+  const luo_version version = info->version;
+  const u64 number = info->liveupdate_num, session_count = info->sessions, file_count = info->files,
+            blocks = info->blocks;
   return {{"ok", ok},
-          {"format", luo_version_name(*version)},
+          {"format", luo_version_name(version)},
           {"summary", fmt::format("live update #{}: {} sessions, {} files, {} FLBs, {} blocks", number, session_count,
                                   file_count, flbs.size(), blocks)},
           {"liveupdate_num", number},
@@ -273,18 +274,29 @@ class payload_references {
     }
     ranges_ = std::move(merged);
   }
+  // What every FLB's and every file's data names that no reader walks (memfd's are
+  // walked), in any layout, through walk_luo.
+  struct luo_payload_visitor {
+    payload_references& refs;
+    template <class View>
+    status view(const View&) {
+      return {};
+    }
+    status flbs(const luo_flb_ser* items, u64 n) {
+      for (u64 i = 0; i < n; ++i) refs.add(items[i].data.get(), 1);
+      return {};
+    }
+    template <class Files>
+    status session(const luo_session_ser&, const Files& files) {
+      for (const luo_file_ser& f : files)
+        if (!memfd_version_of(f)) refs.add(f.data.get(), 1);
+      return {};
+    }
+  };
   template <unsigned PageShift, Memory M>
   void add_luo(const M& mem, const kho_subtree& t) {
-    auto version = detect_luo_version(mem, t.phys, t.size);
-    if (!version || *version == luo_version::v1) return;
     scratch_pages<PageShift> scratch(mem);
-    auto v = attach_luo_v5<PageShift>(mem, t.phys, scratch.pages(), t.size, {}, *version);
-    if (!v) return;
-    for (u64 i = 0; i < v->flb_count(); ++i) add(v->flbs()[i].data.get(), 1);
-    for (const luo_session_ser& s : v->sessions())
-      for (const luo_file_ser& f : v->files(s))
-        if (!memfd_version_of(f)) add(f.data.get(), 1);
-    v->release();
+    (void)walk_luo<PageShift>(mem, t.phys, t.size, scratch.pages(), luo_payload_visitor{*this});
   }
 
   std::vector<std::pair<u64, u64>> ranges_;  // (start, bytes), sorted, disjoint

@@ -292,10 +292,11 @@ void scan_luo(kernel_verdict& v, const M& mem, const upstream::kho_subtree& t) {
   auto version = detect_luo_version(mem, t.phys, t.size);
   if (!version) return;
   if (*version != luo_version::v5) {
+    // LINUX-FORMATS-NEXT.md 1.8: the luo-v5 reader strncmps its 8 bytes and panics
+    // through luo_restore_fail on anything else (an FDT, another number, a longer field).
     v.add(kernel_outcome::refuses, "LUO", t.phys.value,
-          fmt::format("written as {}; the kernel reads luo-v5 only (strncmp on the compatible): every session is "
-                      "lost",
-                      luo_version_name(*version)));
+          fmt::format("written as {}; the kernel reads luo-v5 only and {}: every session is lost",
+                      luo_version_name(*version), luo_stock_words(luo_stock_reading(luo_version::v5, *version))));
     return;
   }
   scratch_pages<PageShift> scratch(mem);
