@@ -98,7 +98,8 @@ namespace impl {
 // LUO's pages in whichever layout the bytes are, then what each FLB and file names
 // (luo_handlers.hpp).
 template <unsigned PageShift, Memory M, PageSource Scratch, class Owners, class Map>
-status claim_luo_v5(const M& mem, const kho_subtree& t, Scratch& scratch, Owners& owners, const Map& map) {
+status claim_luo_v5(const M& mem, const kho_subtree& t, Scratch& scratch, Owners& owners, const Map& map,
+                    kvm_vm_dialect dialect = kvm_vm_dialect::undecided) {
   auto version = detect_luo_version(mem, t.phys, t.size);
   if (!version) return version.err();
   if (t.compatible != nullptr && !detail::same_string(t.compatible, luo_version_name(*version)))
@@ -112,7 +113,7 @@ status claim_luo_v5(const M& mem, const kho_subtree& t, Scratch& scratch, Owners
       const luo_session_ser& session = v->sessions()[i];
       const std::span<const luo_file_ser> files(v->files(session), session.file_set_ser.count.get());
       for (const luo_file_ser& f : files)
-        if (s) s = claim_luo_file<PageShift>(mem, f, files, luo_flb_list{}, owners, map);
+        if (s) s = claim_luo_file<PageShift>(mem, f, files, luo_flb_list{}, owners, map, dialect);
     }
     v->release();
     return s;
@@ -126,7 +127,7 @@ status claim_luo_v5(const M& mem, const kho_subtree& t, Scratch& scratch, Owners
   for (const luo_session_ser& session : v->sessions()) {
     const auto files = v->files(session);
     for (const luo_file_ser& f : files)
-      if (s) s = claim_luo_file<PageShift>(mem, f, files, flbs, owners, map);
+      if (s) s = claim_luo_file<PageShift>(mem, f, files, flbs, owners, map, dialect);
   }
   v->release();
   return s;
@@ -134,8 +135,9 @@ status claim_luo_v5(const M& mem, const kho_subtree& t, Scratch& scratch, Owners
 
 template <unsigned PageShift, Memory M, PageSource Scratch, class Owners, class Map>
 status claim_subtree(const M& mem, const kho_subtree& t, const char* format, Scratch& scratch, Owners& owners,
-                     const Map& map) {
-  if (detail::same_string(format, luo_v5_compatible)) return claim_luo_v5<PageShift>(mem, t, scratch, owners, map);
+                     const Map& map, kvm_vm_dialect dialect = kvm_vm_dialect::undecided) {
+  if (detail::same_string(format, luo_v5_compatible))
+    return claim_luo_v5<PageShift>(mem, t, scratch, owners, map, dialect);
   if (detail::same_string(format, kexec_metadata_format)) {
     auto v = kexec_metadata_view<PageShift>::attach(mem, t.phys, t.size);
     return v ? v->claim_pages(owners) : status{v.err()};
@@ -175,7 +177,7 @@ status check_with_map(const kho_fdt_view<M, PageShift>& root, Scratch& scratch, 
       s = make_error(errc::bad_compatible, kho_fdt_view<M, PageShift>::structure, t.phys, 1);
       return;
     }
-    s = claim_subtree<PageShift>(root.memory(), t, *format, scratch, owners, map);
+    s = claim_subtree<PageShift>(root.memory(), t, *format, scratch, owners, map, options.kvm_vm_dialect);
   });
   KHO_TRY(s);
   if (options.require_preserved) KHO_TRY(owners.check_preserved(map));
@@ -322,7 +324,7 @@ template <unsigned PageShift, Memory M, PageSource Scratch>
     const unsigned at = i++;
     if (!s || skip.has(at)) return;
     auto format = subtree_format(t);
-    s = format ? claim_subtree<PageShift>(root.memory(), t, *format, scratch, owners, *map)
+    s = format ? claim_subtree<PageShift>(root.memory(), t, *format, scratch, owners, *map, options.kvm_vm_dialect)
                : status{make_error(errc::bad_compatible, kho_fdt_view<M, PageShift>::structure, t.phys, 1)};
     if (s && options.require_preserved) s = owners.check_preserved(*map);
     if (!s) failed = at, failed_subtree = t;
