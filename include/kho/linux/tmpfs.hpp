@@ -69,11 +69,14 @@ static_assert(offsetof(tmpfs_luo_file_ser, folios) == 40);
 static_assert(offsetof(tmpfs_luo_file_ser, name) == 56);
 
 /// Whether the 256-byte field is a valid name (see the header comment).
+// Plain loops, not strlen/memchr: the freestanding build may call only memcpy, memset,
+// memmove and memcmp.
 inline bool tmpfs_name_ok(const char* field) {
   u64 n = 0;
   while (n < tmpfs_name_len && field[n] != '\0') ++n;
   if (n == 0 || n == tmpfs_name_len) return false;
-  if (std::memchr(field, '/', n) != nullptr) return false;
+  for (u64 i = 0; i < n; ++i)
+    if (field[i] == '/') return false;
   if ((n == 1 && field[0] == '.') || (n == 2 && field[0] == '.' && field[1] == '.')) return false;
   for (u64 i = n; i < tmpfs_name_len; ++i)
     if (field[i] != '\0') return false;
@@ -144,7 +147,8 @@ struct tmpfs_file {
 template <unsigned PageShift = 12, PageSource Source>
 result<phys_addr> write_tmpfs_file(Source& source, const tmpfs_file& file) {
   tmpfs_luo_file_ser s{};
-  const u64 n = file.name != nullptr ? std::strlen(file.name) : 0;
+  u64 n = 0;
+  while (file.name != nullptr && n < tmpfs_name_len && file.name[n] != '\0') ++n;
   if (n >= tmpfs_name_len || (file.mode & ~tmpfs_file_mode_mask) != 0) return errc::invalid_argument;
   std::memcpy(s.name, file.name, n);
   if (!tmpfs_name_ok(s.name)) return errc::invalid_argument;
