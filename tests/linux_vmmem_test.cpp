@@ -14,6 +14,7 @@
 #include <kho/linux/kvm.hpp>
 #include <kho/linux/tmpfs.hpp>
 #include <kho/model/inspect_linux.hpp>
+#include <kho/model/kernel_verdict.hpp>
 #include <kho/model/scratch_pages.hpp>
 #include <kho/page_owners.hpp>
 #include <kho/preserving_page_source.hpp>
@@ -737,6 +738,31 @@ TEST(LinuxVmmemHandover, CrossFileFaultsAreNamed) {
     const status s = h.check();
     EXPECT_EQ(s.code(), errc::out_of_range);
     EXPECT_STREQ(s.err().loc.structure, "hugetlb-v1");
+  }
+}
+
+// Where kho refuses what a kernel with these handlers takes, the report says so.
+TEST(LinuxVmmemHandover, VerdictDifferencesAreRecorded) {
+  {
+    vm_handover h;
+    std::memcpy(h.a.bytes(h.flb + 36), "\x05", 1);
+    ASSERT_TRUE(h.w.seal());
+    const status s = h.check();
+    ASSERT_EQ(s.code(), errc::out_of_range);
+    model::kernel_verdict v;
+    model::kernel_on_refusal(v, s.err());
+    EXPECT_EQ(v.outcome(), model::kernel_outcome::accepts) << v.json().dump(1);
+  }
+  {
+    vm_handover h;  // a guest_memfd folio past the file's 16 pages
+    raw r{h.a};
+    h.put64(r.record(h.gmem + 32, 2) + 8, 16);
+    const status s = h.check();
+    ASSERT_EQ(s.code(), errc::out_of_range);
+    EXPECT_EQ(s.err().loc.depth, 1u);
+    model::kernel_verdict v;
+    model::kernel_on_refusal(v, s.err());
+    EXPECT_EQ(v.outcome(), model::kernel_outcome::accepts) << v.json().dump(1);
   }
 }
 
