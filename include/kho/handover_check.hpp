@@ -28,6 +28,7 @@
 #pragma once
 
 #include <kho/handover.hpp>
+#include <kho/linux/kvm_dialect.hpp>
 #include <kho/luo.hpp>
 #include <kho/memory.hpp>
 #include <kho/page_owners.hpp>
@@ -44,6 +45,10 @@ struct handover_check_options {
   // Every page a structure reaches must be preserved by the handover's own
   // preserved-memory map. Off only for roots that carry no map on purpose.
   bool require_preserved = true;
+  // Which layout a LUO file "kvm_vm_luo_v1" is in (two share the string and the bytes
+  // cannot tell them apart: kho/linux/kvm.hpp). Undecided: its own page is claimed,
+  // nothing it points at is read.
+  upstream::kvm_vm_dialect kvm_vm_dialect = upstream::kvm_vm_dialect::undecided;
 };
 
 namespace detail {

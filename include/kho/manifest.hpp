@@ -89,6 +89,16 @@ inline constexpr format_version format_versions[] = {
     {"memfd", 2, "memfd-v2"},
     {"memfd", 3, "memfd feature header", true},
     // -- families of shared/LINUX-FORMATS-NEXT.md: hugetlb, guest_memfd, KVM, tmpfs --
+    {"hugetlb", 1, "hugetlb-v1"},                  // an FLB
+    {"huge-memfd", 1, "huge-memfd-v1"},
+    {"guest_memfd", 1, "guest_memfd_luo_v1"},
+    // One string, two layouts (kho/linux/kvm.hpp): the string itself stands for layout
+    // A (linux-mm); B (soleen) is only ever known from the reader's configuration.
+    {"kvm-vm", 1, "kvm_vm_luo_v1"},
+    {"kvm-vm", 2, "kvm_vm_luo_v1 (soleen layout)"},
+    {"kvm-vcpu", 1, "kvm_vcpu_luo_v1"},
+    {"tmpfs-mnt", 1, "tmpfs-mnt-v1"},
+    {"tmpfs-file", 1, "tmpfs-file-v1"},
 
     // -- families of shared/LINUX-FORMATS-NEXT.md: devices (PCI, IOMMU, iommufd, vfio-pci) --
 

@@ -10,11 +10,15 @@
 #pragma once
 
 #include <kho/handover.hpp>
+#include <kho/linux/guest_memfd.hpp>
+#include <kho/linux/hugetlb.hpp>
 #include <kho/linux/kho_root_version.hpp>
+#include <kho/linux/kvm.hpp>
 #include <kho/linux/luo_feature.hpp>
 #include <kho/linux/luo_v5.hpp>
 #include <kho/linux/memfd.hpp>
 #include <kho/linux/kexec_metadata.hpp>
+#include <kho/linux/tmpfs.hpp>
 #include <kho/luo.hpp>
 #include <kho/manifest.hpp>
 #include <kho/xarray.hpp>
@@ -47,6 +51,13 @@ inline constexpr manifest_line reader_lines[] = {
     {"kho-xarray", version_bit(static_cast<u8>(xarray_version_major)), version_bit(static_cast<u8>(xarray_version_major))},
     {"kho-luo", version_bit(static_cast<u8>(luo_version_major)), version_bit(static_cast<u8>(luo_version_major))},
     // -- LINUX-FORMATS-NEXT.md: hugetlb, guest_memfd, KVM, tmpfs --
+    {"hugetlb", version_bit(1), version_bit(1)},
+    {"huge-memfd", version_bit(1), version_bit(1)},
+    {"guest_memfd", version_bit(1), version_bit(1)},
+    {"kvm-vm", version_set({1, 2}), version_set({1, 2})},  // layout A and B, told by the caller
+    {"kvm-vcpu", version_bit(1), version_bit(1)},
+    {"tmpfs-mnt", version_bit(1), version_bit(1)},
+    {"tmpfs-file", version_bit(1), version_bit(1)},
 
     // -- LINUX-FORMATS-NEXT.md: devices (PCI, IOMMU, iommufd, vfio-pci) --
 
@@ -61,5 +72,12 @@ static_assert(detail::same_string(wire_name_of("luo", static_cast<u8>(upstream::
                                   upstream::luo_version_name(upstream::luo_version::v5_block_v1)));
 static_assert(detail::same_string(wire_name_of("memfd", static_cast<u8>(upstream::memfd_version::v2)),
                                   upstream::memfd_v2_compatible));
+static_assert(detail::same_string(wire_name_of("hugetlb", 1), upstream::hugetlb_flb_name));
+static_assert(detail::same_string(wire_name_of("huge-memfd", 1), upstream::huge_memfd_compatible));
+static_assert(detail::same_string(wire_name_of("guest_memfd", 1), upstream::guest_memfd_compatible));
+static_assert(detail::same_string(wire_name_of("kvm-vm", 1), upstream::kvm_vm_compatible));
+static_assert(detail::same_string(wire_name_of("kvm-vcpu", 1), upstream::kvm_vcpu_compatible));
+static_assert(detail::same_string(wire_name_of("tmpfs-mnt", 1), upstream::tmpfs_mnt_compatible));
+static_assert(detail::same_string(wire_name_of("tmpfs-file", 1), upstream::tmpfs_file_compatible));
 
 }  // namespace kho

@@ -1,23 +1,29 @@
 // make_linux_seeds DIR: writes seed inputs for the fuzz targets of Linux's formats
 // (DIR/fuzz_linux_vmalloc/, DIR/fuzz_linux_luo_v5/, DIR/fuzz_linux_memfd/,
 // DIR/fuzz_linux_luo_versions/, DIR/fuzz_linux_luo_layouts/,
-// DIR/fuzz_linux_boot/, DIR/fuzz_linux_meta/), each a
+// DIR/fuzz_linux_boot/, DIR/fuzz_linux_meta/, DIR/fuzz_linux_hugetlb/,
+// DIR/fuzz_linux_guest_memfd/, DIR/fuzz_linux_kvm/, DIR/fuzz_linux_tmpfs/), each a
 // fuzz input as fuzz_input.hpp reads it: the root's offset (8 bytes LE), then a memory
 // image starting at physical kho::fuzz::image_base; and for DIR/fuzz_kho_fdt/ the root
 // FDT's bytes alone (its blobs zero pages after it). Deterministic; run by hand when a
 // format changes (build/tests/fuzz/kho_make_linux_seeds tests/fuzz/corpus).
+#include <kho/linux/guest_memfd.hpp>
+#include <kho/linux/hugetlb.hpp>
 #include <kho/linux/kexec_metadata.hpp>
 #include <kho/linux/kho_fdt.hpp>
 #include <kho/linux/kho_vmalloc.hpp>
+#include <kho/linux/kvm.hpp>
 #include <kho/linux/luo_v5.hpp>
 #include <kho/linux/luo_versions.hpp>
 #include <kho/linux/memblock.hpp>
 #include <kho/linux/memfd.hpp>
+#include <kho/linux/tmpfs.hpp>
 #include <kho/linux/x86_boot.hpp>
 
 #include "fuzz_input.hpp"
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -232,6 +238,84 @@ void luo_version_seeds(const std::filesystem::path& dir, const std::filesystem::
 
 }  // namespace
 
+// LINUX-FORMATS-NEXT.md sections 2 to 4: one directory per header's target.
+// Each seed is checked to attach: a seed its reader refuses fuzzes nothing past the
+// first check.
+void must(bool attached, const char* what) {
+  if (attached) return;
+  std::fprintf(stderr, "make_linux_seeds: the %s seed does not attach\n", what);
+  std::exit(1);
+}
+
+void vmmem_seeds(const std::filesystem::path& dir) {
+  using source = bump_page_source<flat_memory>;
+  {
+    image img(u64{1} << 20);
+    const hugetlb_hstate hs[2] = {{9, 3}, {18, 1}};
+    const phys_addr at = *write_hugetlb_flb<12, source>(img.pages, hs, 2);
+    must(attach_hugetlb_flb<12>(img.mem, at).has_value(), "hugetlb-v1");
+    write_seed(dir / "fuzz_linux_hugetlb", "flb-2", img, at);
+  }
+  for (u64 n : {u64{0}, u64{3}, u64{300}}) {
+    image img(u64{1} << 20);
+    std::vector<huge_folio> folios;
+    for (u64 i = 0; i < n; ++i) folios.push_back({pfn{(i + 1) << 9}, i << 9});
+    auto f = write_huge_memfd<12, source>(img.pages, huge_memfd_file{(n + 1) << 21, 7, 9, folios.data(), n});
+    must(f && attach_huge_memfd<12>(img.mem, *f).has_value(), "huge-memfd-v1");
+    write_seed(dir / "fuzz_linux_hugetlb", "huge-memfd-" + std::to_string(n), img, *f);
+  }
+  for (u64 n : {u64{0}, u64{4}, u64{300}}) {
+    image img(u64{1} << 20);
+    std::vector<guest_memfd_folio> folios;
+    for (u64 i = 0; i < n; ++i) folios.push_back({pfn{0x100 + i}, i * 2, static_cast<u16>(i & 1)});
+    auto g = write_guest_memfd<12, source>(img.pages, guest_memfd_file{(2 * n + 1) << 12, 3, 9, folios.data(), n});
+    must(g && attach_guest_memfd<12>(img.mem, *g).has_value(), "guest_memfd_luo_v1");
+    write_seed(dir / "fuzz_linux_guest_memfd", "folios-" + std::to_string(n), img, *g);
+  }
+  {
+    image img(u64{1} << 20);
+    const kvm_mem_attr attrs[3] = {{0x10, 8}, {0x11, 8}, {0x40, 0}};
+    kvm_vm_file vm;
+    vm.type = 1, vm.mem_attrs = attrs, vm.nr_mem_attrs = 3;
+    const phys_addr at = *write_kvm_vm<12, source>(img.pages, vm, kvm_vm_dialect::linux_mm);
+    must(attach_kvm_vm<12>(img.mem, at, kvm_vm_dialect::linux_mm).has_value(), "kvm_vm_luo_v1 A");
+    write_seed(dir / "fuzz_linux_kvm", "vm-a", img, at);
+  }
+  {
+    image img(u64{1} << 20);
+    kvm_cpuid_entry2 entries[4]{};
+    for (u32 i = 0; i < 4; ++i) entries[i].function.set(i), entries[i].flags.set(i & 1);
+    kvm_vm_file vm;
+    vm.cpuid = entries, vm.cpuid_nent = 4;
+    const phys_addr at = *write_kvm_vm<12, source>(img.pages, vm, kvm_vm_dialect::soleen);
+    must(attach_kvm_vm<12>(img.mem, at, kvm_vm_dialect::soleen).has_value(), "kvm_vm_luo_v1 B");
+    write_seed(dir / "fuzz_linux_kvm", "vm-b", img, at);
+  }
+  {
+    image img(u64{1} << 20);
+    kvm_vcpu_file vcpu;
+    vcpu.vcpu_id = 2, vcpu.vm_token = 9, vcpu.arch_state = img.alloc(), vcpu.caretaker = true;
+    vcpu.cb.pcpu_id.set(0xffffffff);
+    const phys_addr at = *write_kvm_vcpu<12, source>(img.pages, vcpu);
+    must(attach_kvm_vcpu<12>(img.mem, at).has_value(), "kvm_vcpu_luo_v1");
+    write_seed(dir / "fuzz_linux_kvm", "vcpu-caretaker", img, at);
+  }
+  {
+    image img(u64{1} << 20);
+    const phys_addr at = *write_tmpfs_mnt<12, source>(img.pages, tmpfs_mount{100, 0755});
+    must(attach_tmpfs_mnt<12>(img.mem, at).has_value(), "tmpfs-mnt-v1");
+    write_seed(dir / "fuzz_linux_tmpfs", "mnt", img, at);
+  }
+  for (u64 n : {u64{0}, u64{5}}) {
+    image img(u64{1} << 20);
+    std::vector<memfd_folio> folios;
+    for (u64 i = 0; i < n; ++i) folios.push_back({pfn{0x200 + i}, i * 3, 3});
+    auto f = write_tmpfs_file<12, source>(img.pages, tmpfs_file{1, 0, n * 3 << 12, 0640, "vm.img", folios.data(), n});
+    must(f && attach_tmpfs_file<12>(img.mem, *f).has_value(), "tmpfs-file-v1");
+    write_seed(dir / "fuzz_linux_tmpfs", "file-" + std::to_string(n), img, *f);
+  }
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     std::fprintf(stderr, "usage: make_linux_seeds DIR\n");
@@ -245,5 +329,6 @@ int main(int argc, char** argv) {
   boot_seeds(dir / "fuzz_linux_boot");
   meta_seeds(dir / "fuzz_linux_meta");
   luo_version_seeds(dir / "fuzz_linux_luo_versions", dir / "fuzz_linux_memfd", dir / "fuzz_linux_luo_layouts");
+  vmmem_seeds(dir);
   return 0;
 }

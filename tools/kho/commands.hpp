@@ -6,6 +6,7 @@
 // so the subcommands work on the JSON reports.
 #pragma once
 
+#include <kho/linux/kvm_dialect.hpp>
 #include <kho/manifest.hpp>
 #include <kho/model/handover_image.hpp>
 #include <kho/model/inspect_radix.hpp>
@@ -28,6 +29,7 @@ inline constexpr int exit_kernel_fails = 5;  // kho accepts what a stock kernel 
 struct dump_options {
   model::image_options image;
   bool json = false;
+  upstream::kvm_vm_dialect kvm_vm = upstream::kvm_vm_dialect::undecided;  // --kvm-vm-dialect
   bool holes = false;
   u64 max_ranges = model::radix_listed_ranges;
 };
@@ -35,6 +37,7 @@ struct dump_options {
 struct verify_options {
   model::image_options image;
   bool json = false;
+  upstream::kvm_vm_dialect kvm_vm = upstream::kvm_vm_dialect::undecided;  // --kvm-vm-dialect
 };
 
 struct qualify_options {
@@ -73,7 +76,8 @@ std::optional<model::handover_refusal> check_generation(const model::handover_im
 
 /// A Linux handover's report (model::inspect_kho_fdt), with kho_data and its scratch
 /// checked when kho_data named the root; at most `max_ranges` ranges listed per tree.
-nlohmann::json report_linux(const model::handover_image& image, const model::located_linux_fdt& fdt, u64 max_ranges);
+nlohmann::json report_linux(const model::handover_image& image, const model::located_linux_fdt& fdt, u64 max_ranges,
+                            upstream::kvm_vm_dialect kvm_vm = upstream::kvm_vm_dialect::undecided);
 /// kho's own root (model::inspect): a few ranges per radix tree, never all of them.
 nlohmann::json report_kho_root(const model::handover_image& image, phys_addr root);
 /// A radix tree (model::radix_report), at most `max_ranges` ranges listed.

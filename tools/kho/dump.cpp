@@ -65,7 +65,7 @@ int dump_radix(const model::handover_image& image, phys_addr root, const dump_op
 }
 
 int dump_linux(const model::handover_image& image, const model::located_linux_fdt& fdt, const dump_options& d) {
-  nlohmann::json j = report_linux(image, fdt, d.max_ranges);
+  nlohmann::json j = report_linux(image, fdt, d.max_ranges, d.kvm_vm);
   if (d.holes && j["status"] == "ok")
     j["holes"] = report_holes(image, preserved_memory_map(j));
   if (d.json) {

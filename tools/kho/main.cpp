@@ -101,6 +101,16 @@ void add_image_options(CLI::App* cmd, model::image_options& o, bool memory_requi
       ->capture_default_str();
 }
 
+// Which layout a LUO file "kvm_vm_luo_v1" is read in: two carry the string and the
+// bytes cannot tell (kho/linux/kvm.hpp). Not given: its page is claimed, nothing read.
+void add_kvm_vm_dialect(CLI::App* cmd, upstream::kvm_vm_dialect& to) {
+  cmd->add_option_function<std::string>(
+         "--kvm-vm-dialect",
+         [&to](const std::string& v) { to = v == "A" ? upstream::kvm_vm_dialect::linux_mm : upstream::kvm_vm_dialect::soleen; },
+         "layout of kvm_vm_luo_v1 files: A (linux-mm, memory attributes) or B (soleen, arch state)")
+      ->check(CLI::IsMember({"A", "B"}));
+}
+
 CLI::App* add_dump(CLI::App& app, dump_options& d) {
   auto* cmd = app.add_subcommand("dump", "print everything the handover holds");
   add_image_options(cmd, d.image);
@@ -109,6 +119,7 @@ CLI::App* add_dump(CLI::App& app, dump_options& d) {
   cmd->add_option("--max-ranges", d.max_ranges,
                   "list at most N preserved ranges per radix tree and N folios per memfd (all are counted)")
       ->capture_default_str();
+  add_kvm_vm_dialect(cmd, d.kvm_vm);
   return cmd;
 }
 
@@ -118,6 +129,7 @@ CLI::App* add_verify(CLI::App& app, verify_options& v) {
                                  "2 refused, 4 only kho refuses, 5 the kernel fails)");
   add_image_options(cmd, v.image);
   cmd->add_flag("--json", v.json, "machine-readable: kho's status and error, and the kernel's verdict");
+  add_kvm_vm_dialect(cmd, v.kvm_vm);
   return cmd;
 }
 

@@ -61,10 +61,14 @@ void check_kho_data(nlohmann::json& j, const model::image_memory& mem, const ups
 }
 
 template <unsigned PageShift>
-nlohmann::json report_linux_at(const model::image_memory& mem, const model::located_linux_fdt& f, u64 max_ranges) {
+nlohmann::json report_linux_at(const model::image_memory& mem, const model::located_linux_fdt& f, u64 max_ranges,
+                               upstream::kvm_vm_dialect kvm_vm) {
+  handover_check_options options;
+  options.kvm_vm_dialect = kvm_vm;
   nlohmann::json j = f.bytes.empty()
-                         ? model::inspect_kho_fdt<PageShift>(mem, f.phys, f.size, max_ranges)
-                         : model::inspect_kho_fdt<PageShift>(mem, f.bytes.data(), f.size, phys_addr{}, max_ranges);
+                         ? model::inspect_kho_fdt<PageShift>(mem, f.phys, f.size, max_ranges, options)
+                         : model::inspect_kho_fdt<PageShift>(mem, f.bytes.data(), f.size, phys_addr{}, max_ranges,
+                                                             options);
   if (f.boot) check_kho_data<PageShift>(j, mem, *f.boot);
   return j;
 }
@@ -102,9 +106,10 @@ int print_refusal(const model::handover_refusal& r, bool json) {
   return r.linux_handover() ? linux_exit(j) : exit_refused;
 }
 
-nlohmann::json report_linux(const model::handover_image& image, const model::located_linux_fdt& fdt, u64 max_ranges) {
+nlohmann::json report_linux(const model::handover_image& image, const model::located_linux_fdt& fdt, u64 max_ranges,
+                            upstream::kvm_vm_dialect kvm_vm) {
   return at_page_shift(image, [&]<unsigned Shift>(page_shift<Shift>) {
-    return report_linux_at<Shift>(image.memory(), fdt, max_ranges);
+    return report_linux_at<Shift>(image.memory(), fdt, max_ranges, kvm_vm);
   });
 }
 

@@ -35,8 +35,9 @@ int verify_radix(const model::handover_image& image, phys_addr root, bool json) 
   return ok ? 0 : exit_refused;
 }
 
-int verify_linux(const model::handover_image& image, const model::located_linux_fdt& fdt, bool json) {
-  const nlohmann::json j = report_linux(image, fdt, 0);
+int verify_linux(const model::handover_image& image, const model::located_linux_fdt& fdt, bool json,
+                 upstream::kvm_vm_dialect kvm_vm) {
+  const nlohmann::json j = report_linux(image, fdt, 0, kvm_vm);
   if (json) {
     nlohmann::json out{{"status", j["status"]}, {"kernel", j["kernel"]}};
     if (j.contains("error")) out["error"] = j["error"];
@@ -98,7 +99,7 @@ int run_verify(const verify_options& v) {
   const model::handover_image image = model::handover_image::open(v.image);
   const model::located_handover& found = image.handover();
   if (const auto* tree = std::get_if<model::located_radix_tree>(&found)) return verify_radix(image, tree->root, v.json);
-  if (const auto* fdt = std::get_if<model::located_linux_fdt>(&found)) return verify_linux(image, *fdt, v.json);
+  if (const auto* fdt = std::get_if<model::located_linux_fdt>(&found)) return verify_linux(image, *fdt, v.json, v.kvm_vm);
   if (const auto* root = std::get_if<model::located_kho_root>(&found)) return verify_kho_root(image, *root, v.json);
   return print_refusal(std::get<model::handover_refusal>(found), v.json);
 }

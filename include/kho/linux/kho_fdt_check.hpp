@@ -103,6 +103,7 @@ struct luo_claim_visitor {
   const M& mem;
   Owners& owners;
   const Map& map;
+  kvm_vm_dialect dialect = kvm_vm_dialect::undecided;
   luo_flb_list flbs_{};
   template <class View>
   status view(const View& v) {
@@ -115,26 +116,28 @@ struct luo_claim_visitor {
   }
   template <class Files>
   status session(const luo_session_ser&, const Files& files) {
-    for (const luo_file_ser& f : files) KHO_TRY(claim_luo_file<PageShift>(mem, f, files, flbs_, owners, map));
+    for (const luo_file_ser& f : files) KHO_TRY(claim_luo_file<PageShift>(mem, f, files, flbs_, owners, map, dialect));
     return {};
   }
 };
 
 template <unsigned PageShift, Memory M, PageSource Scratch, class Owners, class Map>
-status claim_luo_v5(const M& mem, const kho_subtree& t, Scratch& scratch, Owners& owners, const Map& map) {
+status claim_luo_v5(const M& mem, const kho_subtree& t, Scratch& scratch, Owners& owners, const Map& map,
+                    kvm_vm_dialect dialect = kvm_vm_dialect::undecided) {
   auto version = detect_luo_version(mem, t.phys, t.size);
   if (!version) return version.err();
   if (t.compatible != nullptr && !detail::same_string(t.compatible, luo_version_name(*version)))
     return make_error(errc::bad_compatible, luo_v5_view<M, Scratch, PageShift>::structure, t.phys, 0);
-  auto r = walk_luo<PageShift>(mem, t.phys, t.size, scratch, luo_claim_visitor<PageShift, M, Owners, Map>{mem, owners, map});
+  auto r = walk_luo<PageShift>(mem, t.phys, t.size, scratch, luo_claim_visitor<PageShift, M, Owners, Map>{mem, owners, map, dialect});
   if (!r) return r.err();
   return {};
 }
 
 template <unsigned PageShift, Memory M, PageSource Scratch, class Owners, class Map>
 status claim_subtree(const M& mem, const kho_subtree& t, const char* format, Scratch& scratch, Owners& owners,
-                     const Map& map) {
-  if (detail::same_string(format, luo_v5_compatible)) return claim_luo_v5<PageShift>(mem, t, scratch, owners, map);
+                     const Map& map, kvm_vm_dialect dialect = kvm_vm_dialect::undecided) {
+  if (detail::same_string(format, luo_v5_compatible))
+    return claim_luo_v5<PageShift>(mem, t, scratch, owners, map, dialect);
   if (detail::same_string(format, kexec_metadata_format)) {
     auto v = kexec_metadata_view<PageShift>::attach(mem, t.phys, t.size);
     return v ? v->claim_pages(owners) : status{v.err()};
@@ -174,7 +177,7 @@ status check_with_map(const kho_fdt_view<M, PageShift>& root, Scratch& scratch, 
       s = make_error(errc::bad_compatible, kho_fdt_view<M, PageShift>::structure, t.phys, 1);
       return;
     }
-    s = claim_subtree<PageShift>(root.memory(), t, *format, scratch, owners, map);
+    s = claim_subtree<PageShift>(root.memory(), t, *format, scratch, owners, map, options.kvm_vm_dialect);
   });
   KHO_TRY(s);
   if (options.require_preserved) KHO_TRY(owners.check_preserved(map));
@@ -321,7 +324,7 @@ template <unsigned PageShift, Memory M, PageSource Scratch>
     const unsigned at = i++;
     if (!s || skip.has(at)) return;
     auto format = subtree_format(t);
-    s = format ? claim_subtree<PageShift>(root.memory(), t, *format, scratch, owners, *map)
+    s = format ? claim_subtree<PageShift>(root.memory(), t, *format, scratch, owners, *map, options.kvm_vm_dialect)
                : status{make_error(errc::bad_compatible, kho_fdt_view<M, PageShift>::structure, t.phys, 1)};
     if (s && options.require_preserved) s = owners.check_preserved(*map);
     if (!s) failed = at, failed_subtree = t;

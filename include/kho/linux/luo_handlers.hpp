@@ -16,9 +16,14 @@
 // IOMMU FLB).
 #pragma once
 
+#include <kho/linux/guest_memfd.hpp>
+#include <kho/linux/hugetlb.hpp>
+#include <kho/linux/kvm.hpp>
+#include <kho/linux/kvm_dialect.hpp>
 #include <kho/linux/luo_v5.hpp>
 #include <kho/linux/luo_versions.hpp>
 #include <kho/linux/memfd.hpp>
+#include <kho/linux/tmpfs.hpp>
 #include <kho/memory.hpp>
 #include <kho/result.hpp>
 
@@ -70,9 +75,10 @@ namespace impl {
 // the page cache there, which needs the index aligned to the order (a misaligned
 // folio trips shmem_add_to_page_cache's VM_BUG_ON) and the span clear of the next
 // record's (-EEXIST fails memfd_luo_retrieve): misaligned and already_exists here.
-template <unsigned PageShift, Memory M, class Owners, class Map>
-status claim_folios(const memfd_view<M, PageShift>& m, Owners& owners, const Map& map) {
-  using view = memfd_view<M, PageShift>;
+// The same for any view whose for_each_folio yields memfd_folio records (memfd, and
+// tmpfs-file-v1, whose records are memfd's).
+template <unsigned PageShift, class View, class Owners, class Map>
+status claim_folio_records(const View& m, Owners& owners, const Map& map) {
   status s;
   u64 clear_from = 0;  // the first file page past the previous folio
   m.for_each_folio([&](const memfd_folio& f) {
@@ -80,18 +86,68 @@ status claim_folios(const memfd_view<M, PageShift>& m, Owners& owners, const Map
     const phys_addr head{f.frame.value << PageShift};
     const unsigned o = preserved_order_at(map, head);
     if (o == Map::orders) {
-      s = make_error(errc::not_preserved, view::structure, head, 1);
+      s = make_error(errc::not_preserved, View::structure, head, 1);
     } else if (o >= 64 || (f.index & ((u64{1} << o) - 1)) != 0) {
-      s = make_error(errc::misaligned, view::structure, head, 1);
+      s = make_error(errc::misaligned, View::structure, head, 1);
     } else if (f.index < clear_from) {
-      s = make_error(errc::already_exists, view::structure, head, 1);
+      s = make_error(errc::already_exists, View::structure, head, 1);
     } else {
       const u64 end = f.index + (u64{1} << o);
       clear_from = end < f.index ? ~u64{0} : end;
-      s = owners.claim(head, 1, page_owner{view::structure, m.address()});
+      s = owners.claim(head, 1, page_owner{View::structure, m.address()});
     }
   });
   return s;
+}
+
+template <unsigned PageShift, Memory M, class Owners, class Map>
+status claim_folios(const memfd_view<M, PageShift>& m, Owners& owners, const Map& map) {
+  return claim_folio_records<PageShift>(m, owners, map);
+}
+
+// A folio whose order the format fixes (a huge-memfd's hstate order; a guest_memfd's
+// 0): the head must be a preserved block of exactly that order (kho_restore_folio
+// restores the order the map records, and a folio of another size would not fit the
+// file's page cache: out_of_range), and is claimed for its file. The reader has
+// already checked alignment and overlap.
+template <unsigned PageShift, class Owners, class Map>
+status claim_fixed_order_folio(phys_addr head, unsigned expected, const char* structure, phys_addr ser,
+                               Owners& owners, const Map& map) {
+  const unsigned o = preserved_order_at(map, head);
+  if (o == Map::orders) return make_error(errc::not_preserved, structure, head, 1);
+  if (o != expected) return make_error(errc::out_of_range, structure, head, 1);
+  return owners.claim(head, 1, page_owner{structure, ser});
+}
+
+// A huge-memfd's order against the hugetlb-v1 FLB, when there is one: the old
+// kernel's FLB lists every hstate it had, so a file of an order it lacks did not come
+// from that kernel (missing_dependency, at the file's order field); a file holding
+// more folios than the FLB says arrive of its order makes the next kernel's early
+// hstate allocation count too few preserved pages (bad_count, at nr_folios). Fewer is
+// no error: other files' folios share the count. Without the FLB the kernel assumes
+// no preserved huge pages; kho accepts that (a finding for the report, not an error).
+template <unsigned PageShift, Memory M>
+status check_against_hugetlb_flb(const M& mem, const huge_memfd_view<M, PageShift>& h, const luo_flb_list& flbs) {
+  const luo_flb_ser* b = flbs.find(hugetlb_flb_name);
+  if (b == nullptr || b->data.get() == 0) return {};
+  auto flb = attach_hugetlb_flb<PageShift>(mem, phys_addr{b->data.get()});
+  if (!flb) return flb.err();
+  u64 nr_pages = 0;
+  if (!flb->find(static_cast<u8>(h.folio_order()), nr_pages))
+    return make_error(errc::missing_dependency, h.structure, h.address() + offsetof(hugemfd_ser, order), 0);
+  if (h.nr_folios() > nr_pages)
+    return make_error(errc::bad_count, h.structure, h.address() + offsetof(hugemfd_ser, nr_folios), 0);
+  return {};
+}
+
+// A token that must name a file of the same session with handler `compatible`
+// (missing_dependency at the token's field otherwise).
+template <class Files>
+status check_token(const Files& session_files, u64 token, const char* compatible, const char* structure,
+                   phys_addr field) {
+  const luo_file_ser* f = find_file_by_token(session_files, token);
+  if (f == nullptr || !names_handler(*f, compatible)) return make_error(errc::missing_dependency, structure, field, 0);
+  return {};
 }
 
 }  // namespace impl
@@ -102,19 +158,27 @@ template <unsigned PageShift, Memory M, class Owners, class Map>
 status claim_luo_flb(const M& mem, const luo_flb_ser& b, const luo_flb_list& flbs, Owners& owners, const Map& map) {
   (void)mem, (void)b, (void)flbs, (void)owners, (void)map;
   // -- FLB handlers: hugetlb --
+  if (detail::string_equals(b.name, luo_v5_flb_name_len, hugetlb_flb_name) && b.data.get() != 0) {
+    auto h = attach_hugetlb_flb<PageShift>(mem, phys_addr{b.data.get()});
+    return h ? h->claim_pages(owners) : status{h.err()};
+  }
 
   // -- FLB handlers: devices (PCI, IOMMU) --
 
   return {};
 }
 
-/// Claims what file record `f` names, by its compatible. Complexity: the format's
-/// reader. Errors: the format's reader's; aliased; not_preserved; misaligned and
-/// already_exists (folios).
+/// Claims what file record `f` names, by its compatible. `dialect` is the layout a
+/// kvm_vm_luo_v1 file is read in (undecided: its page is claimed, nothing it names).
+/// Complexity: the format's reader. Errors: the format's reader's; aliased;
+/// not_preserved; misaligned and already_exists (folios); out_of_range (a huge or
+/// guest_memfd folio of another order); missing_dependency (a token naming no file of
+/// the right handler; a huge-memfd order the hugetlb-v1 FLB lacks); bad_count (more
+/// huge folios than the FLB counts).
 template <unsigned PageShift, Memory M, class Files, class Owners, class Map>
 status claim_luo_file(const M& mem, const luo_file_ser& f, const Files& session_files, const luo_flb_list& flbs,
-                      Owners& owners, const Map& map) {
-  (void)session_files, (void)flbs;
+                      Owners& owners, const Map& map, kvm_vm_dialect dialect = kvm_vm_dialect::undecided) {
+  (void)session_files, (void)flbs, (void)dialect;
   if (f.data.get() == 0) return {};
   if (auto version = memfd_version_of(f)) {
     auto m = attach_memfd<PageShift>(mem, phys_addr{f.data.get()}, *version);
@@ -123,6 +187,63 @@ status claim_luo_file(const M& mem, const luo_file_ser& f, const Files& session_
     return impl::claim_folios(*m, owners, map);
   }
   // -- file handlers: hugetlb, guest_memfd, KVM, tmpfs --
+  const phys_addr data{f.data.get()};
+  if (names_handler(f, huge_memfd_compatible)) {
+    auto h = attach_huge_memfd<PageShift>(mem, data);
+    if (!h) return h.err();
+    KHO_TRY(h->claim_pages(owners));
+    KHO_TRY(impl::check_against_hugetlb_flb(mem, *h, flbs));
+    status s;
+    h->for_each_folio([&](const huge_folio& folio) {
+      if (s)
+        s = impl::claim_fixed_order_folio<PageShift>(phys_addr{folio.frame.value << PageShift}, h->folio_order(),
+                                                     h->structure, data, owners, map);
+    });
+    return s;
+  }
+  if (names_handler(f, guest_memfd_compatible)) {
+    auto g = attach_guest_memfd<PageShift>(mem, data);
+    if (!g) return g.err();
+    KHO_TRY(impl::check_token(session_files, g->vm_token(), kvm_vm_compatible, g->structure,
+                              data + offsetof(guest_memfd_luo_ser, vm_token)));
+    KHO_TRY(g->claim_pages(owners));
+    status s;
+    g->for_each_folio([&](const guest_memfd_folio& folio) {
+      if (s)
+        s = impl::claim_fixed_order_folio<PageShift>(phys_addr{folio.frame.value << PageShift}, 0, g->structure, data,
+                                                     owners, map);
+    });
+    return s;
+  }
+  if (names_handler(f, kvm_vm_compatible)) {
+    if (dialect == kvm_vm_dialect::undecided) {
+      // Both layouts keep their structure in a page of its own; what it points at
+      // cannot be found without knowing which layout it is.
+      if (!page_geometry<PageShift>::is_aligned(data)) return make_error(errc::misaligned, kvm_vm_compatible, data, 0);
+      return owners.claim(data, 1, page_owner{kvm_vm_compatible, data});
+    }
+    auto v = attach_kvm_vm<PageShift>(mem, data, dialect);
+    return v ? v->claim_pages(owners) : status{v.err()};
+  }
+  if (names_handler(f, kvm_vcpu_compatible)) {
+    auto v = attach_kvm_vcpu<PageShift>(mem, data);
+    if (!v) return v.err();
+    KHO_TRY(impl::check_token(session_files, v->vm_token(), kvm_vm_compatible, v->structure,
+                              data + offsetof(kvm_vcpu_luo_ser, vm_token)));
+    return v->claim_pages(owners);
+  }
+  if (names_handler(f, tmpfs_mnt_compatible)) {
+    auto m = attach_tmpfs_mnt<PageShift>(mem, data);
+    return m ? m->claim_pages(owners) : status{m.err()};
+  }
+  if (names_handler(f, tmpfs_file_compatible)) {
+    auto t = attach_tmpfs_file<PageShift>(mem, data);
+    if (!t) return t.err();
+    KHO_TRY(impl::check_token(session_files, t->mnt_token(), tmpfs_mnt_compatible, t->structure,
+                              data + offsetof(tmpfs_luo_file_ser, mnt_token)));
+    KHO_TRY(t->claim_pages(owners));
+    return impl::claim_folio_records<PageShift>(*t, owners, map);
+  }
 
   // -- file handlers: devices (iommufd, vfio-pci) --
 

@@ -105,6 +105,7 @@ struct luo_json_visitor {
   bool& ok;
   nlohmann::json& sessions;
   nlohmann::json& flb_out;
+  kvm_vm_dialect dialect;
   template <class View>
   status view(const View&) {
     return {};
@@ -116,19 +117,20 @@ struct luo_json_visitor {
   template <class Files>
   status session(const luo_session_ser& s, const Files& files) {
     nlohmann::json out = nlohmann::json::array();
-    for (const luo_file_ser& f : files) out.push_back(luo_file_json<PageShift>(mem, f, max_folios, ok));
+    for (const luo_file_ser& f : files) out.push_back(luo_file_json<PageShift>(mem, f, max_folios, ok, dialect));
     sessions.push_back({{"name", field_string(s.name, luo_v5_session_name_len)}, {"files", std::move(out)}});
     return {};
   }
 };
 
 template <unsigned PageShift, Memory M>
-nlohmann::json luo_v5_json(const M& mem, const kho_subtree& t, u64 max_folios) {
+nlohmann::json luo_v5_json(const M& mem, const kho_subtree& t, u64 max_folios,
+                           kvm_vm_dialect dialect = kvm_vm_dialect::undecided) {
   scratch_pages<PageShift> scratch(mem);
   bool ok = true;
   nlohmann::json sessions = nlohmann::json::array(), flbs = nlohmann::json::array();
   auto info = walk_luo<PageShift>(mem, t.phys, t.size, scratch.pages(),
-                                  luo_json_visitor<PageShift, M>{mem, max_folios, ok, sessions, flbs});
+                                  luo_json_visitor<PageShift, M>{mem, max_folios, ok, sessions, flbs, dialect});
   if (!info) return refused("LUO refused", info.err());
   const luo_version version = info->version;
   const u64 number = info->liveupdate_num, session_count = info->sessions, file_count = info->files,
@@ -180,8 +182,9 @@ nlohmann::json kho_format_json(const M& mem, const kho_subtree& t, const char* f
 
 /// The format's reader for one subtree of a checked handover.
 template <unsigned PageShift, Memory M>
-nlohmann::json subtree_body(const M& mem, const kho_subtree& t, const char* format, u64 max_folios) {
-  if (kho::detail::same_string(format, luo_v5_compatible)) return luo_v5_json<PageShift>(mem, t, max_folios);
+nlohmann::json subtree_body(const M& mem, const kho_subtree& t, const char* format, u64 max_folios,
+                            kvm_vm_dialect dialect = kvm_vm_dialect::undecided) {
+  if (kho::detail::same_string(format, luo_v5_compatible)) return luo_v5_json<PageShift>(mem, t, max_folios, dialect);
   if (kho::detail::same_string(format, kexec_metadata_format)) return kexec_metadata_json<PageShift>(mem, t);
   if (kho::detail::same_string(format, memblock_compatible)) return memblock_json<PageShift>(mem, t);
   if (kho::detail::same_string(format, xarray_compatible) || kho::detail::same_string(format, luo_compatible))
@@ -347,7 +350,7 @@ nlohmann::json report(const kho_fdt_view<M, PageShift>& view, u64 max_ranges, co
       if (!it->second.is_boolean()) j["check_error"] = it->second;
     }
     if (checked) {  // the check proved the format known to it: subtree_format succeeded
-      j.update(subtree_body<PageShift>(mem, t, *subtree_format(t), max_ranges));
+      j.update(subtree_body<PageShift>(mem, t, *subtree_format(t), max_ranges, options.kvm_vm_dialect));
       all_ok = all_ok && j["ok"].get<bool>();
     }
     subtrees.push_back(std::move(j));
@@ -418,6 +421,26 @@ inline std::string error_line(const nlohmann::json& e) {
   return line;
 }
 
+// A file's or FLB's "state" (inspect_luo_handlers.hpp) as text: the refusal, or one
+// line of its scalar fields, then one line per element of each list it has.
+inline void append_handler_state(std::string& s, const nlohmann::json& state) {
+  auto out = std::back_inserter(s);
+  if (!state.value("ok", false)) {
+    fmt::format_to(out, "        {}\n", state.value("summary", std::string("refused")));
+    return;
+  }
+  std::string line;
+  for (const auto& [key, value] : state.items())
+    if (key != "ok" && !value.is_array() && !value.is_object())
+      line += fmt::format("{}{} {}", line.empty() ? "" : ", ", key, value.is_string() ? value.get<std::string>() : value.dump());
+  fmt::format_to(out, "        {}\n", line);
+  for (const auto& [key, value] : state.items()) {
+    if (value.is_object()) fmt::format_to(out, "          {}: {}\n", key, value.dump());
+    if (!value.is_array()) continue;
+    for (const auto& item : value) fmt::format_to(out, "          {}: {}\n", key, item.dump());
+  }
+}
+
 inline void append_luo(std::string& s, const nlohmann::json& j) {
   auto out = std::back_inserter(s);
   for (const auto& session : j["sessions"]) {
@@ -425,6 +448,7 @@ inline void append_luo(std::string& s, const nlohmann::json& j) {
     for (const auto& f : session["files"]) {
       fmt::format_to(out, "      file {} token {} data {}\n", f["compatible"].get<std::string>(),
                      f["token"].get<u64>(), f["data"].get<std::string>());
+      if (f.contains("state")) append_handler_state(s, f["state"]);
       if (!f.contains("memfd") || !f["memfd"].value("ok", false)) continue;
       const auto& m = f["memfd"];
       fmt::format_to(out, "        {}: pos {} size {} seals {:#x}, {} folios\n", m["version"].get<std::string>(),
@@ -437,9 +461,11 @@ inline void append_luo(std::string& s, const nlohmann::json& j) {
                        m["nr_folios"].get<u64>() - m["folios"].size());
     }
   }
-  for (const auto& b : j["flbs"])
+  for (const auto& b : j["flbs"]) {
     fmt::format_to(out, "    FLB {}: {} files, data {}\n", b["name"].get<std::string>(), b["count"].get<u64>(),
                    b["data"].get<std::string>());
+    if (b.contains("state")) append_handler_state(s, b["state"]);
+  }
 }
 
 inline void append_subtree(std::string& s, const nlohmann::json& t) {

@@ -153,6 +153,20 @@ inline void kernel_on_refusal(kernel_verdict& v, const error& e) {
                    "allocator may have reused it before LUO reads it, and freeing it after the read frees a page "
                    "the allocator already owns");
       break;
+    case errc::out_of_range:
+      // LINUX-FORMATS-NEXT.md: kernels that have these handlers (not the stock one).
+      if (s == "hugetlb-v1" && e.loc.depth == 0)
+        return say(kernel_outcome::accepts,
+                   "a kernel with hugetlb-v1 scans nr_hstates entries without a bound: past the fourth it reads "
+                   "the rest of the FLB's page (zero: no order matches), so it counts no pages from them "
+                   "(kho is stricter)");
+      if (s == "guest_memfd_luo_v1" && e.loc.depth == 1)
+        return say(kernel_outcome::accepts,
+                   "a kernel with guest_memfd_luo_v1 checks neither a folio's index against size nor the order of "
+                   "indices: a folio past the end is added beyond i_size, one out of order at its index all the "
+                   "same (kho is stricter; a pfn whose address overflows, possible only with pages over 4 KiB, "
+                   "would instead fail kho_restore_folio)");
+      break;
     case errc::reserved_nonzero:
       if (s == "kho_vmalloc")
         return say(kernel_outcome::accepts,

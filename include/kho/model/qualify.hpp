@@ -95,6 +95,9 @@ inline std::vector<handover_structure> structures_of_report(const nlohmann::json
         out.back().lossy_field = "FLBs (luo-v1 has none)";
       }
       impl::add_luo_files(out, t);
+      // FLBs with a negotiated format (hugetlb-v1, ...) are structures too.
+      for (const auto& b : t.value("flbs", nlohmann::json::array()))
+        impl::add_known(out, b.value("name", ""), fmt::format("LUO FLB {}", b.value("name", "?")));
     }
     if (raw_blob && !out.empty() && out.front().family == "kho") {
       out.front().carriable &= ~(version_bit(1) | version_bit(2));
