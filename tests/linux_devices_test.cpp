@@ -11,7 +11,9 @@
 #include <kho/linux/luo_handlers.hpp>
 #include <kho/linux/pci.hpp>
 #include <kho/linux/vfio_pci.hpp>
+#include <kho/model/inspect_linux.hpp>
 #include <kho/model/scratch_pages.hpp>
+#include <kho/readers.hpp>
 #include <kho/page_owners.hpp>
 #include <kho/preserving_page_source.hpp>
 
@@ -814,6 +816,80 @@ TEST(DevicesHandover, IommuArrayPageSharedWithAFile) {
   const phys_addr files{get(h.a.bytes(sessions), 16 + 64, 8)};
   put(h.a.bytes(files), 16 + 64 + 48, h.iommu.value, 8);
   EXPECT_EQ(h.check().code(), errc::aliased);
+}
+
+// ---- dump and manifest --------------------------------------------------------------------
+
+luo_flb_ser flb_entry(const char* name, phys_addr data) {
+  luo_flb_ser b{};
+  std::memcpy(b.name, name, std::strlen(name));
+  b.data.set(data.value);
+  b.count.set(1);
+  return b;
+}
+
+luo_file_ser file_entry(const char* compatible, phys_addr data, u64 token) {
+  luo_file_ser f{};
+  std::memcpy(f.compatible, compatible, std::strlen(compatible));
+  f.data.set(data.value);
+  f.token.set(token);
+  return f;
+}
+
+TEST(DevicesDump, JsonAndText) {
+  using namespace kho::model::linux_inspect;
+  device_handover h;
+  const flat_memory mem = h.a.memory();
+  bool ok = true;
+  const auto pci = luo_flb_json<12>(mem, flb_entry(pci_v2_name, h.pci), 100, ok);
+  const auto iommu = luo_flb_json<12>(mem, flb_entry(iommu_v1_name, h.iommu), 100, ok);
+  const auto fd = luo_file_json<12>(mem, file_entry(iommufd_v1_compatible, h.fd, 1), 100, ok);
+  const auto vfio = luo_file_json<12>(mem, file_entry(vfio_pci_v1_compatible, h.vfio, 2), 100, ok);
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(pci["pci"]["version"], "pci-v2");
+  EXPECT_EQ(pci["pci"]["devices"].size(), 2u);
+  EXPECT_EQ(pci["pci"]["devices"][1]["bdf"], "0x8");
+  EXPECT_EQ(iommu["iommu"]["domains"].size(), 2u);
+  EXPECT_EQ(iommu["iommu"]["devices"][0]["domain_phys"], fmt::format("{:#x}", h.domain.value));
+  EXPECT_EQ(iommu["iommu"]["hw"][0]["intel"]["mmio"], "0xfed90000");
+  EXPECT_EQ(fd["iommufd"]["hwpts"][0]["token"], 100u);
+  EXPECT_EQ(vfio["vfio_pci"]["bdf"], "0x310");
+  std::string text;
+  append_luo(text, nlohmann::json{{"sessions", {{{"name", "vm"}, {"files", {fd, vfio}}}}}, {"flbs", {pci, iommu}}});
+  EXPECT_NE(text.find("iommufd-v1: 1 HWPTs"), std::string::npos) << text;
+  EXPECT_NE(text.find("vfio-pci-v1: domain 0 bdf 0x310 reset works"), std::string::npos) << text;
+  EXPECT_NE(text.find("pci-v2: 2 of 4 devices"), std::string::npos) << text;
+  EXPECT_NE(text.find("iommu-liveupdate-v1: 1 hw units, 2 domains, 1 devices"), std::string::npos) << text;
+  // A refused FLB is reported, and clears ok.
+  put(h.a.bytes(h.iommu), 0, 0, 8);
+  const auto bad = luo_flb_json<12>(mem, flb_entry(iommu_v1_name, h.iommu), 100, ok);
+  EXPECT_FALSE(ok);
+  EXPECT_FALSE(bad["iommu"]["ok"].get<bool>());
+}
+
+TEST(DevicesManifest, FamiliesAndVersions) {
+  EXPECT_STREQ(wire_name_of("pci", 1), "pci-v1");
+  EXPECT_STREQ(wire_name_of("pci", 2), "pci-v2");
+  EXPECT_STREQ(wire_name_of("pci", 3), "pci");
+  EXPECT_STREQ(wire_name_of("iommu", 1), "iommu-liveupdate-v1");
+  EXPECT_STREQ(wire_name_of("iommu", 2), "iommu-liveupdate");
+  EXPECT_STREQ(wire_name_of("iommufd", 1), "iommufd-v1");
+  EXPECT_STREQ(wire_name_of("vfio-pci", 1), "vfio-pci-v1");
+  int found = 0;
+  for (const manifest_line& line : reader_lines) {
+    const std::string f = line.family;
+    if (f == "pci") {
+      EXPECT_EQ(line.reads, version_set({1, 2, 3}));
+    }
+    if (f == "iommu") {
+      EXPECT_EQ(line.reads, version_set({1, 2}));
+    }
+    if (f == "iommufd" || f == "vfio-pci") {
+      EXPECT_EQ(line.writes, version_bit(1));
+    }
+    found += f == "pci" || f == "iommu" || f == "iommufd" || f == "vfio-pci";
+  }
+  EXPECT_EQ(found, 4);
 }
 
 }  // namespace

@@ -14,7 +14,11 @@
 #include <kho/linux/luo_feature.hpp>
 #include <kho/linux/luo_v5.hpp>
 #include <kho/linux/memfd.hpp>
+#include <kho/linux/iommu.hpp>
+#include <kho/linux/iommufd.hpp>
 #include <kho/linux/kexec_metadata.hpp>
+#include <kho/linux/pci.hpp>
+#include <kho/linux/vfio_pci.hpp>
 #include <kho/luo.hpp>
 #include <kho/manifest.hpp>
 #include <kho/xarray.hpp>
@@ -30,6 +34,12 @@ inline constexpr u64 memfd_versions = version_set({static_cast<u8>(upstream::mem
                                                            static_cast<u8>(upstream::memfd_version::v2),
                                                            static_cast<u8>(upstream::memfd_version::feature)});
 
+inline constexpr u64 pci_variants = version_set({static_cast<u8>(upstream::pci_variant::v1),
+                                                 static_cast<u8>(upstream::pci_variant::v2),
+                                                 static_cast<u8>(upstream::pci_variant::versioned)});
+inline constexpr u64 iommu_variants =
+    version_set({static_cast<u8>(upstream::iommu_variant::v1), static_cast<u8>(upstream::iommu_variant::versioned)});
+
 inline constexpr manifest_line reader_lines[] = {
     {"kho", kho_root_versions, kho_root_versions},
     {"luo", luo_versions, luo_versions, upstream::luo_features_supported},
@@ -44,6 +54,10 @@ inline constexpr manifest_line reader_lines[] = {
     // -- LINUX-FORMATS-NEXT.md: hugetlb, guest_memfd, KVM, tmpfs --
 
     // -- LINUX-FORMATS-NEXT.md: devices (PCI, IOMMU, iommufd, vfio-pci) --
+    {"pci", pci_variants, pci_variants},
+    {"iommu", iommu_variants, iommu_variants},
+    {"iommufd", version_bit(1), version_bit(1)},
+    {"vfio-pci", version_bit(1), version_bit(1)},
 
     // -- LINUX-FORMATS-NEXT.md: MSHV --
 
@@ -56,5 +70,16 @@ static_assert(detail::same_string(wire_name_of("luo", static_cast<u8>(upstream::
                                   upstream::luo_version_name(upstream::luo_version::v5_block_v1)));
 static_assert(detail::same_string(wire_name_of("memfd", static_cast<u8>(upstream::memfd_version::v2)),
                                   upstream::memfd_v2_compatible));
+
+static_assert(detail::same_string(wire_name_of("pci", static_cast<u8>(upstream::pci_variant::versioned)),
+                                  upstream::pci_flb_name(upstream::pci_variant::versioned)));
+static_assert(detail::same_string(wire_name_of("pci", static_cast<u8>(upstream::pci_variant::v2)),
+                                  upstream::pci_flb_name(upstream::pci_variant::v2)));
+static_assert(detail::same_string(wire_name_of("iommu", static_cast<u8>(upstream::iommu_variant::v1)),
+                                  upstream::iommu_flb_name(upstream::iommu_variant::v1)));
+static_assert(detail::same_string(wire_name_of("iommu", static_cast<u8>(upstream::iommu_variant::versioned)),
+                                  upstream::iommu_flb_name(upstream::iommu_variant::versioned)));
+static_assert(detail::same_string(wire_name_of("iommufd", 1), upstream::iommufd_v1_compatible));
+static_assert(detail::same_string(wire_name_of("vfio-pci", 1), upstream::vfio_pci_v1_compatible));
 
 }  // namespace kho
