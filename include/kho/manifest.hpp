@@ -101,6 +101,13 @@ inline constexpr format_version format_versions[] = {
     {"tmpfs-file", 1, "tmpfs-file-v1"},
 
     // -- families of shared/LINUX-FORMATS-NEXT.md: devices (PCI, IOMMU, iommufd, vfio-pci) --
+    {"pci", 1, "pci-v1"},
+    {"pci", 2, "pci-v2"},
+    {"pci", 3, "pci"},                         // FLB name "pci", pci_ser.version 1 inside
+    {"iommu", 1, "iommu-liveupdate-v1"},       // with the Intel unions
+    {"iommu", 2, "iommu-liveupdate"},          // iommu_flb_ser.version 1 inside, no Intel unions
+    {"iommufd", 1, "iommufd-v1"},
+    {"vfio-pci", 1, "vfio-pci-v1"},
 
     // -- families of shared/LINUX-FORMATS-NEXT.md: MSHV --
 

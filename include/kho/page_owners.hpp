@@ -67,6 +67,10 @@ class page_owners {
   page_owners& operator=(const page_owners&) = delete;
   ~page_owners() { table_.release(*scratch_); }
 
+  /// The scratch pages the claims live in, lent to checks that need a table of their
+  /// own (the PCI FLB's duplicate keys, the IOMMU FLB's array pages).
+  Scratch& scratch() const { return *scratch_; }
+
   /// Whether a claimed page must also be preserved (see check_preserved).
   enum class preserve : u8 { required, exempt };
 

@@ -17,8 +17,12 @@
 #include <kho/linux/luo_feature.hpp>
 #include <kho/linux/luo_v5.hpp>
 #include <kho/linux/memfd.hpp>
+#include <kho/linux/iommu.hpp>
+#include <kho/linux/iommufd.hpp>
 #include <kho/linux/kexec_metadata.hpp>
+#include <kho/linux/pci.hpp>
 #include <kho/linux/tmpfs.hpp>
+#include <kho/linux/vfio_pci.hpp>
 #include <kho/luo.hpp>
 #include <kho/manifest.hpp>
 #include <kho/xarray.hpp>
@@ -38,6 +42,12 @@ inline constexpr u64 luo_versions = version_set(
 inline constexpr u64 memfd_versions = version_set({static_cast<u8>(upstream::memfd_version::v1),
                                                            static_cast<u8>(upstream::memfd_version::v2),
                                                            static_cast<u8>(upstream::memfd_version::feature)});
+
+inline constexpr u64 pci_variants = version_set({static_cast<u8>(upstream::pci_variant::v1),
+                                                 static_cast<u8>(upstream::pci_variant::v2),
+                                                 static_cast<u8>(upstream::pci_variant::versioned)});
+inline constexpr u64 iommu_variants =
+    version_set({static_cast<u8>(upstream::iommu_variant::v1), static_cast<u8>(upstream::iommu_variant::versioned)});
 
 inline constexpr manifest_line reader_lines[] = {
     {"kho", kho_root_versions, kho_root_versions},
@@ -60,6 +70,10 @@ inline constexpr manifest_line reader_lines[] = {
     {"tmpfs-file", version_bit(1), version_bit(1)},
 
     // -- LINUX-FORMATS-NEXT.md: devices (PCI, IOMMU, iommufd, vfio-pci) --
+    {"pci", pci_variants, pci_variants},
+    {"iommu", iommu_variants, iommu_variants},
+    {"iommufd", version_bit(1), version_bit(1)},
+    {"vfio-pci", version_bit(1), version_bit(1)},
 
     // -- LINUX-FORMATS-NEXT.md: MSHV --
 
@@ -79,5 +93,16 @@ static_assert(detail::same_string(wire_name_of("kvm-vm", 1), upstream::kvm_vm_co
 static_assert(detail::same_string(wire_name_of("kvm-vcpu", 1), upstream::kvm_vcpu_compatible));
 static_assert(detail::same_string(wire_name_of("tmpfs-mnt", 1), upstream::tmpfs_mnt_compatible));
 static_assert(detail::same_string(wire_name_of("tmpfs-file", 1), upstream::tmpfs_file_compatible));
+
+static_assert(detail::same_string(wire_name_of("pci", static_cast<u8>(upstream::pci_variant::versioned)),
+                                  upstream::pci_flb_name(upstream::pci_variant::versioned)));
+static_assert(detail::same_string(wire_name_of("pci", static_cast<u8>(upstream::pci_variant::v2)),
+                                  upstream::pci_flb_name(upstream::pci_variant::v2)));
+static_assert(detail::same_string(wire_name_of("iommu", static_cast<u8>(upstream::iommu_variant::v1)),
+                                  upstream::iommu_flb_name(upstream::iommu_variant::v1)));
+static_assert(detail::same_string(wire_name_of("iommu", static_cast<u8>(upstream::iommu_variant::versioned)),
+                                  upstream::iommu_flb_name(upstream::iommu_variant::versioned)));
+static_assert(detail::same_string(wire_name_of("iommufd", 1), upstream::iommufd_v1_compatible));
+static_assert(detail::same_string(wire_name_of("vfio-pci", 1), upstream::vfio_pci_v1_compatible));
 
 }  // namespace kho

@@ -2,14 +2,19 @@
 // (DIR/fuzz_linux_vmalloc/, DIR/fuzz_linux_luo_v5/, DIR/fuzz_linux_memfd/,
 // DIR/fuzz_linux_luo_versions/, DIR/fuzz_linux_luo_layouts/,
 // DIR/fuzz_linux_boot/, DIR/fuzz_linux_meta/, DIR/fuzz_linux_hugetlb/,
-// DIR/fuzz_linux_guest_memfd/, DIR/fuzz_linux_kvm/, DIR/fuzz_linux_tmpfs/), each a
+// DIR/fuzz_linux_guest_memfd/, DIR/fuzz_linux_kvm/, DIR/fuzz_linux_tmpfs/,
+// DIR/fuzz_linux_pci/, DIR/fuzz_linux_iommu/, DIR/fuzz_linux_device_files/), each a
 // fuzz input as fuzz_input.hpp reads it: the root's offset (8 bytes LE), then a memory
 // image starting at physical kho::fuzz::image_base; and for DIR/fuzz_kho_fdt/ the root
 // FDT's bytes alone (its blobs zero pages after it). Deterministic; run by hand when a
 // format changes (build/tests/fuzz/kho_make_linux_seeds tests/fuzz/corpus).
 #include <kho/linux/guest_memfd.hpp>
 #include <kho/linux/hugetlb.hpp>
+#include <kho/linux/iommu.hpp>
+#include <kho/linux/iommufd.hpp>
 #include <kho/linux/kexec_metadata.hpp>
+#include <kho/linux/pci.hpp>
+#include <kho/linux/vfio_pci.hpp>
 #include <kho/linux/kho_fdt.hpp>
 #include <kho/linux/kho_vmalloc.hpp>
 #include <kho/linux/kvm.hpp>
@@ -316,6 +321,48 @@ void vmmem_seeds(const std::filesystem::path& dir) {
   }
 }
 
+// The device formats (LINUX-FORMATS-NEXT.md section 5): each PCI variant, each IOMMU
+// variant with objects on two domain pages, an iommufd and a vfio-pci state.
+void device_seeds(const std::filesystem::path& dir) {
+  using source = bump_page_source<flat_memory>;
+  for (pci_variant v : {pci_variant::v1, pci_variant::v2, pci_variant::versioned}) {
+    image img(u64{1} << 20);
+    const pci_device devs[] = {{0, 0x0010}, {0, 0x0310}, {1, 0x0008}};
+    auto ser = write_pci_flb(img.pages, devs, 3, v, 5);
+    write_seed(dir / "fuzz_linux_pci", std::string("devices-3-") + pci_flb_name(v), img, *ser);
+  }
+  for (iommu_variant v : {iommu_variant::v1, iommu_variant::versioned}) {
+    image img(u64{1} << 20);
+    auto w = iommu_flb_writer<source>::create(img.pages, v);
+    iommu_hw h;
+    h.token = 1;
+    h.mmio = 0xfed90000;
+    const phys_addr hw = *w->add_hw(h);
+    phys_addr last{};
+    for (int i = 0; i < 112; ++i) last = *w->add_domain(iommu_domain{1, 0, 0, 4, 48, 1, 0, {}});
+    iommu_device d;
+    d.devid = 0x0310;
+    d.domain_phys = last.value;
+    d.iommu_phys = hw.value;
+    (void)w->add_device(d);
+    d.devid = 0x0008;
+    d.flags = iommu_flag_deleted;
+    (void)w->add_device(d);
+    write_seed(dir / "fuzz_linux_iommu", std::string("objects-") + iommu_flb_name(v), img, w->data());
+  }
+  {
+    image img(u64{1} << 20);
+    const iommufd_hwpt hwpts[] = {{0x100001025, 1, 0}, {0x100001025, 2, 0}, {0, 3, 0}};
+    auto fd = write_iommufd(img.pages, hwpts, 3);
+    write_seed(dir / "fuzz_linux_device_files", "iommufd-3", img, *fd);
+  }
+  {
+    image img(u64{1} << 20);
+    auto dev = write_vfio_pci(img.pages, vfio_pci_device{0x0310, 0, 1});
+    write_seed(dir / "fuzz_linux_device_files", "vfio-pci", img, *dev);
+  }
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     std::fprintf(stderr, "usage: make_linux_seeds DIR\n");
@@ -330,5 +377,6 @@ int main(int argc, char** argv) {
   meta_seeds(dir / "fuzz_linux_meta");
   luo_version_seeds(dir / "fuzz_linux_luo_versions", dir / "fuzz_linux_memfd", dir / "fuzz_linux_luo_layouts");
   vmmem_seeds(dir);
+  device_seeds(dir);
   return 0;
 }

@@ -18,12 +18,16 @@
 
 #include <kho/linux/guest_memfd.hpp>
 #include <kho/linux/hugetlb.hpp>
+#include <kho/linux/iommu.hpp>
+#include <kho/linux/iommufd.hpp>
 #include <kho/linux/kvm.hpp>
 #include <kho/linux/kvm_dialect.hpp>
 #include <kho/linux/luo_v5.hpp>
 #include <kho/linux/luo_versions.hpp>
 #include <kho/linux/memfd.hpp>
+#include <kho/linux/pci.hpp>
 #include <kho/linux/tmpfs.hpp>
+#include <kho/linux/vfio_pci.hpp>
 #include <kho/memory.hpp>
 #include <kho/result.hpp>
 
@@ -150,6 +154,103 @@ status check_token(const Files& session_files, u64 token, const char* compatible
   return {};
 }
 
+// -- devices (PCI, IOMMU, iommufd, vfio-pci) --
+
+// The bytes a structure reads from `at` must end inside the preserved block that
+// starts there: kho_alloc_preserve gave one folio of get_order(bytes), and the kernel
+// reads as far as the counts say without looking at the folio's size.
+template <unsigned PageShift, class Map>
+status fits_preserved_block(const Map& map, phys_addr at, u64 bytes, const char* structure) {
+  const unsigned o = preserved_order_at(map, at);
+  if (o == Map::orders) return make_error(errc::not_preserved, structure, at, 0);
+  if (o + PageShift < 64 && bytes > (u64{1} << (o + PageShift))) return make_error(errc::out_of_bounds, structure, at, 0);
+  return {};
+}
+
+/// The PCI FLB of `flbs` (whichever variant), or nullptr.
+inline const luo_flb_ser* find_pci_flb(const luo_flb_list& flbs, pci_variant& v) {
+  for (const luo_flb_ser& b : flbs)
+    if ((v = pci_variant_of_name(b.name, luo_v5_flb_name_len)) != pci_variant{0}) return &b;
+  return nullptr;
+}
+
+/// The IOMMU FLB of `flbs` (whichever variant), or nullptr.
+inline const luo_flb_ser* find_iommu_flb(const luo_flb_list& flbs, iommu_variant& v) {
+  for (const luo_flb_ser& b : flbs)
+    if ((v = iommu_variant_of_name(b.name, luo_v5_flb_name_len)) != iommu_variant{0}) return &b;
+  return nullptr;
+}
+
+template <unsigned PageShift, Memory M, class Owners, class Map>
+status claim_pci_flb(const M& mem, phys_addr data, pci_variant v, Owners& owners, const Map& map) {
+  // The slots must end inside the allocation before any is read: past it they are
+  // whatever else the memory holds, which the kernel would take for devices.
+  if (v != pci_variant::versioned && page_geometry<PageShift>::is_aligned(data))
+    if (const auto* h = static_cast<const pci_ser*>(mem.to_virt(data, sizeof(pci_ser))))
+      KHO_TRY(fits_preserved_block<PageShift>(map, data, pci_ser_bytes(h->max_nr_devices.get()), "pci"));
+  auto p = attach_pci_flb<PageShift>(mem, data, v, owners.scratch());
+  if (!p) return p.err();
+  KHO_TRY(p->claim_pages(owners));
+  return fits_preserved_block<PageShift>(map, data, p->bytes(), p->structure);
+}
+
+template <unsigned PageShift, Memory M, class Owners, class Map>
+status claim_iommu_flb(const M& mem, phys_addr data, iommu_variant v, Owners& owners, const Map& map) {
+  auto view = attach_iommu_flb<PageShift>(mem, data, v, owners.scratch());
+  if (!view) return view.err();
+  status s = view->claim_pages(owners);
+  if (s) s = view->check_references(map);
+  view->release();
+  return s;
+}
+
+// An iommufd's pages, and each HWPT's domain_data against the handover's IOMMU FLB.
+// A layout without FLBs (luo-v1 as kho reads it) has nothing to check them against.
+template <unsigned PageShift, Memory M, class Owners, class Map>
+status claim_iommufd(const M& mem, phys_addr data, const luo_flb_list& flbs, Owners& owners, const Map& map) {
+  auto fd = attach_iommufd<PageShift>(mem, data);
+  if (!fd) return fd.err();
+  KHO_TRY(fd->claim_pages(owners));
+  KHO_TRY(fits_preserved_block<PageShift>(map, data, fd->bytes(), fd->structure));
+  if (flbs.count == 0) return {};
+  iommu_variant v{};
+  const luo_flb_ser* b = find_iommu_flb(flbs, v);
+  status s;
+  if (b == nullptr || b->data.get() == 0) {
+    fd->for_each_hwpt([&](const iommufd_hwpt& h, phys_addr at) {
+      if (s && h.domain_data != 0) s = make_error(errc::missing_dependency, fd->structure, at, 1);
+    });
+    return s;
+  }
+  auto iommu = attach_iommu_flb<PageShift>(mem, phys_addr{b->data.get()}, v, owners.scratch());
+  if (!iommu) return iommu.err();
+  fd->for_each_hwpt([&](const iommufd_hwpt& h, phys_addr at) {
+    if (!s || h.domain_data == 0) return;
+    if (auto i = iommu->find(iommu_list::domain, phys_addr{h.domain_data}); !i)
+      s = make_error(i.code(), fd->structure, at, 1);
+  });
+  iommu->release();
+  return s;
+}
+
+// A vfio-pci file's page, and its device in the handover's PCI FLB (when the layout
+// has FLBs). vfio-pci's domain is 16 bits wide, pci_dev_ser's 32: compared as numbers.
+template <unsigned PageShift, Memory M, class Owners>
+status claim_vfio_pci(const M& mem, phys_addr data, const luo_flb_list& flbs, Owners& owners) {
+  auto dev = attach_vfio_pci<PageShift>(mem, data);
+  if (!dev) return dev.err();
+  KHO_TRY(dev->claim_pages(owners));
+  if (flbs.count == 0) return {};
+  pci_variant v{};
+  const luo_flb_ser* b = find_pci_flb(flbs, v);
+  if (b == nullptr || b->data.get() == 0) return make_error(errc::missing_dependency, dev->structure, data, 0);
+  auto pci = attach_pci_flb<PageShift>(mem, phys_addr{b->data.get()}, v, owners.scratch());
+  if (!pci) return pci.err();
+  if (!pci->contains(dev->device().domain, dev->device().bdf))
+    return make_error(errc::missing_dependency, dev->structure, data, 0);
+  return {};
+}
+
 }  // namespace impl
 
 /// Claims what FLB entry `b` names, by its name. Complexity: the format's reader.
@@ -164,6 +265,12 @@ status claim_luo_flb(const M& mem, const luo_flb_ser& b, const luo_flb_list& flb
   }
 
   // -- FLB handlers: devices (PCI, IOMMU) --
+  if (b.data.get() != 0) {
+    if (const pci_variant v = pci_variant_of_name(b.name, luo_v5_flb_name_len); v != pci_variant{0})
+      return impl::claim_pci_flb<PageShift>(mem, phys_addr{b.data.get()}, v, owners, map);
+    if (const iommu_variant v = iommu_variant_of_name(b.name, luo_v5_flb_name_len); v != iommu_variant{0})
+      return impl::claim_iommu_flb<PageShift>(mem, phys_addr{b.data.get()}, v, owners, map);
+  }
 
   return {};
 }
@@ -246,6 +353,10 @@ status claim_luo_file(const M& mem, const luo_file_ser& f, const Files& session_
   }
 
   // -- file handlers: devices (iommufd, vfio-pci) --
+  if (names_handler(f, iommufd_v1_compatible))
+    return impl::claim_iommufd<PageShift>(mem, phys_addr{f.data.get()}, flbs, owners, map);
+  if (names_handler(f, vfio_pci_v1_compatible))
+    return impl::claim_vfio_pci<PageShift>(mem, phys_addr{f.data.get()}, flbs, owners);
 
   return {};
 }

@@ -441,6 +441,42 @@ inline void append_handler_state(std::string& s, const nlohmann::json& state) {
   }
 }
 
+// The device formats (LINUX-FORMATS-NEXT.md section 5) under their file or FLB line.
+inline void append_device_file(std::string& s, const nlohmann::json& f) {
+  auto out = std::back_inserter(s);
+  if (f.contains("iommufd") && f["iommufd"].value("ok", false)) {
+    fmt::format_to(out, "        iommufd-v1: {} HWPTs\n", f["iommufd"]["nr_hwpts"].get<u64>());
+    for (const auto& h : f["iommufd"]["hwpts"])
+      fmt::format_to(out, "          token {} domain {} reclaimed {}\n", h["token"].get<u64>(),
+                     h["domain_data"].get<std::string>(), h["reclaimed"].get<u64>());
+  }
+  if (f.contains("vfio_pci") && f["vfio_pci"].value("ok", false)) {
+    const auto& v = f["vfio_pci"];
+    fmt::format_to(out, "        vfio-pci-v1: domain {} bdf {} reset {}\n", v["domain"].get<u64>(),
+                   v["bdf"].get<std::string>(), v["reset_works"].get<bool>() ? "works" : "does not work");
+  }
+}
+
+inline void append_device_flb(std::string& s, const nlohmann::json& b) {
+  auto out = std::back_inserter(s);
+  if (b.contains("pci") && b["pci"].value("ok", false)) {
+    const auto& p = b["pci"];
+    fmt::format_to(out, "      {}: {} of {} devices\n", p["version"].get<std::string>(), p["nr_devices"].get<u64>(),
+                   p["max_nr_devices"].get<u64>());
+    for (const auto& d : p["devices"])
+      fmt::format_to(out, "        domain {} bdf {}\n", d["domain"].get<u64>(), d["bdf"].get<std::string>());
+  }
+  if (b.contains("iommu") && b["iommu"].value("ok", false)) {
+    const auto& m = b["iommu"];
+    fmt::format_to(out, "      {}: {} hw units, {} domains, {} devices\n", m["version"].get<std::string>(),
+                   m["hw"].size(), m["domains"].size(), m["devices"].size());
+    for (const auto& d : m["devices"])
+      fmt::format_to(out, "        device {} segment {} domain {} iommu {}\n", d["devid"].get<std::string>(),
+                     d["pci_domain_nr"].get<u64>(), d["domain_phys"].get<std::string>(),
+                     d["iommu_phys"].get<std::string>());
+  }
+}
+
 inline void append_luo(std::string& s, const nlohmann::json& j) {
   auto out = std::back_inserter(s);
   for (const auto& session : j["sessions"]) {
@@ -449,6 +485,7 @@ inline void append_luo(std::string& s, const nlohmann::json& j) {
       fmt::format_to(out, "      file {} token {} data {}\n", f["compatible"].get<std::string>(),
                      f["token"].get<u64>(), f["data"].get<std::string>());
       if (f.contains("state")) append_handler_state(s, f["state"]);
+      append_device_file(s, f);
       if (!f.contains("memfd") || !f["memfd"].value("ok", false)) continue;
       const auto& m = f["memfd"];
       fmt::format_to(out, "        {}: pos {} size {} seals {:#x}, {} folios\n", m["version"].get<std::string>(),
@@ -465,6 +502,7 @@ inline void append_luo(std::string& s, const nlohmann::json& j) {
     fmt::format_to(out, "    FLB {}: {} files, data {}\n", b["name"].get<std::string>(), b["count"].get<u64>(),
                    b["data"].get<std::string>());
     if (b.contains("state")) append_handler_state(s, b["state"]);
+    append_device_flb(s, b);
   }
 }
 

@@ -15,6 +15,7 @@
 #include <kho/linux/memfd.hpp>
 #include <kho/manifest.hpp>
 #include <kho/model/report.hpp>
+#include <kho/model/scratch_pages.hpp>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -55,6 +56,101 @@ nlohmann::json memfd_json(const M& mem, phys_addr ser, memfd_version version, u6
           {"nr_folios", m->nr_folios()},
           {"folios", folios},
           {"folios_truncated", m->nr_folios() > folios.size()}};
+}
+
+// -- devices (PCI, IOMMU, iommufd, vfio-pci) --
+
+/// A PCI FLB: variant, counts and the devices in use (the first `max_devices`).
+template <unsigned PageShift, Memory M>
+nlohmann::json pci_flb_json(const M& mem, phys_addr ser, pci_variant v, u64 max_devices) {
+  scratch_pages<PageShift> scratch(mem);
+  auto p = attach_pci_flb<PageShift>(mem, ser, v, scratch.pages());
+  if (!p) return refused("PCI FLB refused", p.err());
+  nlohmann::json devices = nlohmann::json::array();
+  p->for_each_device([&](const pci_device& d) {
+    if (devices.size() < max_devices) devices.push_back({{"domain", d.domain}, {"bdf", hex(u64{d.bdf})}});
+  });
+  return {{"ok", true},
+          {"version", wire_name_of("pci", static_cast<u8>(v))},
+          {"address", hex(ser.value)},
+          {"nr_devices", p->nr_devices()},
+          {"max_nr_devices", p->max_nr_devices()},
+          {"devices", devices},
+          {"devices_truncated", p->nr_devices() > devices.size()}};
+}
+
+/// An IOMMU FLB: its three lists, each object with its phys. restored_domain is the
+/// next kernel's virtual pointer: shown as a number, never followed. At most
+/// `max_objects` objects a list.
+template <unsigned PageShift, Memory M>
+nlohmann::json iommu_flb_json(const M& mem, phys_addr ser, iommu_variant v, u64 max_objects) {
+  scratch_pages<PageShift> scratch(mem);
+  auto view = attach_iommu_flb<PageShift>(mem, ser, v, scratch.pages());
+  if (!view) return refused("IOMMU FLB refused", view.err());
+  nlohmann::json hw = nlohmann::json::array(), domains = nlohmann::json::array(),
+                 devices = nlohmann::json::array();
+  u64 nhw = 0, ndom = 0, ndev = 0;
+  view->for_each_hw([&](const iommu_hw& h) {
+    if (nhw++ >= max_objects) return;
+    nlohmann::json j{{"at", hex(h.at.value)}, {"ref_count", h.ref_count}, {"flags", h.flags},
+                     {"token", h.token},      {"type", h.type}};
+    if (v == iommu_variant::v1 && h.type == iommu_type_intel) {
+      nlohmann::json bitmap = nlohmann::json::array();
+      for (u64 w : h.context_tables_bitmap) bitmap.push_back(hex(w));
+      j["intel"] = {{"restored", h.restored}, {"mmio", hex(h.mmio)}, {"root_table", hex(h.root_table)},
+                    {"context_tables_bitmap", bitmap}};
+    }
+    hw.push_back(j);
+  });
+  view->for_each_domain([&](const iommu_domain& d) {
+    if (ndom++ >= max_objects) return;
+    domains.push_back({{"at", hex(d.at.value)}, {"ref_count", d.ref_count}, {"flags", d.flags},
+                       {"top_table_phys", hex(d.top_table_phys)}, {"top_level", d.top_level}, {"vasz", d.vasz},
+                       {"sign_extend", d.sign_extend}, {"restored_domain_opaque", hex(d.restored_domain)}});
+  });
+  view->for_each_device([&](const iommu_device& d) {
+    if (ndev++ >= max_objects) return;
+    nlohmann::json j{{"at", hex(d.at.value)},
+                     {"ref_count", d.ref_count},
+                     {"flags", d.flags},
+                     {"devid", hex(u64{d.devid})},
+                     {"pci_domain_nr", d.pci_domain_nr},
+                     {"attachment_id", d.attachment_id},
+                     {"domain_phys", hex(d.domain_phys)},
+                     {"iommu_phys", hex(d.iommu_phys)}};
+    if (v == iommu_variant::v1) j["intel"] = {{"pasid_table", hex(d.pasid_table)}, {"max_pasid", d.max_pasid}};
+    devices.push_back(j);
+  });
+  view->release();
+  return {{"ok", true},          {"version", wire_name_of("iommu", static_cast<u8>(v))},
+          {"address", hex(ser.value)}, {"hw", hw}, {"domains", domains}, {"devices", devices},
+          {"objects_truncated", nhw > max_objects || ndom > max_objects || ndev > max_objects}};
+}
+
+/// An iommufd: its HWPTs (the first `max_hwpts`).
+template <unsigned PageShift, Memory M>
+nlohmann::json iommufd_json(const M& mem, phys_addr ser, u64 max_hwpts) {
+  auto fd = attach_iommufd<PageShift>(mem, ser);
+  if (!fd) return refused("iommufd refused", fd.err());
+  nlohmann::json hwpts = nlohmann::json::array();
+  fd->for_each_hwpt([&](const iommufd_hwpt& h, phys_addr) {
+    if (hwpts.size() < max_hwpts)
+      hwpts.push_back({{"domain_data", hex(h.domain_data)}, {"token", h.token}, {"reclaimed", h.reclaimed}});
+  });
+  return {{"ok", true},           {"address", hex(ser.value)}, {"nr_hwpts", fd->nr_hwpts()},
+          {"hwpts", hwpts}, {"hwpts_truncated", fd->nr_hwpts() > hwpts.size()}};
+}
+
+/// A vfio-pci file's device.
+template <unsigned PageShift, Memory M>
+nlohmann::json vfio_pci_json(const M& mem, phys_addr ser) {
+  auto dev = attach_vfio_pci<PageShift>(mem, ser);
+  if (!dev) return refused("vfio-pci refused", dev.err());
+  return {{"ok", true},
+          {"address", hex(ser.value)},
+          {"domain", dev->device().domain},
+          {"bdf", hex(u64{dev->device().bdf})},
+          {"reset_works", dev->device().reset_works != 0}};
 }
 
 // ---- hugetlb, guest_memfd, KVM, tmpfs (LINUX-FORMATS-NEXT.md sections 2 to 4) ----------
@@ -215,6 +311,16 @@ nlohmann::json luo_file_json(const M& mem, const luo_file_ser& f, u64 max_folios
   }
 
   // -- file handlers: devices (iommufd, vfio-pci) --
+  if (f.data.get() != 0 && names_handler(f, iommufd_v1_compatible)) {
+    j["format"] = iommufd_v1_compatible;
+    j["iommufd"] = iommufd_json<PageShift>(mem, phys_addr{f.data.get()}, max_folios);
+    ok = ok && j["iommufd"]["ok"].get<bool>();
+  }
+  if (f.data.get() != 0 && names_handler(f, vfio_pci_v1_compatible)) {
+    j["format"] = vfio_pci_v1_compatible;
+    j["vfio_pci"] = vfio_pci_json<PageShift>(mem, phys_addr{f.data.get()});
+    ok = ok && j["vfio_pci"]["ok"].get<bool>();
+  }
 
   return j;
 }
@@ -233,6 +339,18 @@ nlohmann::json luo_flb_json(const M& mem, const luo_flb_ser& b, u64 max_folios, 
   }
 
   // -- FLB handlers: devices (PCI, IOMMU) --
+  if (b.data.get() != 0) {
+    if (const pci_variant v = pci_variant_of_name(b.name, luo_v5_flb_name_len); v != pci_variant{0}) {
+      j["format"] = wire_name_of("pci", static_cast<u8>(v));
+      j["pci"] = pci_flb_json<PageShift>(mem, phys_addr{b.data.get()}, v, max_folios);
+      ok = ok && j["pci"]["ok"].get<bool>();
+    }
+    if (const iommu_variant v = iommu_variant_of_name(b.name, luo_v5_flb_name_len); v != iommu_variant{0}) {
+      j["format"] = wire_name_of("iommu", static_cast<u8>(v));
+      j["iommu"] = iommu_flb_json<PageShift>(mem, phys_addr{b.data.get()}, v, max_folios);
+      ok = ok && j["iommu"]["ok"].get<bool>();
+    }
+  }
 
   return j;
 }
