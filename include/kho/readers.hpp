@@ -46,6 +46,7 @@ inline constexpr manifest_line reader_lines[] = {
     // -- LINUX-FORMATS-NEXT.md: devices (PCI, IOMMU, iommufd, vfio-pci) --
 
     // -- LINUX-FORMATS-NEXT.md: MSHV --
+    {"mshv", version_bit(1), version_bit(1)},
 
 };
 
