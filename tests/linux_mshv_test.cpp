@@ -5,6 +5,7 @@
 // through the whole-handover check (check_kho_fdt) with its main-map rule.
 #include <kho/linux/kho_fdt_check.hpp>
 #include <kho/linux/mshv.hpp>
+#include <kho/model/inspect_linux.hpp>
 #include <kho/model/scratch_pages.hpp>
 #include <kho/page_owners.hpp>
 #include <kho/preserving_page_source.hpp>
@@ -327,6 +328,23 @@ TEST(LinuxMshvHandover, Validates) {
   EXPECT_TRUE(s) << to_string(s.code()) << " at " << std::hex << s.err().loc.at.value;
 }
 
+TEST(LinuxMshvHandover, Dumped) {
+  mshv_handover h;
+  const nlohmann::json j = model::inspect_kho_fdt<12>(h.a.memory(), h.w.root());
+  ASSERT_EQ(j["status"], "ok") << j.dump(1);
+  const nlohmann::json* m = nullptr;
+  for (const auto& t : j["subtrees"])
+    if (t["name"] == mshv_subtree) m = &t;
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ((*m)["format"], mshv_compatible);
+  EXPECT_EQ((*m)["hypervisor_pages"], h.pages.size());
+  EXPECT_EQ((*m)["root_table"], model::hex(h.blob.root_table.value));
+  EXPECT_EQ((*m)["range_count"], 1u);  // six pages allocated in a row
+  const std::string text = model::format_kho_fdt_report(j);
+  EXPECT_NE(text.find("MSHV (RFC format): 6 hypervisor pages"), std::string::npos) << text;
+  EXPECT_NE(text.find("hypervisor pages ["), std::string::npos) << text;
+}
+
 TEST(LinuxMshvHandover, KeyPageNotInTheMainMap) {
   mshv_handover h;
   ASSERT_TRUE(h.map.unpreserve(h.pages[2], order{0}));
@@ -365,6 +383,17 @@ TEST(LinuxMshvHandover, WrongCompatibleUnderTheName) {
   const status s = h.check();
   EXPECT_EQ(s.code(), errc::bad_compatible);
   EXPECT_STREQ(s.err().loc.structure, "mshv");
+}
+
+TEST(LinuxMshvHandover, KernelVerdictOnAWrongCompatible) {
+  mshv_handover h;
+  void* f = h.a.bytes(h.blob.phys);
+  ASSERT_EQ(fdt_setprop_string(f, 0, "compatible", "mshv_kho-v9"), 0);
+  h.reseal();
+  const nlohmann::json j = model::inspect_kho_fdt<12>(h.a.memory(), h.w.root());
+  EXPECT_EQ(j["status"], "incompatible format");
+  const std::string kernel = j["kernel"].dump();
+  EXPECT_NE(kernel.find("MSHV RFC panics"), std::string::npos) << kernel;
 }
 
 }  // namespace

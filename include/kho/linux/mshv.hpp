@@ -117,7 +117,8 @@ class mshv_view {
   /// Validates the subtree whose FDT page is at `pa` with blob-size `blob_size`.
   /// Errors (at `pa`, depth 0, unless the tree's): bad_count (blob-size not a page),
   /// misaligned, out_of_bounds, bad_fdt (libfdt refuses the page), bad_compatible (not
-  /// "mshv_kho-v1"), not_found (no root_table), bad_count (root_table not 8 bytes);
+  /// "mshv_kho-v1"), not_found (no root_table), bad_count at depth 1 (root_table not 8
+  /// bytes: told apart from blob-size, which only kho checks);
   /// the radix view's errors for the tree (structure "radix", at the node).
   static result<mshv_view> attach(const M& mem, phys_addr pa, u64 blob_size, Scratch& scratch) {
     auto fail = [pa](errc c) { return make_error(c, structure, pa, 0); };
@@ -131,7 +132,7 @@ class mshv_view {
     int len = 0;
     const void* prop = fdt_getprop(fdt, 0, mshv_root_table_property, &len);
     if (prop == nullptr) return fail(errc::not_found);
-    if (len != 8) return fail(errc::bad_count);
+    if (len != 8) return make_error(errc::bad_count, structure, pa, 1);  // depth 1: the property
     const phys_addr root{impl::fdt_le64(prop)};
     detail::radix_nodes<PageShift, M, Scratch, keys> nodes{&scratch};
     auto tree = nodes.attach(mem, root);
