@@ -340,15 +340,18 @@ class radix_walker {
       const u64 raw_end = c.head().value + c.run_bytes();
       return (raw_end == 0 || raw_end > to.value) ? to.value : raw_end;
     };
-    // Most trees hold one or two orders; with one left the merge is a plain scan.
-    while (live > 1) {
-      unsigned min = 0;
-      for (unsigned i = 1; i < live; ++i)
-        if (cursors[i].head() < cursors[min].head()) min = i;
-      order_cursor& c = cursors[min];
-      if (!emit(std::max(c.head().value, from.value), clip_end(c))) return;
-      c.next(this, to);
-      if (!c.live()) c = cursors[--live];
+    // Most trees hold one or two orders; with one left the merge is a plain scan (and a
+    // tree of one order, raw_pfn_keys's, has no merge at all).
+    if constexpr (orders > 1) {
+      while (live > 1) {
+        unsigned min = 0;
+        for (unsigned i = 1; i < live; ++i)
+          if (cursors[i].head() < cursors[min].head()) min = i;
+        order_cursor& c = cursors[min];
+        if (!emit(std::max(c.head().value, from.value), clip_end(c))) return;
+        c.next(this, to);
+        if (!c.live()) c = cursors[--live];
+      }
     }
     if (live == 1) {
       for (order_cursor& c = cursors[0]; c.live(); c.next(this, to))

@@ -43,6 +43,7 @@
 #include <kho/result.hpp>
 
 #include <cstring>
+#include <new>
 
 #include <libfdt.h>
 
@@ -71,19 +72,26 @@ struct mshv_blob {
 /// Errors: misaligned, already_exists (a page given twice, or already preserved in the
 /// main map: kho refuses where kho_preserve_pages would not say), out_of_memory,
 /// out_of_range (a page at or above 2^64 / PAGE_SIZE pages: never).
-template <unsigned PageShift = 12, PageSource Source, class MainMap>
-result<mshv_blob> write_mshv(Source& source, std::span<const phys_addr> pages, MainMap& main_map) {
-  using geometry = page_geometry<PageShift>;
-  using tree_type = preserve_bitmap<Source, PageShift, raw_pfn_keys<PageShift>>;
+namespace impl {
+
+// The tree's writer (over 1 KiB, most of it pending-record lists it does not use here)
+// is built in a page of its own, not on the stack: a kernel frame has 2 KiB. Not
+// inlined, so create()'s temporary stays in this frame.
+template <class Tree, class Source>
+[[gnu::noinline]] result<Tree>& emplace_mshv_tree(void* room, Source& source) {
   // The kernel's tree never records its own pages in itself: they go to the main map.
-  auto tree = tree_type::create(source, false);
-  if (!tree) return tree.err();
-  for (phys_addr pa : pages) KHO_TRY(tree->preserve(pa, order{0}));
+  return *new (room) result<Tree>(Tree::create(source, false));
+}
+
+template <unsigned PageShift, class Tree, PageSource Source, class MainMap>
+result<mshv_blob> write_mshv_with(Tree& tree, Source& source, std::span<const phys_addr> pages, MainMap& main_map) {
+  using geometry = page_geometry<PageShift>;
+  for (phys_addr pa : pages) KHO_TRY(tree.preserve(pa, order{0}));
   auto fdt_pa = alloc_zeroed(source, order{0}, geometry::size);
   if (!fdt_pa) return fdt_pa.err();
   void* fdt = source.memory().to_virt(*fdt_pa, geometry::size);
   unsigned char root[8];
-  impl::fdt_put_le64(root, tree->root().value);
+  fdt_put_le64(root, tree.root().value);
   int err = fdt_create(fdt, static_cast<int>(geometry::size));
   if (!err) err = fdt_finish_reservemap(fdt);
   if (!err) err = fdt_begin_node(fdt, "");
@@ -91,17 +99,35 @@ result<mshv_blob> write_mshv(Source& source, std::span<const phys_addr> pages, M
   if (!err) err = fdt_property(fdt, mshv_root_table_property, root, sizeof root);
   if (!err) err = fdt_end_node(fdt);
   if (!err) err = fdt_finish(fdt);
-  if (err) return impl::fdt_write_error(err);
+  if (err) return fdt_write_error(err);
   // Key pages and tree pages (in any order: each is one order-0 key), then the FDT.
   for (phys_addr pa : pages) KHO_TRY(main_map.preserve(pa, order{0}));
   status s;
-  typename tree_type::walker walk(&source.memory(), tree->root());
+  typename Tree::walker walk(&source.memory(), tree.root());
   walk.for_each_node([&](phys_addr pa) {
     if (s) s = main_map.preserve(pa, order{0});
   });
   KHO_TRY(s);
   KHO_TRY(main_map.preserve(*fdt_pa, order{0}));
-  return mshv_blob{*fdt_pa, geometry::size, tree->root()};
+  return mshv_blob{*fdt_pa, geometry::size, tree.root()};
+}
+
+}  // namespace impl
+
+template <unsigned PageShift = 12, PageSource Source, class MainMap>
+result<mshv_blob> write_mshv(Source& source, std::span<const phys_addr> pages, MainMap& main_map) {
+  using tree_type = preserve_bitmap<Source, PageShift, raw_pfn_keys<PageShift>>;
+  static_assert(sizeof(result<tree_type>) <= page_geometry<PageShift>::size);
+  auto room = source.alloc(order{0});
+  if (!room) return room.err();
+  void* at = source.memory().to_virt(*room, sizeof(result<tree_type>));
+  if (at == nullptr) return errc::out_of_bounds;
+  result<tree_type>& tree = impl::emplace_mshv_tree<tree_type>(at, source);
+  result<mshv_blob> out = tree ? impl::write_mshv_with<PageShift>(*tree, source, pages, main_map)
+                               : result<mshv_blob>(tree.err());
+  tree.~result<tree_type>();
+  source.free(*room, order{0});
+  return out;
 }
 
 /// A validated MSHV subtree. Holds a block of `scratch` (the tree's sorted node list)
