@@ -1,8 +1,9 @@
-// Kernel-shim check for issue 21's MSHV subtree, devicetree /chosen hand-off and
-// .liveupdate_versions section: every reader and writer instantiated freestanding (MSHV
+// Kernel-shim check for issue 21's MSHV subtree, devicetree /chosen and LoongArch EFI
+// hand-offs and .liveupdate_versions section: every reader and writer instantiated freestanding (MSHV
 // for each page size, over the raw-pfn radix tree). check_nm.cmake then allows only
 // memcpy/memset/memmove/memcmp, kho_shim_* and libfdt's fdt_*.
 #include <kho/linux/dt_chosen.hpp>
+#include <kho/linux/efi_kho.hpp>
 #include <kho/linux/liveupdate_versions.hpp>
 #include <kho/linux/mshv.hpp>
 #include <kho/memory.hpp>
@@ -39,6 +40,16 @@ int exercise() {
   int n = static_cast<int>(v->page_count() + v->node_count());
   v->for_each_page([&](phys_addr pa) { n += static_cast<int>(pa.value >> 40); });
   v->release();
+  // LoongArch's EFI table (layout inferred; any GUID will do for the shim).
+  const efi_guid guid{{1, 2, 3}};
+  kho_data d{};
+  d.scratch_addr.set(pool_base);
+  d.scratch_size.set(32);
+  auto tables = write_efi_kho<PageShift>(pages, d, guid, std::span<const efi_config_table_entry>());
+  if (!tables) return -4;
+  auto k = find_efi_kho(mem, tables->table, tables->count, guid);
+  if (!k) return -5;
+  n += static_cast<int>(kho_scratch_count(trim_efi_kho_scratch(mem, *k).data));
   return n;
 }
 

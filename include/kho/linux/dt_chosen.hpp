@@ -133,6 +133,7 @@ inline result<located_kho_data> find_kho_chosen(const void* dtb, u64 size) {
   out.data.scratch_addr.set(impl::load_cells(s, cells->address));
   out.data.scratch_size.set(impl::load_cells(s + 4 * cells->address, cells->size));
   out.kho_nodes = 1;
+  out.from_chosen = true;
   return out;
 }
 
