@@ -57,7 +57,8 @@ namespace detail {
 // count, which is unknown until walked: the span comes from scratch and doubles until
 // the tree fits, O(N) in all. A retry that fails where the last one did was stopped
 // by the probe budget, not by the span, and ends the search.
-template <unsigned PageShift, Memory M, PageSource Scratch>
+// `Keys`: the tree's key encoding (order_marker_keys for the preserved-memory map).
+template <unsigned PageShift, Memory M, PageSource Scratch, class Keys = order_marker_keys<PageShift>>
 struct radix_nodes {
   static_assert(pages_of_size<Scratch, PageShift>(), "scratch must come in pages of the reader's size");
   Scratch* scratch = nullptr;
@@ -65,7 +66,7 @@ struct radix_nodes {
   order block_order{};
   unsigned depth = radix_geometry<PageShift>::depth;  // fewer for an older formula's tree
 
-  result<preserve_bitmap_view<M, PageShift>> attach(const M& mem, phys_addr root) {
+  result<preserve_bitmap_view<M, PageShift, Keys>> attach(const M& mem, phys_addr root) {
     error last{};
     for (unsigned o = 0;; ++o) {
       release();
@@ -76,7 +77,8 @@ struct radix_nodes {
       const u64 slots = (u64{1} << (PageShift + o)) / sizeof(u64);
       auto* span = static_cast<u64*>(scratch->memory().to_virt(block, slots * sizeof(u64)));
       if (span == nullptr) return make_error(errc::out_of_memory, "radix", root);
-      auto v = attach_preserve_bitmap<PageShift>(mem, root, *scratch, std::span<u64>(span, slots), depth);
+      auto v = preserve_bitmap_view<M, PageShift, Keys>::attach(mem, root, *scratch, std::span<u64>(span, slots),
+                                                                depth);
       if (v || v.code() != errc::budget_exceeded || v.err().loc.at == last.loc.at) return v;
       last = v.err();
     }

@@ -110,6 +110,7 @@ inline constexpr format_version format_versions[] = {
     {"vfio-pci", 1, "vfio-pci-v1"},
 
     // -- families of shared/LINUX-FORMATS-NEXT.md: MSHV --
+    {"mshv", 1, "mshv_kho-v1"},
 
     {"kexec-metadata", 1, "kexec-metadata-v1"},      // no string on the wire: its u32 version
     {"memblock", 1, "memblock-v1"},

@@ -107,6 +107,51 @@ struct radix_geometry {
   }
 };
 
+/// How a key names a block: kho's and Linux's preserved-memory map sets the order bit
+/// above the block's number (the encoding the header comment describes).
+template <unsigned PageShift>
+struct order_marker_keys {
+  using geo = radix_geometry<PageShift>;
+  static constexpr unsigned max_order = geo::max_order;
+  static constexpr unsigned key_bits = geo::key_bits;
+  static constexpr u64 key_limit = geo::key_limit;
+  /// Keys below this stand for no block (0 and 1 have no order bit in range).
+  static constexpr u64 first_key = 2;
+  static constexpr u64 order_bit(order o) { return geo::order_bit(o); }
+  static constexpr errc encode(phys_addr pa, order o, u64& key) { return geo::encode(pa, o, key); }
+  static constexpr bool decode(u64 key, phys_addr& pa, order& o) { return geo::decode(key, pa, o); }
+  /// The order of a key at or above first_key.
+  static constexpr unsigned order_of(u64 key) {
+    return 64 - PageShift - (63 - static_cast<unsigned>(__builtin_clzll(key)));
+  }
+};
+
+/// A tree of the same geometry whose keys are raw page frame numbers (MSHV's tree,
+/// LINUX-FORMATS-NEXT.md section 6): no order bit, every key one page, pfn 0 is key 0.
+/// The depth stays the geometry's, so the top levels only ever hold slot 0 entries:
+/// a pfn has 64 - PAGE_SHIFT bits, fewer than the order-0 key's 65 - PAGE_SHIFT.
+template <unsigned PageShift>
+struct raw_pfn_keys {
+  static constexpr unsigned max_order = 0;
+  static constexpr unsigned key_bits = 64 - PageShift;
+  static constexpr u64 key_limit = u64{1} << key_bits;
+  static constexpr u64 first_key = 0;
+  static constexpr u64 order_bit(order) { return 0; }
+  static constexpr errc encode(phys_addr pa, order o, u64& key) {
+    if (o.value != 0) return errc::out_of_range;
+    if (!page_geometry<PageShift>::is_aligned(pa)) return errc::misaligned;
+    key = pa.value >> PageShift;
+    return errc::ok;
+  }
+  static constexpr bool decode(u64 key, phys_addr& pa, order& o) {
+    if (key >= key_limit) return false;
+    pa = phys_addr{key << PageShift};
+    o = order{0};
+    return true;
+  }
+  static constexpr unsigned order_of(u64) { return 0; }
+};
+
 namespace detail {
 
 inline u64 load_le(const u64* p) { return to_little(*p); }
@@ -114,11 +159,12 @@ inline void store_le(u64* p, u64 v) { *p = to_little(v); }
 
 /// Read-side walking shared by writer and view: the nodes are reached through a
 /// Memory policy, and every query is a descent or a cursor over the leaves.
-template <Memory M, unsigned PageShift>
+template <Memory M, unsigned PageShift, class Keys = order_marker_keys<PageShift>>
 class radix_walker {
  public:
   using geo = radix_geometry<PageShift>;
-  static constexpr unsigned orders = geo::max_order + 1;
+  using keys = Keys;
+  static constexpr unsigned orders = Keys::max_order + 1;
 
   radix_walker() = default;
   // `top`: the root's level. A tree written with the older depth formula (kho-v2 at
@@ -134,7 +180,7 @@ class radix_walker {
   /// True if block (pa, o) is set.
   bool test(phys_addr pa, order o) const {
     u64 key = 0;
-    if (geo::encode(pa, o, key) != errc::ok) return false;
+    if (Keys::encode(pa, o, key) != errc::ok) return false;
     const u64* leaf = find_leaf_exact(key);
     return leaf != nullptr && ((load_le(leaf + word_of(key)) >> (key & 63)) & 1);
   }
@@ -159,6 +205,13 @@ class radix_walker {
     XXH64_reset(&state, 0);
     hash_subtree(state, root_, top_);
     return XXH64_digest(&state);
+  }
+
+  /// Calls f(pa) for every node page in pre-order, as deep_checksum visits them. Call
+  /// on validated trees only (or trees this process wrote). Complexity: O(nodes * page/8).
+  template <class F>
+  void for_each_node(F&& f) const {
+    visit_subtree(f, root_, top_);
   }
 
   static constexpr u64 digit(u64 key, unsigned level) {
@@ -188,7 +241,7 @@ class radix_walker {
    public:
     order_cursor() = default;
     order_cursor(const radix_walker* w, order o, phys_addr from, phys_addr to) {
-      const u64 start = geo::order_bit(o) + (from.value >> (PageShift + o.value));
+      const u64 start = Keys::order_bit(o) + (from.value >> (PageShift + o.value));
       const u64 end = window_end(o, to);
       leaf_ref leaf;
       if (start >= end || !w->next_leaf(start, end, leaf)) return;
@@ -202,11 +255,9 @@ class radix_walker {
     bool live() const { return words_ != nullptr; }
     /// The first block of the current run.
     phys_addr head() const {
-      return phys_addr{(key() ^ geo::order_bit(block_order())) << (PageShift + block_order().value)};
+      return phys_addr{(key() ^ Keys::order_bit(block_order())) << (PageShift + block_order().value)};
     }
-    order block_order() const {
-      return order{static_cast<unsigned>(64 - PageShift - (63 - __builtin_clzll(key())))};
-    }
+    order block_order() const { return order{Keys::order_of(key())}; }
     /// Blocks in the current run (1 to 64).
     u64 run_blocks() const { return (head_ >> run_shift) + 1; }
     /// Bytes of the current run; 0 if it reaches the top of the address space.
@@ -216,14 +267,14 @@ class radix_walker {
 
    private:
     static constexpr unsigned run_shift = 58;
-    static_assert(geo::key_bits <= run_shift, "keys leave room for the run's length");
+    static_assert(Keys::key_bits <= run_shift, "keys leave room for the run's length");
 
     u64 key() const { return head_ & ((u64{1} << run_shift) - 1); }
     // First key past the window that ends at `to`, for order `o`.
     static u64 window_end(order o, phys_addr to) {
       const unsigned shift = PageShift + o.value;
       const u64 last = (to.value >> shift) + ((to.value & ((u64{1} << shift) - 1)) != 0);
-      return std::min(geo::order_bit(o) + last, geo::key_limit);
+      return std::min(Keys::order_bit(o) + last, Keys::key_limit);
     }
     // The next run before `end` from the current word, whose first key is `word_key`;
     // the cursor is done (words_ null) when there is none.
@@ -289,15 +340,18 @@ class radix_walker {
       const u64 raw_end = c.head().value + c.run_bytes();
       return (raw_end == 0 || raw_end > to.value) ? to.value : raw_end;
     };
-    // Most trees hold one or two orders; with one left the merge is a plain scan.
-    while (live > 1) {
-      unsigned min = 0;
-      for (unsigned i = 1; i < live; ++i)
-        if (cursors[i].head() < cursors[min].head()) min = i;
-      order_cursor& c = cursors[min];
-      if (!emit(std::max(c.head().value, from.value), clip_end(c))) return;
-      c.next(this, to);
-      if (!c.live()) c = cursors[--live];
+    // Most trees hold one or two orders; with one left the merge is a plain scan (and a
+    // tree of one order, raw_pfn_keys's, has no merge at all).
+    if constexpr (orders > 1) {
+      while (live > 1) {
+        unsigned min = 0;
+        for (unsigned i = 1; i < live; ++i)
+          if (cursors[i].head() < cursors[min].head()) min = i;
+        order_cursor& c = cursors[min];
+        if (!emit(std::max(c.head().value, from.value), clip_end(c))) return;
+        c.next(this, to);
+        if (!c.live()) c = cursors[--live];
+      }
     }
     if (live == 1) {
       for (order_cursor& c = cursors[0]; c.live(); c.next(this, to))
@@ -343,6 +397,15 @@ class radix_walker {
       if (const u64 child = load_le(n + i)) hash_subtree(state, phys_addr{child}, level - 1);
   }
 
+  template <class F>
+  void visit_subtree(F& f, phys_addr pa, unsigned level) const {
+    f(pa);
+    if (level == 0) return;
+    const u64* n = node(pa);
+    for (u64 i = 0; i < geo::table_entries; ++i)
+      if (const u64 child = load_le(n + i)) visit_subtree(f, phys_addr{child}, level - 1);
+  }
+
   bool next_leaf_in(phys_addr table, unsigned level, u64 base, u64 from, u64 end,
                     leaf_ref& out) const {
     const u64* t = node(table);
@@ -370,10 +433,10 @@ class radix_walker {
 
 /// The queries writer and view share, over the walker and per-order counts that
 /// Derived exposes as walk() and order_counts().
-template <class Derived, unsigned PageShift>
+template <class Derived, unsigned PageShift, class Keys = order_marker_keys<PageShift>>
 class radix_queries {
  public:
-  static constexpr unsigned orders = radix_geometry<PageShift>::max_order + 1;
+  static constexpr unsigned orders = Keys::max_order + 1;
 
   /// True if a preserved block of any order covers `pa`. Complexity: O(orders * depth).
   bool is_preserved(phys_addr pa) const {
@@ -425,19 +488,23 @@ class radix_queries {
 
 }  // namespace detail
 
-template <Memory M, unsigned PageShift>
+template <Memory M, unsigned PageShift, class Keys>
 class preserve_bitmap_view;
 
 // ---- writer ------------------------------------------------------------------------
 
 /// The old kernel's side: preserve and unpreserve blocks, allocating nodes from Source.
-template <PageSource Source, unsigned PageShift = 12>
-class preserve_bitmap : public detail::radix_queries<preserve_bitmap<Source, PageShift>, PageShift> {
+/// `Keys`: how a key names a block (order_marker_keys, the preserved-memory map; or
+/// raw_pfn_keys, a tree of single pages keyed by their frame number).
+template <PageSource Source, unsigned PageShift = 12, class Keys = order_marker_keys<PageShift>>
+class preserve_bitmap
+    : public detail::radix_queries<preserve_bitmap<Source, PageShift, Keys>, PageShift, Keys> {
  public:
   using geometry = radix_geometry<PageShift>;
+  using keys = Keys;
   using memory_type = memory_of<Source>;
-  using walker = detail::radix_walker<memory_type, PageShift>;
-  static constexpr unsigned orders = geometry::max_order + 1;
+  using walker = detail::radix_walker<memory_type, PageShift, Keys>;
+  static constexpr unsigned orders = Keys::max_order + 1;
 
   /// An empty tree: one root table. Errors: out_of_memory.
   static result<preserve_bitmap> create(Source& source, bool record_own_pages = true) {
@@ -455,7 +522,7 @@ class preserve_bitmap : public detail::radix_queries<preserve_bitmap<Source, Pag
   /// Continues writing a tree the previous kernel left, in place (after validation).
   /// Nodes it allocates from now on come from `source`.
   template <Memory M>
-  static preserve_bitmap adopt(const preserve_bitmap_view<M, PageShift>& view, Source& source,
+  static preserve_bitmap adopt(const preserve_bitmap_view<M, PageShift, Keys>& view, Source& source,
                                bool record_own_pages = true) {
     preserve_bitmap tree(source, view.root(), record_own_pages);
     for (unsigned o = 0; o < orders; ++o) tree.counts_[o] = view.count(order{o});
@@ -500,7 +567,7 @@ class preserve_bitmap : public detail::radix_queries<preserve_bitmap<Source, Pag
   }
 
  private:
-  friend class detail::radix_queries<preserve_bitmap, PageShift>;
+  friend class detail::radix_queries<preserve_bitmap, PageShift, Keys>;
   const walker& walk() const { return walker_; }
   const u64* order_counts() const { return counts_; }
 
@@ -512,7 +579,7 @@ class preserve_bitmap : public detail::radix_queries<preserve_bitmap<Source, Pag
 
   status set(phys_addr pa, order o) {
     u64 key = 0;
-    if (errc e = geometry::encode(pa, o, key); e != errc::ok) return e;
+    if (errc e = Keys::encode(pa, o, key); e != errc::ok) return e;
     u64* t = walker_.node(root_);
     for (unsigned level = geometry::depth - 1; level > 0; --level) {
       u64* slot = t + walker::digit(key, level);
@@ -536,7 +603,7 @@ class preserve_bitmap : public detail::radix_queries<preserve_bitmap<Source, Pag
 
   status clear_bit(phys_addr pa, order o) {
     u64 key = 0;
-    if (errc e = geometry::encode(pa, o, key); e != errc::ok) return e;
+    if (errc e = Keys::encode(pa, o, key); e != errc::ok) return e;
     u64* path[geometry::depth];  // path[level] = node at that level
     phys_addr path_pa[geometry::depth];
     path[geometry::depth - 1] = walker_.node(root_);
@@ -637,12 +704,15 @@ struct radix_node_slot {
 /// The next kernel's side: a tree validated once, then queried without further checks.
 /// The view keeps `nodes` (the sorted list of the tree's own pages) for nodes(),
 /// for_each_node() and claim_pages().
-template <Memory M, unsigned PageShift = 12>
-class preserve_bitmap_view : public detail::radix_queries<preserve_bitmap_view<M, PageShift>, PageShift> {
+/// `Keys` as for preserve_bitmap: the same walk and checks read either key encoding.
+template <Memory M, unsigned PageShift = 12, class Keys = order_marker_keys<PageShift>>
+class preserve_bitmap_view
+    : public detail::radix_queries<preserve_bitmap_view<M, PageShift, Keys>, PageShift, Keys> {
  public:
   using geometry = radix_geometry<PageShift>;
-  using walker = detail::radix_walker<M, PageShift>;
-  static constexpr unsigned orders = geometry::max_order + 1;
+  using keys = Keys;
+  using walker = detail::radix_walker<M, PageShift, Keys>;
+  static constexpr unsigned orders = Keys::max_order + 1;
   static constexpr const char* structure = "radix";
 
   /// Validates the whole tree at `root`. Every node is entered at most once: a visited
@@ -658,7 +728,7 @@ class preserve_bitmap_view : public detail::radix_queries<preserve_bitmap_view<M
   /// 1/2 or more after growth), with a probe budget of 16 a node against collisions.
   /// Errors (loc: "radix", the node, its depth from the root): misaligned,
   /// out_of_bounds, out_of_range (a table entry whose keys start at or above
-  /// geometry::key_limit, at the table; bits for keys 0 and 1, at the leaf), cycle (a
+  /// Keys::key_limit, at the table; bits for keys below Keys::first_key, at the leaf), cycle (a
   /// node reached twice, ancestor or not: at the node, with the depth it was reached
   /// at the second time), budget_exceeded (more nodes than `nodes` holds, or scratch
   /// probes beyond the budget), out_of_memory (scratch exhausted).
@@ -716,7 +786,7 @@ class preserve_bitmap_view : public detail::radix_queries<preserve_bitmap_view<M
   }
 
  private:
-  friend class detail::radix_queries<preserve_bitmap_view, PageShift>;
+  friend class detail::radix_queries<preserve_bitmap_view, PageShift, Keys>;
   const walker& walk() const { return walker_; }
   const u64* order_counts() const { return counts_; }
 
@@ -753,7 +823,7 @@ class preserve_bitmap_view : public detail::radix_queries<preserve_bitmap_view<M
       const u64 child = detail::load_le(node + i);
       if (child == 0) continue;
       const u64 child_base = base + (i << child_bits);
-      if (child_base >= geometry::key_limit) return fail(errc::out_of_range, pa, level);
+      if (child_base >= Keys::key_limit) return fail(errc::out_of_range, pa, level);
       KHO_TRY(validate(seen, scratch, phys_addr{child}, level - 1, child_base));
     }
     return {};
@@ -764,18 +834,20 @@ class preserve_bitmap_view : public detail::radix_queries<preserve_bitmap_view<M
       u64 bits = detail::load_le(leaf + w);
       if (bits == 0) continue;
       const u64 word_key = base + (w << 6);
-      if (word_key == 0 && (bits & 3) != 0) return fail(errc::out_of_range, pa, 0);
+      if constexpr (Keys::first_key > 0)
+        if (word_key == 0 && (bits & ((u64{1} << Keys::first_key) - 1)) != 0)
+          return fail(errc::out_of_range, pa, 0);
       if (word_key >= 64) {  // one order for the whole word
         order o{};
         phys_addr ignored{};
-        geometry::decode(word_key, ignored, o);
+        Keys::decode(word_key, ignored, o);
         counts_[o.value] += detail::popcount64(bits);
         continue;
       }
       for (; bits != 0; bits &= bits - 1) {
         order o{};
         phys_addr ignored{};
-        geometry::decode(word_key + static_cast<u64>(__builtin_ctzll(bits)), ignored, o);
+        Keys::decode(word_key + static_cast<u64>(__builtin_ctzll(bits)), ignored, o);
         ++counts_[o.value];
       }
     }
@@ -791,7 +863,7 @@ class preserve_bitmap_view : public detail::radix_queries<preserve_bitmap_view<M
   walker walker_{};
 };
 
-/// Attaches with the Memory type deduced.
+/// Attaches with the Memory type deduced (the preserved-memory map's key encoding).
 template <unsigned PageShift = 12, Memory M, PageSource Scratch>
 result<preserve_bitmap_view<M, PageShift>> attach_preserve_bitmap(const M& mem, phys_addr root,
                                                                   Scratch& scratch,

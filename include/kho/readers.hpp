@@ -76,6 +76,7 @@ inline constexpr manifest_line reader_lines[] = {
     {"vfio-pci", version_bit(1), version_bit(1)},
 
     // -- LINUX-FORMATS-NEXT.md: MSHV --
+    {"mshv", version_bit(1), version_bit(1)},
 
 };
 

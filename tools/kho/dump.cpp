@@ -37,7 +37,9 @@ void print_kho_root(const nlohmann::json& j) {
 }
 
 void print_kho_data(const nlohmann::json& k) {
-  fmt::print("kho_data at {}: FDT {} ({} bytes), {} KHO boot memory (scratch) ranges at {}\n", k["at"].get<std::string>(),
+  const std::string where =
+      k.value("route", "") == "dtb /chosen" ? "the DTB's /chosen" : "kho_data at " + k["at"].get<std::string>();
+  fmt::print("{}: FDT {} ({} bytes), {} KHO boot memory (scratch) ranges at {}\n", where,
              k["fdt"].get<std::string>(), k["fdt_size"].get<u64>(), k["scratch_entries"].get<u64>(),
              k["scratch"].get<std::string>());
   if (const u64 n = k["kho_nodes"].get<u64>(); n > 1)

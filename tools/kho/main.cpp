@@ -1,8 +1,8 @@
 // kho: inspect and verify handover memory images.
 //
-//   kho dump   --memory FILE [--base PHYS] [--root PHYS | --fdt PHYS | --fdt-file F]
+//   kho dump   --memory FILE [--base PHYS] [--root PHYS | --fdt PHYS | --fdt-file F | --dtb F]
 //              [--page-size N] [--json] [--holes] [--max-ranges N]
-//   kho verify --memory FILE [--base PHYS] [--root PHYS | --fdt PHYS | --fdt-file F] [--page-size N]
+//   kho verify --memory FILE [--base PHYS] [--root PHYS | --fdt PHYS | --fdt-file F | --dtb F] [--page-size N]
 //              [--json]
 //   kho dump   --memory FILE [--base PHYS] --radix-root PHYS [--json]   (a bare radix tree)
 //   kho qualify [--memory FILE ...] [--writer-image EXE | --writer-manifest F]
@@ -18,6 +18,8 @@
 //
 // Which handover: --fdt PHYS names Linux's KHO root FDT ("kho-v4") in memory;
 // --fdt-file F one saved from debugfs (at most a page), read beside the memory;
+// --dtb F a boot devicetree whose /chosen linux,kho-fdt and linux,kho-scratch name the
+// root FDT and the scratch array (a devicetree kernel's route; checked as kho_data is);
 // --root PHYS kho's own root page (kho-root-v1). Without any, a flat image is looked
 // at as a next kernel is handed it: the model's boot page (kho-root-v1) at PHYS, or
 // else an x86 setup_data list at PHYS (what boot_params' setup_data names in the
@@ -95,6 +97,8 @@ void add_image_options(CLI::App* cmd, model::image_options& o, bool memory_requi
                      "read a bare kho-v2 preserved-memory radix tree at this address instead");
   add_address_option(cmd, "--fdt", o.fdt, "physical address of Linux's KHO root FDT (kho-v4)");
   cmd->add_option("--fdt-file", o.fdt_file, "Linux's KHO root FDT saved from debugfs (kho-v4)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--dtb", o.dtb, "a boot DTB whose /chosen linux,kho-fdt and linux,kho-scratch name the handover")
       ->check(CLI::ExistingFile);
   cmd->add_option("--page-size", o.page_size, "the handover's page size in bytes")
       ->check(CLI::IsMember({4096, 16384, 65536}))

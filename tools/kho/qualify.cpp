@@ -2,11 +2,14 @@
 // carries? (main.cpp's header comment; model/qualify.hpp)
 #include "commands.hpp"
 
+#include <kho/linux/liveupdate_versions.hpp>
+#include <kho/model/elf_section.hpp>
 #include <kho/model/qualify.hpp>
 
 #include <fmt/format.h>
 
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <variant>
 #include <vector>
@@ -41,9 +44,37 @@ std::vector<model::handover_structure> structures_written_by(const manifest_view
 
 }  // namespace
 
+// The next image's .liveupdate_versions (an RFC section of vmlinux), parsed, or
+// nullopt when the next image is not given as a file or has none.
+std::optional<std::vector<unsigned char>> liveupdate_versions_bytes(const std::vector<unsigned char>& next_file) {
+  if (next_file.empty()) return std::nullopt;
+  return model::find_elf_section(next_file, upstream::liveupdate_versions_section);
+}
+
 int run_qualify(const qualify_options& q) {
-  const auto next_bytes = manifest_bytes(q.next_image, q.next_manifest);
-  const manifest_view next = parse_manifest(next_bytes, q.next_image + q.next_manifest);
+  std::vector<unsigned char> next_file;
+  if (!q.next_image.empty()) next_file = model::read_whole_file(q.next_image);
+  const auto lvup_bytes = liveupdate_versions_bytes(next_file);
+  std::optional<upstream::liveupdate_versions_view> lvup;
+  if (lvup_bytes) {
+    auto v = upstream::liveupdate_versions_view::parse(lvup_bytes->data(), lvup_bytes->size());
+    if (!v)
+      throw std::invalid_argument(fmt::format("{}: {} refused: {} at byte {}", q.next_image,
+                                              upstream::liveupdate_versions_section, to_string(v.code()),
+                                              v.err().loc.at.value));
+    lvup = *v;
+  }
+  // A stock kernel has .liveupdate_versions but no .kho_manifest: then only the LUO
+  // versions are qualified, which needs the handover itself.
+  std::vector<unsigned char> next_bytes;
+  if (!q.next_manifest.empty()) next_bytes = model::read_whole_file(q.next_manifest);
+  else if (auto m = model::find_elf_section(next_file, manifest_section)) next_bytes = std::move(*m);
+  else if (!lvup) throw std::runtime_error(fmt::format("ELF: no section named {}", manifest_section));
+  else if (q.image.memory.empty())
+    throw std::invalid_argument(fmt::format("{} has no {}: only its {} can be compared, which needs --memory",
+                                            q.next_image, manifest_section, upstream::liveupdate_versions_section));
+  std::optional<manifest_view> next;
+  if (!next_bytes.empty()) next = parse_manifest(next_bytes, q.next_image + q.next_manifest);
   std::vector<unsigned char> writer_bytes;
   std::optional<manifest_view> writer;
   if (!q.writer_image.empty() || !q.writer_manifest.empty()) {
@@ -51,6 +82,7 @@ int run_qualify(const qualify_options& q) {
     writer = parse_manifest(writer_bytes, q.writer_image + q.writer_manifest);
   }
   std::vector<model::handover_structure> structures;
+  std::optional<model::liveupdate_versions_check> versions;
   if (!q.image.memory.empty()) {
     const nlohmann::json report = handover_report(q.image);
     if (report.value("status", "") != "ok") {
@@ -58,13 +90,25 @@ int run_qualify(const qualify_options& q) {
       return exit_refused;
     }
     structures = model::structures_of_report(report);
+    if (lvup) versions = model::check_liveupdate_versions(report, *lvup);
   } else {
     structures = structures_written_by(*writer);
   }
-  const model::qualify_result result = model::qualify(structures, writer ? &*writer : nullptr, next);
-  if (q.json) fmt::print("{}\n", model::to_json(result).dump(2));
-  else fmt::print("{}", model::format_qualify(result));
-  return result.ok() ? 0 : exit_refused;
+  std::optional<model::qualify_result> result;
+  if (next) result = model::qualify(structures, writer ? &*writer : nullptr, *next);
+  const bool ok = (!result || result->ok()) && (!versions || versions->ok());
+  if (q.json) {
+    nlohmann::json j = result ? model::to_json(*result) : nlohmann::json{{"reader", q.next_image}};
+    if (versions) j["liveupdate_versions"] = model::to_json(*versions);
+    j["ok"] = ok;
+    fmt::print("{}\n", j.dump(2));
+  } else {
+    if (result) fmt::print("{}", model::format_qualify(*result));
+    if (versions) fmt::print("{}", model::format_liveupdate_versions_check(*versions));
+    else if (lvup) fmt::print("next kernel's {}: {} entries (no handover given to compare)\n",
+                              upstream::liveupdate_versions_section, lvup->size());
+  }
+  return ok ? 0 : exit_refused;
 }
 
 }  // namespace kho::cli

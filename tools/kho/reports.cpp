@@ -46,7 +46,8 @@ void check_kho_data(nlohmann::json& j, const model::image_memory& mem, const ups
                    // The kernel's newer name for the same array (kho/linux/bootmem.hpp).
                    {"bootmem", model::hex(d.scratch_addr.get())},
                    {"bootmem_entries", upstream::kho_scratch_count(d)},
-                   {"kho_nodes", boot.kho_nodes}};
+                   {"kho_nodes", boot.kho_nodes},
+                   {"route", boot.from_chosen ? "dtb /chosen" : "setup_data"}};
   if (j["status"] != "ok") return;
   model::scratch_pages<PageShift> scratch(mem);
   detail::radix_nodes<PageShift, model::image_memory, typename model::scratch_pages<PageShift>::source_type> nodes{

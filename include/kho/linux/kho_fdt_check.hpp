@@ -15,6 +15,9 @@
 //                         a preserved block (not_preserved at the folio otherwise)
 //        "kexec-metadata" version 1 metadata
 //        "memblock"       the reserve_mem sub-FDT (its regions are payload)
+//        "mshv_prsv_pt"   MSHV's FDT page and raw-pfn radix tree (mshv.hpp): every
+//                         page of it an order-0 key of the main map; its key pages
+//                         owned by the hypervisor
 //        kho-xarray-v1, kho-luo-v1  kho's own proposals, as in kho-root-v1
 //        anything else    an opaque blob: the pages [phys, phys + blob-size) span
 //      A subtree under an upstream name whose kho,compatible says otherwise is refused
@@ -40,6 +43,7 @@
 #include <kho/linux/luo_versions.hpp>
 #include <kho/linux/memblock.hpp>
 #include <kho/linux/memfd.hpp>
+#include <kho/linux/mshv.hpp>
 
 #include <cstring>
 #include <new>
@@ -64,6 +68,7 @@ inline result<const char*> subtree_format(const kho_subtree& t) {
       {luo_v5_subtree, luo_v5_compatible},
       {kexec_metadata_subtree, kexec_metadata_format},
       {memblock_subtree, memblock_compatible},
+      {mshv_subtree, mshv_compatible},
   };
   for (const known& k : upstream_names) {
     if (!impl::answers_to(t.name, k.name)) continue;  // "LUO@0" is LUO to the kernel
@@ -145,6 +150,12 @@ status claim_subtree(const M& mem, const kho_subtree& t, const char* format, Scr
   if (detail::same_string(format, memblock_compatible)) {
     auto v = attach_memblock<PageShift>(mem, t.phys, t.size);
     return v ? v->claim_pages(owners) : status{v.err()};
+  }
+  if (detail::same_string(format, mshv_compatible)) {
+    auto v = attach_mshv<PageShift>(mem, t.phys, t.size, scratch);
+    if (!v) return v.err();
+    KHO_TRY(v->check_main_map(map));
+    return v->claim_pages(owners);
   }
   return detail::claim_kho_structure<PageShift>(mem, format, t.phys, t.size, scratch, owners);
 }

@@ -90,6 +90,7 @@ struct located_kho_data {
   kho_data data{};
   phys_addr at{};     // the node's header
   u32 kho_nodes = 0;  // SETUP_KEXEC_KHO nodes in the list; `data` is the last one's
+  bool from_chosen = false;  // read from a DTB's /chosen (dt_chosen.hpp): `at` is unused
 };
 
 namespace impl {

@@ -14,6 +14,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -48,7 +49,19 @@ inline std::vector<unsigned char> read_whole_file(const std::string& path) {
 /// section header table or string table outside the file, a section name outside its
 /// string table or unterminated, no section of that name, two of them, or one with
 /// no file bytes (SHT_NOBITS) or bytes outside the file.
+inline std::optional<std::vector<unsigned char>> find_elf_section(const std::vector<unsigned char>& file,
+                                                                  const char* name);
+
 inline std::vector<unsigned char> elf_section(const std::vector<unsigned char>& file, const char* name) {
+  auto found = find_elf_section(file, name);
+  if (!found) throw std::runtime_error(fmt::format("ELF: no section named {}", name));
+  return std::move(*found);
+}
+
+/// As elf_section, but a section that is absent is std::nullopt rather than an error
+/// (an optional section: a kernel built without it). The other errors are the same.
+inline std::optional<std::vector<unsigned char>> find_elf_section(const std::vector<unsigned char>& file,
+                                                                  const char* name) {
   auto refuse = [](const std::string& what) { throw std::runtime_error("ELF: " + what); };
   const u64 size = file.size();
   elf::header h{};
@@ -90,7 +103,7 @@ inline std::vector<unsigned char> elf_section(const std::vector<unsigned char>& 
     const auto [off, len] = bytes_of(s, i);
     found.assign(file.begin() + static_cast<std::ptrdiff_t>(off), file.begin() + static_cast<std::ptrdiff_t>(off + len));
   }
-  if (!seen) refuse(fmt::format("no section named {}", name));
+  if (!seen) return std::nullopt;
   return found;
 }
 

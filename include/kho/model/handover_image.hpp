@@ -9,6 +9,9 @@
 //   --radix-root PHYS     a bare kho-v2 radix tree          located_radix_tree
 //   --fdt-file F          Linux's KHO root FDT, saved       located_linux_fdt (its bytes)
 //   --fdt PHYS            Linux's KHO root FDT in memory    located_linux_fdt (a page)
+//   --dtb F               a boot DTB whose /chosen names    located_linux_fdt (with
+//                           the root FDT and scratch          kho_data, from /chosen)
+//                           (linux/dt_chosen.hpp), checked as x86's kho_data is
 //   --root PHYS           kho's own root (kho-root-v1)      located_kho_root
 //   flat image, boot page at its base, checked against      located_kho_root (with the
 //     the memory (model/boot_page.hpp)                        boot page, for its generation)
@@ -16,7 +19,7 @@
 //     SETUP_KEXEC_KHO node's kho_data is checked              kho_data)
 //   none of these                                           handover_refusal (bad_magic)
 //
-// An ELF core has no boot page, so one of the first four options must name its root.
+// An ELF core has no boot page, so one of the first five options must name its root.
 //
 // Two kinds of failure, as the CLI's exit statuses tell them apart. Input that cannot
 // be read throws, as opening a memory image does: options that do not fit the file's
@@ -26,6 +29,7 @@
 // root a stock kernel's verdict on the same bytes.
 #pragma once
 
+#include <kho/linux/dt_chosen.hpp>
 #include <kho/linux/x86_boot.hpp>
 #include <kho/model/boot_page.hpp>
 #include <kho/model/image_memory.hpp>
@@ -51,7 +55,7 @@
 namespace kho::model {
 
 /// Where the handover is: the CLI's --memory, --base, --root, --radix-root, --fdt,
-/// --fdt-file and --page-size.
+/// --fdt-file, --dtb and --page-size.
 struct image_options {
   std::string memory;
   std::optional<phys_addr> base;  // a flat image's first byte; refused for an ELF core
@@ -59,6 +63,7 @@ struct image_options {
   std::optional<phys_addr> radix_root;
   std::optional<phys_addr> fdt;
   std::string fdt_file;
+  std::string dtb;  // a boot DTB: /chosen's linux,kho-fdt and linux,kho-scratch
   u64 page_size = page_geometry<>::size;  // 4096, 16384 or 65536
 };
 
@@ -162,9 +167,9 @@ class handover_image {
       if (o.base)
         throw std::invalid_argument(fmt::format(
             "{} is an ELF core: its segments carry their physical addresses, --base is for flat images", o.memory));
-      if (!o.root && !o.radix_root && !o.fdt && o.fdt_file.empty())
+      if (!o.root && !o.radix_root && !o.fdt && o.fdt_file.empty() && o.dtb.empty())
         throw std::invalid_argument(
-            fmt::format("{} is an ELF core, which has no boot page: pass --fdt, --fdt-file or --root", o.memory));
+            fmt::format("{} is an ELF core, which has no boot page: pass --fdt, --fdt-file, --dtb or --root", o.memory));
       image_ = open_elf_core(o.memory);
       return;
     }
@@ -177,6 +182,7 @@ class handover_image {
     if (o.radix_root) return located_radix_tree{*o.radix_root};
     if (!o.fdt_file.empty()) return read_fdt_file(o.fdt_file);
     if (o.fdt) return located_linux_fdt{*o.fdt, page_size(), {}, std::nullopt};
+    if (!o.dtb.empty()) return locate_dtb(o.dtb);
     if (o.root) return located_kho_root{*o.root, std::nullopt};
     // A flat image without options (open_memory refused an ELF core without them).
     boot_page boot{};
@@ -212,6 +218,27 @@ class handover_image {
       return linux_refusal(k.err(), "the setup_data list at the image's base");
     }
     if (status s = check_kho_boot(*k); !s) return linux_refusal(s.err(), "kho_data");
+    return located_linux_fdt{phys_addr{k->data.fdt_addr.get()}, k->data.fdt_size.get(), {}, *k};
+  }
+
+  /// What a devicetree kernel is handed: the DTB's /chosen names the root FDT and the
+  /// scratch array, then checked as setup_data's kho_data is.
+  located_handover locate_dtb(const std::string& path) const {
+    std::ifstream in(path, std::ios::binary);
+    std::vector<unsigned char> bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    if (!in.eof() && in.fail()) throw std::runtime_error("cannot read " + path);
+    auto k = upstream::find_kho_chosen(bytes.data(), bytes.size());
+    if (!k) {
+      if (k.code() == errc::bad_version)
+        return linux_refusal(k.err(), fmt::format("{}: /chosen has only the obsolete RFC names {} / {}, which no "
+                                                  "kernel reads ({} and {} are expected)",
+                                                  path, upstream::chosen_obsolete_kho_dt,
+                                                  upstream::chosen_obsolete_kho_mem, upstream::chosen_kho_fdt,
+                                                  upstream::chosen_kho_scratch));
+      return linux_refusal(k.err(), fmt::format("{}: the DTB's /chosen ({} and {})", path, upstream::chosen_kho_fdt,
+                                                upstream::chosen_kho_scratch));
+    }
+    if (status s = check_kho_boot(*k); !s) return linux_refusal(s.err(), fmt::format("{}: /chosen", path));
     return located_linux_fdt{phys_addr{k->data.fdt_addr.get()}, k->data.fdt_size.get(), {}, *k};
   }
 

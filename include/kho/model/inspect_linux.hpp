@@ -168,6 +168,29 @@ nlohmann::json memblock_json(const M& mem, const kho_subtree& t) {
   return {{"ok", true}, {"summary", fmt::format("{} reserve_mem regions", v->count())}, {"regions", regions}};
 }
 
+/// "mshv_kho-v1" (an RFC format): the raw-pfn tree's root, its pages, and the
+/// hypervisor's pages as coalesced ranges (the first `max_ranges`).
+template <unsigned PageShift, Memory M>
+nlohmann::json mshv_json(const M& mem, const kho_subtree& t, u64 max_ranges = 64) {
+  scratch_pages<PageShift> scratch(mem);
+  auto v = attach_mshv<PageShift>(mem, t.phys, t.size, scratch.pages());
+  if (!v) return refused("mshv refused", v.err());
+  nlohmann::json ranges = nlohmann::json::array();
+  u64 range_count = 0;
+  v->tree().for_each_range([&](phys_addr start, u64 bytes) {
+    if (range_count++ < max_ranges) ranges.push_back({hex(start.value), hex(bytes)});
+  });
+  return {{"ok", true},
+          {"summary", fmt::format("MSHV (RFC format): {} hypervisor pages in {} ranges, tree of {} pages at {}",
+                                  v->page_count(), range_count, v->node_count(), hex(v->root_table().value))},
+          {"root_table", hex(v->root_table().value)},
+          {"hypervisor_pages", v->page_count()},
+          {"tree_pages", v->node_count()},
+          {"range_count", range_count},
+          {"ranges", ranges},
+          {"ranges_truncated", range_count > ranges.size()}};
+}
+
 /// kho's own formats under an FDT subtree: their kho-root-v1 entry readers, given the
 /// entry a kho root would hold for them.
 template <unsigned PageShift, Memory M>
@@ -187,6 +210,7 @@ nlohmann::json subtree_body(const M& mem, const kho_subtree& t, const char* form
   if (kho::detail::same_string(format, luo_v5_compatible)) return luo_v5_json<PageShift>(mem, t, max_folios, dialect);
   if (kho::detail::same_string(format, kexec_metadata_format)) return kexec_metadata_json<PageShift>(mem, t);
   if (kho::detail::same_string(format, memblock_compatible)) return memblock_json<PageShift>(mem, t);
+  if (kho::detail::same_string(format, mshv_compatible)) return mshv_json<PageShift>(mem, t);
   if (kho::detail::same_string(format, xarray_compatible) || kho::detail::same_string(format, luo_compatible))
     return kho_format_json<PageShift>(mem, t, format);
   return {{"ok", true}, {"summary", fmt::format("opaque blob, {} bytes", t.size)}};
@@ -521,6 +545,9 @@ inline void append_subtree(std::string& s, const nlohmann::json& t) {
   }
   if (!t.value("ok", false)) return;
   if (format.rfind("luo", 0) == 0) append_luo(s, t);
+  if (format == mshv_compatible)
+    for (const auto& r : t["ranges"])
+      fmt::format_to(out, "    hypervisor pages [{}, +{})\n", r[0].get<std::string>(), r[1].get<std::string>());
   if (format == memblock_compatible)
     for (const auto& r : t["regions"])
       fmt::format_to(out, "    region {} [{}, +{})\n", r["name"].get<std::string>(), r["start"].get<std::string>(),

@@ -146,6 +146,10 @@ inline void kernel_on_refusal(kernel_verdict& v, const error& e) {
     case errc::not_preserved:
       if (s == "memfd" && e.loc.depth == 1)
         return say(kernel_outcome::refuses, "kho_restore_folio finds no preserved block there: -EIO, the file is lost");
+      if (s == "mshv")
+        return say(kernel_outcome::refuses,
+                   "a kernel with the MSHV RFC restores every MSHV page as one page and panics when that fails; "
+                   "the stock kernel has no MSHV and never reads the subtree");
       if (s == "luo-v5")
         return say(kernel_outcome::loses_data,
                    "LUO reads its pages (luo_ser, and session and file blocks through kho_block_set_restore) "
@@ -180,6 +184,9 @@ inline void kernel_on_refusal(kernel_verdict& v, const error& e) {
     case errc::bad_count:
       if (s == "kexec-metadata" || s == "memblock")
         return say(kernel_outcome::ignores, "the kernel skips this subtree and boots on without it (kho is stricter)");
+      if (s == "mshv" && e.loc.depth == 1)
+        return say(kernel_outcome::refuses,
+                   "root_table not 8 bytes: a kernel with the MSHV RFC panics; the stock kernel has no MSHV");
       break;
     case errc::duplicate:
       if (s == "kho-fdt")
@@ -212,6 +219,13 @@ inline void kernel_on_refusal(kernel_verdict& v, const error& e) {
                        ? "scratch over a preserved page: the kernel allocates from scratch at once and overwrites it"
                        : "scratch over a page of the preserved-memory map: the kernel allocates from scratch before "
                          "it walks the map");
+      break;
+    case errc::bad_compatible:
+    case errc::not_found:
+      if (s == "mshv")
+        return say(kernel_outcome::refuses,
+                   "a kernel with the MSHV RFC panics (mshv_preserve_init: compatible not mshv_kho-v1, or no 8-byte "
+                   "root_table); the stock kernel has no MSHV and never reads the subtree");
       break;
     case errc::bad_checksum:
     case errc::not_sealed:

@@ -10,6 +10,7 @@
 // already written must be one the next image reads.
 #pragma once
 
+#include <kho/linux/liveupdate_versions.hpp>
 #include <kho/linux/luo_feature.hpp>
 #include <kho/manifest.hpp>
 #include <kho/negotiate.hpp>
@@ -17,6 +18,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -202,6 +204,79 @@ inline std::string format_qualify(const qualify_result& q) {
   for (const auto& r : q.rows) refused += r.ok() ? 0 : 1;
   out += refused == 0 ? fmt::format("qualified: the next image reads all {} structures\n", q.rows.size())
                       : fmt::format("NOT qualified: {} of {} structures cannot be carried\n", refused, q.rows.size());
+  return out;
+}
+
+// ---- the next kernel's .liveupdate_versions (LINUX-FORMATS-NEXT.md section 7) --------
+
+/// One LUO compatible a handover uses: the LUO layout's own, or a file's handler.
+struct luo_compatible_use {
+  std::string compatible;
+  std::string what;  // "LUO subtree LUO", "LUO session vm, file token 1"
+};
+
+/// What a handover's LUO needs of the next kernel's .liveupdate_versions, and what that
+/// section cannot answer (FLB names are not listed in it).
+struct liveupdate_versions_check {
+  std::vector<std::string> listed;  // the next kernel's entries, in section order
+  u64 duplicates = 0;
+  std::vector<luo_compatible_use> present, missing;
+  std::vector<luo_compatible_use> flbs_not_listed;  // by design of the section: not checked
+  bool ok() const { return missing.empty(); }
+};
+
+/// Compares the LUO compatibles a `kho dump --json` report uses with a validated
+/// section's entries. Complexity: O(uses * entries).
+inline liveupdate_versions_check check_liveupdate_versions(const nlohmann::json& dump,
+                                                           const upstream::liveupdate_versions_view& next) {
+  liveupdate_versions_check out;
+  for (u64 i = 0; i < next.size(); ++i) out.listed.emplace_back(next.entry(i));
+  out.duplicates = next.duplicates();
+  auto use = [&](const std::string& compatible, std::string what) {
+    auto& to = next.lists(compatible.c_str()) ? out.present : out.missing;
+    to.push_back({compatible, std::move(what)});
+  };
+  for (const auto& t : dump.value("subtrees", nlohmann::json::array())) {
+    const std::string format = t.value("format", nlohmann::json()).is_string() ? t["format"].get<std::string>() : "";
+    if (format.rfind("luo", 0) != 0) continue;
+    use(format, "LUO subtree " + t.value("name", std::string("?")));
+    for (const auto& s : t.value("sessions", nlohmann::json::array()))
+      for (const auto& f : s.value("files", nlohmann::json::array()))
+        use(f.value("compatible", std::string()),
+            fmt::format("LUO session {}, file token {}", s.value("name", std::string("?")), f.value("token", u64{0})));
+    for (const auto& b : t.value("flbs", nlohmann::json::array()))
+      out.flbs_not_listed.push_back({b.value("name", std::string("?")), "FLB"});
+  }
+  return out;
+}
+
+inline nlohmann::json to_json(const liveupdate_versions_check& c) {
+  auto list = [](const std::vector<luo_compatible_use>& v) {
+    nlohmann::json a = nlohmann::json::array();
+    for (const auto& u : v) a.push_back({{"compatible", u.compatible}, {"structure", u.what}});
+    return a;
+  };
+  return {{"ok", c.ok()},
+          {"listed", c.listed},
+          {"duplicates", c.duplicates},
+          {"present", list(c.present)},
+          {"missing", list(c.missing)},
+          {"flbs_not_listed", list(c.flbs_not_listed)},
+          {"note", "FLB names are not listed by .liveupdate_versions: they are not checked"}};
+}
+
+inline std::string format_liveupdate_versions_check(const liveupdate_versions_check& c) {
+  std::string out = fmt::format("next kernel's .liveupdate_versions: {} entries{}\n", c.listed.size(),
+                                c.duplicates ? fmt::format(" ({} duplicates)", c.duplicates) : std::string());
+  for (const auto& u : c.present) out += fmt::format("  listed   {}: {}\n", u.what, u.compatible);
+  for (const auto& u : c.missing) out += fmt::format("  MISSING  {}: {} is not listed\n", u.what, u.compatible);
+  if (!c.flbs_not_listed.empty()) {
+    out += "  FLBs are not listed by .liveupdate_versions, so these are not checked:";
+    for (const auto& u : c.flbs_not_listed) out += " " + u.compatible;
+    out += "\n";
+  }
+  out += c.ok() ? "the next kernel lists every LUO version the handover uses\n"
+                : fmt::format("the next kernel lacks {} LUO versions the handover uses\n", c.missing.size());
   return out;
 }
 
