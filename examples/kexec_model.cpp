@@ -380,12 +380,21 @@ void run_next_linux(model::physical_memory& pm, nlohmann::json& out, bool inspec
             nlohmann::json file = {{"session", session}, {"token", f.token.get()}, {"compatible", f.compatible}};
             if (detail::string_equals(f.compatible, luo_v5_file_compatible_len, memfd_v2_compatible))
               file["memfd"] = model::reclaim_linux_memfd(fresh, mem, phys_addr{f.data.get()});
+            else if (auto state = model::reclaim_vm_host_file(fresh, mem, f, v->files(e)); !state.is_null())
+              file["vm_host"] = std::move(state);
             files.push_back(std::move(file));
           }
         }
       }
+      out["vm_host_flbs"] = model::reclaim_vm_host_flbs(mem, v->flbs(), v->flb_count());
       v->release();
     }
+    bool vm_host_ok = true;
+    for (const auto& f : files)
+      if (f.contains("vm_host")) vm_host_ok = vm_host_ok && f["vm_host"].value("ok", false);
+    if (out.contains("vm_host_flbs"))
+      for (const auto& [name, flb] : out["vm_host_flbs"].items()) vm_host_ok = vm_host_ok && flb.value("ok", false);
+    if (!vm_host_ok && out["status"] == "ok") out["status"] = "vm host state lost";
     out["luo"] = {{"ok", bool(v)}, {"retrieved", std::move(files)}};
   }
   if (auto kho_luo = handover->find("kho-LUO")) out["kho_luo"] = model::reclaim_demo_luo(mem, kho_luo->phys);
@@ -419,7 +428,13 @@ void print_linux(const nlohmann::json& out) {
     for (const auto& f : out["luo"]["retrieved"])
       std::printf("LUO: retrieved %s/%llu (%s)%s%s\n", f["session"].get<std::string>().c_str(),
                   static_cast<unsigned long long>(f["token"].get<u64>()), f["compatible"].get<std::string>().c_str(),
-                  f.contains("memfd") ? ": " : "", f.contains("memfd") ? f["memfd"].value("summary", "").c_str() : "");
+                  f.contains("memfd") || f.contains("vm_host") ? ": " : "",
+                  f.contains("memfd")     ? f["memfd"].value("summary", "").c_str()
+                  : f.contains("vm_host") ? f["vm_host"].value("summary", "").c_str()
+                                          : "");
+  if (out.contains("vm_host_flbs"))
+    for (const auto& [name, flb] : out["vm_host_flbs"].items())
+      std::printf("LUO FLB %s\n", flb.value("summary", "").c_str());
   if (out.contains("memfd")) std::printf("kho memfd: %s\n", out["memfd"].value("summary", "").c_str());
 }
 
@@ -796,6 +811,10 @@ int main(int argc, char** argv) {
   bool stock = false;
   app.add_flag("--stock", stock, "linux: no kho,* properties (exactly what a stock kernel writes)");
   app.add_flag("--kho-formats", linux_opts.kho_formats, "linux: also kho's own formats as subtrees");
+  bool no_hugetlb = false, no_guest_memfd = false, no_iommu = false;
+  app.add_flag("--no-hugetlb", no_hugetlb, "linux: no hugetlb-backed file (huge-memfd-v1, hugetlb-v1 FLB)");
+  app.add_flag("--no-guest-memfd", no_guest_memfd, "linux: no KVM VM and guest_memfd (kvm_vm_luo_v1, guest_memfd_luo_v1)");
+  app.add_flag("--no-iommu", no_iommu, "linux: no IOMMU and PCI FLBs, iommufd or vfio-pci file");
   app.add_option("--base", base, "physical base of memory");
   app.add_option("--size", size, "bytes of physical memory");
   app.add_option("--memory-file", memory_file, "back physical memory by this file (kept)");
@@ -869,6 +888,7 @@ int main(int argc, char** argv) {
     if (stock && (!crash_at.empty() || stale_seed))
       die("--stock writes no seal: a crash or a stale byte cannot be told from a valid handover");
     linux_opts.kho_properties = !stock;
+    linux_opts.vm_host = {!no_hugetlb, !no_guest_memfd, !no_iommu};
     linux_opts.generation = generation;
     auto run_old = [&](model::physical_memory& memory) {
       if (format == "kho-root-v1") return run_old_image(memory, crash_at, generation);

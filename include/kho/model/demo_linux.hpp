@@ -8,12 +8,14 @@
 //                          at B carrying kho_data; B stands for boot_params'
 //                          setup_data pointer, which a real boot loader passes
 //   [B + P, K)             the old kernel's memory: every handover page comes from here
-//   [K, B + S)             KHO scratch, never preserved: two ranges (lowmem, global),
+//   [K, B + S)             KHO boot memory (scratch), never preserved: two ranges (lowmem, global),
 //                          the kho_scratch array in the first page of the second
 //
 // The old kernel's side (build_linux_handover): the preserved-memory map, the root FDT
 // (with kho's seal unless stock), the boot hand-off, kexec-metadata, a memblock
-// reserve_mem region, LUO (luo-v5) with memfd-v2 files, guest memory; with kho's
+// reserve_mem region, LUO (luo-v5) with memfd-v2 files and a VM host's state
+// (demo_vm_host.hpp: a hugetlb file, a KVM VM and its guest_memfd, the IOMMU and PCI
+// FLBs with an iommufd and a vfio-pci file), guest memory; with kho's
 // formats also kho-xarray-v1 and kho-luo-v1 under names a stock kernel never uses.
 // The next kernel's side (reclaim_linux_memfd): a memfd's folio array adopted into a
 // kho xarray that keeps taking page faults, then written back as memfd-v2.
@@ -25,6 +27,7 @@
 #include <kho/linux/memblock.hpp>
 #include <kho/linux/memfd.hpp>
 #include <kho/linux/x86_boot.hpp>
+#include <kho/model/demo_vm_host.hpp>
 #include <kho/model/demo_luo.hpp>
 #include <kho/model/demo_xarray.hpp>
 #include <kho/model/physical_memory.hpp>
@@ -50,6 +53,7 @@ struct linux_demo_options {
   bool kho_properties = true;  // kho's seal; off: exactly what a stock kernel writes
   bool kho_formats = false;    // also kho's own formats, as subtrees
   u64 generation = 1;
+  vm_host_options vm_host;     // hugetlb, guest_memfd, IOMMU state (demo_vm_host.hpp)
 };
 
 /// The crash points of build_linux_handover, in order.
@@ -212,9 +216,7 @@ covered_spans build_linux_handover(const physical_memory& pm, const linux_demo_o
     if (!fd) detail_linux::fail("memfd", fd.err());
     must(luo->preserve_file(m.session, memfd_v2_compatible, fd->value, m.token), "LUO file");
   }
-  auto iommu = alloc_zeroed(tracked, order{0}, page);
-  if (!iommu) detail_linux::fail("FLB", iommu.err());
-  must(luo->add_flb("iommufd", iommu->value, 1), "FLB");
+  preserve_vm_host(tracked, *luo, opt.vm_host);
   must(root->add(luo_v5_subtree, luo->blob().phys, luo->blob().size, luo_v5_compatible), "add LUO");
   crash_point("luo");
 
