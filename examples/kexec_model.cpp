@@ -361,7 +361,7 @@ void run_next_linux(model::physical_memory& pm, nlohmann::json& out, bool inspec
     if (r.start <= array && array < r.end) r.start = array + page_geometry<>::size;
     if (r.size() > fresh_range.size()) fresh_range = r;
   }
-  out["scratch"] = {{"summary", fmt::format("{} KiB of KHO boot memory (scratch) at {:#x} from kho_data", fresh_range.size() >> 10,
+  out["scratch"] = {{"summary", fmt::format("{} KiB at {:#x} from kho_data", fresh_range.size() >> 10,
                                             fresh_range.start.value)}};
   bump_page_source<flat_memory> fresh(mem, fresh_range.start, fresh_range.end);
   auto luo = handover->find(luo_v5_subtree);

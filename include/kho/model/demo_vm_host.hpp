@@ -30,6 +30,7 @@
 #include <kho/linux/iommu.hpp>
 #include <kho/linux/iommufd.hpp>
 #include <kho/linux/kvm.hpp>
+#include <kho/linux/luo_handlers.hpp>
 #include <kho/linux/luo_v5.hpp>
 #include <kho/linux/pci.hpp>
 #include <kho/linux/vfio_pci.hpp>
