@@ -261,7 +261,11 @@ struct Corrupted : ::testing::Test {
 };
 
 TEST_F(Corrupted, LuoCompatible) {
-  img.at(pg(8))[5] = '4';  // "luo-v4"
+  img.at(pg(8))[5] = '4';  // "luo-v4" (raw, LINUX-FORMATS-NEXT.md 1.7): kho reads that
+  // layout now; its files are 2-page arrays, so luo-v5's first file block reads as a
+  // file record whose compatible is the block's header (empty): refused there.
+  expect(errc::bad_string, "luo-files");
+  img.at(pg(8))[5] = '6';  // no layout's string
   expect(errc::bad_compatible, "luo-v5");
 }
 

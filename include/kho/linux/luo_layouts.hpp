@@ -773,7 +773,8 @@ class luo_layout_writer {
       if (!pa) return pa.err();
       ser_ = *pa;
       if (l_->form == luo_form::raw)
-        std::memcpy(virt<char>(ser_, l_->compatible_len), l_->compatible, std::strlen(l_->compatible));
+        std::memcpy(virt<char>(ser_, l_->compatible_len), l_->compatible,
+                    detail::bounded_length(l_->compatible, l_->compatible_len));
     }
     auto flb = alloc(0);
     if (!flb) return flb.err();
@@ -829,7 +830,7 @@ class luo_layout_writer {
       impl::fdt_put_le64(v, value);
       return fdt_property(fdt, prop, v, 8);
     };
-    const u64 len = std::strlen(l_->compatible) + 1;
+    const u64 len = detail::bounded_length(l_->compatible, luo_kho_block_compatible_len) + 1;
     int err = fdt_create(fdt, static_cast<int>(geometry::size));
     if (!err) err = fdt_finish_reservemap(fdt);
     if (!err) err = fdt_begin_node(fdt, "");
