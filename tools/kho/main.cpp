@@ -1,9 +1,9 @@
 // kho: inspect and verify handover memory images.
 //
 //   kho dump   --memory FILE [--base PHYS] [--root PHYS | --fdt PHYS | --fdt-file F | --dtb F]
-//              [--page-size N] [--json] [--holes] [--max-ranges N]
+//              [--page-size N] [--json] [--holes] [--max-ranges N] [--kvm-vm-dialect A|B]
 //   kho verify --memory FILE [--base PHYS] [--root PHYS | --fdt PHYS | --fdt-file F | --dtb F] [--page-size N]
-//              [--json]
+//              [--json] [--kvm-vm-dialect A|B]
 //   kho dump   --memory FILE [--base PHYS] --radix-root PHYS [--json]   (a bare radix tree)
 //   kho qualify [--memory FILE ...] [--writer-image EXE | --writer-manifest F]
 //               (--next-image EXE | --next-manifest F) [--json]
@@ -39,6 +39,10 @@
 //     addresses) and, there being no boot page, --root (or --radix-root) is required.
 //     A malformed core (bad header, headers or segments outside the file, wrapping or
 //     overlapping segments) is refused with exit 1 and a line saying what is wrong.
+// --kvm-vm-dialect says which layout a LUO file "kvm_vm_luo_v1" is in: A (linux-mm,
+// memory attributes) or B (soleen, an arch-state blob). The string names both and the
+// bytes cannot tell them apart; without the option such a file's own page is checked
+// and claimed, and nothing it points at is read (docs/format.md).
 // --page-size is the handover's page: 4096 (default), 16384 or 65536 (any other value
 // is a usage error); every reader and the boot page's page shift use it.
 // verify reads everything and keeps only counts, so its memory is the readers'
