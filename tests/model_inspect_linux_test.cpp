@@ -57,7 +57,7 @@ struct reported_handover {
     EXPECT_TRUE(l && l->create_session("vm") && l->create_session("empty"));
     EXPECT_TRUE(l->preserve_file("vm", memfd_v2_compatible, memfd2.value, 1));
     EXPECT_TRUE(l->preserve_file("vm", memfd_v1_compatible, memfd1.value, 2));
-    EXPECT_TRUE(l->preserve_file("vm", "iommufd-v1", 0xabc000, 3));
+    EXPECT_TRUE(l->preserve_file("vm", "opaque-v1", 0xabc000, 3));  // a handler no reader knows: opaque
     EXPECT_TRUE(l->add_flb("iommu", 0x5000, 2));
     luo = l->blob().phys;
     auto m = write_kexec_metadata<PageShift>(tracked, "6.20.0-kho", 3);
@@ -180,7 +180,7 @@ TYPED_TEST(InspectKhoFdtPages, WholeHandoverReported) {
   ASSERT_EQ(v1["folios"].size(), 10u);  // every folio, up to max_ranges
   EXPECT_EQ(v1["folios"][9], folio_json(h.v1_folios[9]));
   EXPECT_FALSE(v1["folios_truncated"]);
-  EXPECT_EQ(files[2], (nlohmann::json{{"compatible", "iommufd-v1"}, {"token", 3}, {"data", "0xabc000"}}));
+  EXPECT_EQ(files[2], (nlohmann::json{{"compatible", "opaque-v1"}, {"token", 3}, {"data", "0xabc000"}}));
   EXPECT_EQ(luo["flbs"], nlohmann::json::parse(R"([{"name": "iommu", "count": 2, "data": "0x5000"}])"));
 
   const nlohmann::json& meta = subtree(j, "kexec-metadata");
