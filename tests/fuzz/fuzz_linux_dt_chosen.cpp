@@ -10,7 +10,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // libfdt reads the header's words in place: the DTB gets an 8-byte aligned copy.
   std::vector<kho::u64> aligned(size / 8 + 1);
-  std::memcpy(aligned.data(), data, size);
+  if (size != 0) std::memcpy(aligned.data(), data, size);
   auto found = kho::upstream::find_kho_chosen(aligned.data(), size);
   if (!found) return 0;
   std::vector<kho::u64> copy(size / 8 + 64);

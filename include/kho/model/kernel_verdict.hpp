@@ -364,11 +364,13 @@ void kernel_scan(kernel_verdict& v, const upstream::kho_fdt_view<M, PageShift>& 
                       kho_root_compatible(view.compat())));
   if (!read_structures) return;
   // The kernel retrieves subtrees by name (kho_retrieve_subtree): LUO, kexec-metadata
-  // and memblock; nothing asks for any other.
+  // and memblock; nothing asks for any other. (upstream::impl spelled out: a unit that
+  // also includes qualify.hpp has a kho::model::impl, which would hide it.)
   view.for_each([&](const kho_subtree& t) {
     if (upstream::impl::answers_to(t.name, luo_v5_subtree)) {
       detail_verdict::scan_luo<PageShift>(v, view.memory(), t);
-    } else if (!upstream::impl::answers_to(t.name, kexec_metadata_subtree) && !upstream::impl::answers_to(t.name, memblock_subtree)) {
+    } else if (!upstream::impl::answers_to(t.name, kexec_metadata_subtree) &&
+               !upstream::impl::answers_to(t.name, memblock_subtree)) {
       v.add(kernel_outcome::loses_data, "kho-fdt", t.phys.value,
             fmt::format("subtree \"{}\" ({}): no reader in the kernel asks for it, so its pages and all it "
                         "reaches stay reserved, leaked",
