@@ -43,8 +43,10 @@
 //   - no two live devices with one (devid, pci_domain_nr), no two live hw objects with
 //     one (token, type) (duplicate): the kernel matches on them and takes the first.
 // check_references(map) (the whole-handover check): I/O page-table pages named by live
-// objects (top_table_phys, root_table, pasid_table) are preserved (not_preserved),
-// checked but not claimed, as the page-table code that preserves them was not read;
+// objects (top_table_phys, root_table, pasid_table) are preserved (not_preserved), and
+// claim_io_page_tables claims the page each names for the FLB (the page-table code
+// that preserves them was not read, but the FLB is what names them: a page named
+// twice, or owned by another structure too, is aliased);
 // an Intel MMIO base is not preserved memory (out_of_range). The context tables (the
 // 512-bit bitmap says which are preserved) are named inside the root table, which kho
 // does not read.
@@ -547,6 +549,30 @@ class iommu_flb_view {
       for_each_page(static_cast<iommu_list>(l), [&](phys_addr page, u64) {
         if (s) s = owners.claim(page, 1, who);
       });
+    return s;
+  }
+
+  /// Claims the page of each I/O page table a live object names (a domain's top table,
+  /// an Intel unit's root table, a device's PASID table) for the IOMMU FLB: whoever
+  /// preserved it, the FLB is what names it, so a page two objects name, or one a
+  /// structure also owns, has two owners (aliased). Run after check_references, which
+  /// proves them preserved. Complexity: O(objects). Errors: claim's.
+  template <class Owners>
+  status claim_io_page_tables(Owners& owners) const {
+    const page_owner who{structure, ser_};
+    status s;
+    auto claim = [&](u64 pa) {
+      if (s && pa != 0) s = owners.claim(phys_addr{pa & ~geometry::mask}, 1, who);
+    };
+    for_each_domain([&](const iommu_domain& d) {
+      if ((d.flags & iommu_flag_deleted) == 0) claim(d.top_table_phys);
+    });
+    for_each_hw([&](const iommu_hw& h) {
+      if ((h.flags & iommu_flag_deleted) == 0 && h.type == iommu_type_intel) claim(h.root_table);
+    });
+    for_each_device([&](const iommu_device& d) {
+      if ((d.flags & iommu_flag_deleted) == 0) claim(d.pasid_table);
+    });
     return s;
   }
 

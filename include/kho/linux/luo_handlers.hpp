@@ -200,6 +200,7 @@ status claim_iommu_flb(const M& mem, phys_addr data, iommu_variant v, Owners& ow
   if (!view) return view.err();
   status s = view->claim_pages(owners);
   if (s) s = view->check_references(map);
+  if (s) s = view->claim_io_page_tables(owners);
   view->release();
   return s;
 }
