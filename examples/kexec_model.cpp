@@ -809,7 +809,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"linux", "kho-root-v1"}))
       ->capture_default_str();
   bool stock = false;
-  app.add_flag("--stock", stock, "linux: no kho,* properties (exactly what a stock kernel writes)");
+  app.add_flag("--stock", stock, "linux: no kho,* properties and no VM host state (exactly what a stock kernel writes)");
   app.add_flag("--kho-formats", linux_opts.kho_formats, "linux: also kho's own formats as subtrees");
   bool no_hugetlb = false, no_guest_memfd = false, no_iommu = false;
   app.add_flag("--no-hugetlb", no_hugetlb, "linux: no hugetlb-backed file (huge-memfd-v1, hugetlb-v1 FLB)");
@@ -888,7 +888,9 @@ int main(int argc, char** argv) {
     if (stock && (!crash_at.empty() || stale_seed))
       die("--stock writes no seal: a crash or a stale byte cannot be told from a valid handover");
     linux_opts.kho_properties = !stock;
-    linux_opts.vm_host = {!no_hugetlb, !no_guest_memfd, !no_iommu};
+    // A stock kernel (shared/LINUX-FORMATS.md) has none of the VM host's handlers, so it
+    // writes none of their state.
+    linux_opts.vm_host = {!no_hugetlb && !stock, !no_guest_memfd && !stock, !no_iommu && !stock};
     linux_opts.generation = generation;
     auto run_old = [&](model::physical_memory& memory) {
       if (format == "kho-root-v1") return run_old_image(memory, crash_at, generation);

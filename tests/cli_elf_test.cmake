@@ -74,7 +74,7 @@ expect_out("^address outside memory in handover at 0x102000000" "root in the abs
 expect_rc(1 ${KHO} verify --memory ${core} --root ${root} --base ${base})
 expect_out("is an ELF core: its segments carry their physical addresses, --base is for flat images" "--base")
 expect_rc(1 ${KHO} dump --memory ${core})
-expect_out("is an ELF core, which has no boot page: pass --fdt, --fdt-file or --root" "no --root")
+expect_out("is an ELF core, which has no boot page: pass --fdt, --fdt-file, --dtb or --root" "no --root")
 expect_rc(1 ${KHO} verify --memory ${WORK}/sample-4096.img)
 expect_out("is a flat image: --base is required" "flat without --base")
 expect_rc(1 ${KHO} verify --memory ${WORK}/sample-65536.img --base 0x100004000 --page-size 65536)

@@ -89,7 +89,7 @@ if(NOT last_out MATCHES "^ok: kho-v4 handover, 5 subtrees verified")
   message(FATAL_ERROR "verify --dtb: ${last_out}")
 endif()
 expect_rc(5 ${KHO} dump --memory ${image} --base ${base} --dtb ${WORK}/boot.dtb)
-if(NOT last_out MATCHES "the DTB's /chosen: FDT ${fdt} \\(4096 bytes\\), ${entries} scratch ranges at ${array}"
+if(NOT last_out MATCHES "the DTB's /chosen: FDT ${fdt} \\(4096 bytes\\), ${entries} KHO boot memory \\(scratch\\) ranges at ${array}"
    OR NOT last_out MATCHES "subtree LUO +luo-v5")
   message(FATAL_ERROR "dump --dtb: ${last_out}")
 endif()
@@ -136,10 +136,12 @@ function(next_image out section)
   endif()
 endfunction()
 
-write_versions(${WORK}/all.bin "memfd-v2" "luo-v5" "memfd-v2")
+# Every file handler the model's handover uses (its VM host's too), memfd-v2 twice.
+write_versions(${WORK}/all.bin "memfd-v2" "luo-v5" "memfd-v2" "huge-memfd-v1" "kvm_vm_luo_v1" "guest_memfd_luo_v1"
+               "iommufd-v1" "vfio-pci-v1")
 next_image(${WORK}/next-all ${WORK}/all.bin)
 expect_rc(0 ${KHO} manifest ${WORK}/next-all)
-if(NOT last_out MATCHES ".liveupdate_versions \\(3 entries, 1 duplicates; FLB names are not listed there\\)"
+if(NOT last_out MATCHES ".liveupdate_versions \\(8 entries, 1 duplicates; FLB names are not listed there\\)"
    OR NOT last_out MATCHES "\n  luo-v5\n")
   message(FATAL_ERROR "manifest: ${last_out}")
 endif()

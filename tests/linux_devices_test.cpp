@@ -727,6 +727,7 @@ struct device_handover {
     d.top_table_phys = tracked.alloc(order{0})->value;
     d.vasz = 48;
     EXPECT_TRUE(iw->add_domain(d).has_value());
+    d.top_table_phys = tracked.alloc(order{0})->value;  // each domain its own I/O page table
     domain = *iw->add_domain(d);
     iommu_device dev;
     dev.devid = 0x0310;
@@ -766,6 +767,19 @@ TEST(DevicesHandover, ValidatesElsewhere) {
       EXPECT_TRUE(s) << to_string(s.code()) << " " << (s ? "" : s.err().loc.structure) << " at " << std::hex
                      << s.err().loc.at.value;
     }
+}
+
+// An I/O page table is one domain's: a second domain naming the same top table page
+// gives the page two owners, though both are preserved.
+TEST(DevicesHandover, TwoDomainsOnOnePageTableAreAliased) {
+  device_handover h;
+  const phys_addr first{h.domain.value - 37};  // the domain added before it, on the same page
+  const u64 shared = get(h.a.bytes(first), 8, 8);
+  put(h.a.bytes(h.domain), 8, shared, 8);
+  const status s = h.check();
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.code(), errc::aliased);
+  EXPECT_EQ(s.err().loc.at.value, shared);
 }
 
 TEST(DevicesHandover, IommufdDomainOffBoundary) {

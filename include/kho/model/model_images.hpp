@@ -31,8 +31,10 @@
 namespace kho::model {
 
 /// The current model image. Its chain reader reads LUO through luo-v5's view and
-/// memfds through memfd-v1/-v2's, so those are what it declares, though the library
-/// under it reads more (kho/readers.hpp).
+/// memfds through memfd-v1/-v2's, and its next image the VM host's state
+/// (demo_vm_host.hpp: hugetlb-v1, huge-memfd-v1, kvm_vm_luo_v1 layout A,
+/// guest_memfd_luo_v1, iommu-liveupdate-v1, pci-v2, iommufd-v1, vfio-pci-v1), so those
+/// are what it declares, though the library under it reads more (kho/readers.hpp).
 inline constexpr manifest_line current_image_lines[] = {
     {"kho", version_set({3, 4}), version_set({3, 4})},
     {"luo", version_set({5}), version_set({5})},
@@ -43,6 +45,15 @@ inline constexpr manifest_line current_image_lines[] = {
     {"kho-radix", version_set({1}), version_set({1})},
     {"kho-xarray", version_set({1}), version_set({1})},
     {"kho-luo", version_set({1}), version_set({1})},
+    // The VM host's state (demo_vm_host.hpp), read through each format's own view.
+    {"hugetlb", version_set({1}), version_set({1})},
+    {"huge-memfd", version_set({1}), version_set({1})},
+    {"guest_memfd", version_set({1}), version_set({1})},
+    {"kvm-vm", version_set({1}), version_set({1})},
+    {"iommu", version_set({1}), version_set({1})},
+    {"pci", version_set({2}), version_set({2})},
+    {"iommufd", version_set({1}), version_set({1})},
+    {"vfio-pci", version_set({1}), version_set({1})},
 };
 
 /// An older release: kho-v3, luo-v5, memfd-v1; no kho formats.
