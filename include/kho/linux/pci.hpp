@@ -273,6 +273,7 @@ class pci_flb_view {
       return c;
     }
     const u64 slots = v_ == pci_variant::v1 ? nr_ : max_;
+    if (slots == 0) return errc::ok;  // no array to map: it may end where memory does
     const auto* s = static_cast<const pci_dev_ser*>(mem_.to_virt(ser_ + sizeof(pci_ser), slots * sizeof(pci_dev_ser)));
     for (u64 i = 0; i < slots; ++i)
       if (const errc c = g(s[i], ser_ + sizeof(pci_ser) + i * sizeof(pci_dev_ser)); c != errc::ok) return c;
