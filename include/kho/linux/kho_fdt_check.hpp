@@ -49,6 +49,7 @@
 #include <new>
 #include <optional>
 #include <span>
+#include <type_traits>
 
 namespace kho::upstream {
 
@@ -119,9 +120,16 @@ struct luo_claim_visitor {
     for (const luo_flb_ser& b : flbs_) KHO_TRY(claim_luo_flb<PageShift>(mem, b, flbs_, owners, map));
     return {};
   }
+  // A token one file names is looked up in an index of its session (built in scratch
+  // only if a file names one), so the check stays linear in the session's files.
   template <class Files>
   status session(const luo_session_ser&, const Files& files) {
-    for (const luo_file_ser& f : files) KHO_TRY(claim_luo_file<PageShift>(mem, f, files, flbs_, owners, map, dialect));
+    using scratch_type = std::remove_reference_t<decltype(owners.scratch())>;
+    indexed_session_files<Files, scratch_type, PageShift> indexed(files, owners.scratch());
+    for (const luo_file_ser& f : files) {
+      KHO_TRY(claim_luo_file<PageShift>(mem, f, indexed, flbs_, owners, map, dialect));
+      KHO_TRY(indexed.error());
+    }
     return {};
   }
 };

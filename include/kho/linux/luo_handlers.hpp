@@ -28,6 +28,7 @@
 #include <kho/linux/pci.hpp>
 #include <kho/linux/tmpfs.hpp>
 #include <kho/linux/vfio_pci.hpp>
+#include <kho/detail/probe_table.hpp>
 #include <kho/memory.hpp>
 #include <kho/result.hpp>
 
@@ -52,12 +53,76 @@ inline bool names_handler(const luo_file_ser& f, const char* compatible) {
   return detail::string_equals(f.compatible, luo_v5_file_compatible_len, compatible);
 }
 
-/// The file of `session_files` with `token`, or nullptr.
+/// A session's files with a token index built on first use in scratch pages: a file
+/// that names another by token (a guest_memfd its VM, a vCPU its VM, a tmpfs file its
+/// mount) then costs O(1) expected instead of a scan of the session, so a session of
+/// n such files is checked in O(n), not O(n^2). The first file with a token is the one
+/// found, as a scan finds it. Tokens come from untrusted memory and can be chosen to
+/// collide: the table's probe budget turns that into budget_exceeded.
+template <class Files, PageSource Scratch, unsigned PageShift = 12>
+class indexed_session_files {
+  struct slot {
+    u64 tag;
+    u64 token;
+    const luo_file_ser* file;
+    u64 unused;
+  };
+  static u64 tag_of(u64 token) { return detail::tag_of(detail::mix64(token)); }
+
+ public:
+  indexed_session_files(const Files& files, Scratch& scratch) : files_(files), scratch_(scratch) {}
+  indexed_session_files(const indexed_session_files&) = delete;
+  ~indexed_session_files() { table_.release(scratch_); }
+
+  auto begin() const { return files_.begin(); }
+  auto end() const { return files_.end(); }
+
+  /// The first file with `token`, or nullptr. Errors (in `err`): the index's
+  /// out_of_memory or budget_exceeded, kept for the caller (error()).
+  const luo_file_ser* find_token(u64 token) const {
+    if (!built_ && status_) status_ = build();
+    if (!status_) return nullptr;
+    const slot* hit = table_.find(scratch_, tag_of(token), [&](const slot& e) { return e.token == token; });
+    return hit != nullptr ? hit->file : nullptr;
+  }
+  /// Why the index could not be built (ok when it was, or never needed).
+  const status& error() const { return status_; }
+
+ private:
+  status build() const {
+    built_ = true;
+    u64 n = 0;
+    for (const luo_file_ser& f : files_) (void)f, ++n;
+    KHO_TRY(table_.reserve(scratch_, n));
+    table_.set_probe_budget(16 * n + 1024);
+    for (const luo_file_ser& f : files_) {
+      const u64 token = f.token.get();
+      bool inserted = false;
+      auto r = table_.insert_unique(scratch_, slot{tag_of(token), token, &f, 0},
+                                    [&](const slot& e) { return e.token == token; }, inserted);
+      if (!r) return r.err();
+    }
+    return {};
+  }
+
+  const Files& files_;
+  Scratch& scratch_;
+  mutable detail::probe_table<slot, Scratch, PageShift> table_{};
+  mutable bool built_ = false;
+  mutable status status_{};
+};
+
+/// The file of `session_files` with `token`, or nullptr: through the index when the
+/// range has one (indexed_session_files), else by a scan.
 template <class Files>
 const luo_file_ser* find_file_by_token(const Files& session_files, u64 token) {
-  for (const luo_file_ser& f : session_files)
-    if (f.token.get() == token) return &f;
-  return nullptr;
+  if constexpr (requires { session_files.find_token(token); }) {
+    return session_files.find_token(token);
+  } else {
+    for (const luo_file_ser& f : session_files)
+      if (f.token.get() == token) return &f;
+    return nullptr;
+  }
 }
 
 /// The order of the preserved block whose head is `head`, or Map::orders if none is.
@@ -150,6 +215,7 @@ template <class Files>
 status check_token(const Files& session_files, u64 token, const char* compatible, const char* structure,
                    phys_addr field) {
   const luo_file_ser* f = find_file_by_token(session_files, token);
+  if constexpr (requires { session_files.error(); }) KHO_TRY(session_files.error());  // the index, not the token
   if (f == nullptr || !names_handler(*f, compatible)) return make_error(errc::missing_dependency, structure, field, 0);
   return {};
 }
