@@ -58,8 +58,8 @@ TEST(LuoHandlersIndex, BuiltOnlyWhenAsked) {
 
 TEST(LuoHandlersIndex, NoScratchIsAnErrorNotAMissingFile) {
   const auto files = files_with({1, 2, 3});
-  scratch_arena<12> scratch(u64{1} << 12);  // one page
-  (void)scratch.pages().alloc(order{0});    // and it is taken
+  scratch_arena<12> scratch(u64{1} << 16);        // 16 pages (the arena's alignment is 64 KiB)
+  ASSERT_TRUE(scratch.pages().alloc(order{4}));  // and all are taken
   indexed_session_files<std::vector<luo_file_ser>, scratch_arena<12>::source_type> indexed(files, scratch.pages());
   EXPECT_EQ(indexed.find_token(2), nullptr);
   EXPECT_EQ(indexed.error().code(), errc::out_of_memory);
